@@ -1,0 +1,62 @@
+// swift-tools-version:6.0
+//
+// gmemfs: a userspace guest_memfd-like file system served through FUSE.
+//
+// Read bottom-up: CFuse (shim) -> FuseKit (typed libfuse, knows nothing of gmem)
+// -> GmemCore (attribute tree, page store, file semantics; no FUSE) -> GmemFS (bridge)
+// -> thin executables.
+//
+// Debug builds define GMEM_INTERNAL_CHECKS: the attribute tree validates all of its
+// invariants after every mutation (O(n) per store). Release builds compile the checks away.
+import PackageDescription
+
+let internalChecks: [SwiftSetting] = [.define("GMEM_INTERNAL_CHECKS", .when(configuration: .debug))]
+
+let package = Package(
+    name: "gmemfs",
+    products: [
+        .executable(name: "gmemfs", targets: ["gmemfs"]),
+        .executable(name: "gmemctl", targets: ["gmemctl"]),
+        .executable(name: "gmem-bench", targets: ["gmem-bench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
+    ],
+    targets: [
+        // MARK: - Libraries
+        .systemLibrary(name: "CFuse", path: "CFuse", pkgConfig: "fuse3", providers: [.apt(["libfuse3-dev"])]),
+        .target(
+            name: "GmemCore",
+            dependencies: [.product(name: "SystemPackage", package: "swift-system")],
+            swiftSettings: internalChecks),
+        .target(
+            name: "FuseKit",
+            dependencies: ["CFuse", .product(name: "SystemPackage", package: "swift-system"),
+                           .product(name: "Logging", package: "swift-log")]),
+        .target(
+            name: "GmemFS",
+            dependencies: ["GmemCore", "FuseKit", .product(name: "Logging", package: "swift-log")]),
+
+        // MARK: - Executables
+        .executableTarget(
+            name: "gmemfs",
+            dependencies: ["GmemFS", "FuseKit", "GmemCore",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                           .product(name: "Logging", package: "swift-log")]),
+        .executableTarget(
+            name: "gmemctl",
+            dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser"),
+                           .product(name: "SystemPackage", package: "swift-system")]),
+        .executableTarget(
+            name: "gmem-bench",
+            dependencies: ["GmemCore", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+
+        // MARK: - Tests
+        .target(name: "GmemTestSupport", dependencies: ["GmemCore"], path: "Tests/GmemTestSupport"),
+        .testTarget(name: "GmemCoreTests", dependencies: ["GmemCore", "GmemTestSupport"], swiftSettings: internalChecks),
+        .testTarget(name: "MountTests", dependencies: ["GmemTestSupport"]),
+    ],
+    swiftLanguageModes: [.v6]
+)
