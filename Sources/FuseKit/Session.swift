@@ -1,0 +1,105 @@
+import CFuse
+import Glibc
+import SystemPackage
+
+/// Sends kernel cache invalidations for a session (`fuse_lowlevel_notify_inval_inode`).
+///
+/// Contract (fuse-facts §2): call it with **no lock held that a READ or WRITE handler may need**,
+/// and never from the only session thread: the kernel waits for page locks whose READs the
+/// daemon must still be able to serve, and dirty mmap pages are written back (WRITE requests
+/// arrive on other threads) while the call is in progress.
+public final class Notifier: @unchecked Sendable {
+    // Set once by `Session.init`, before the loop starts; read-only afterwards.
+    fileprivate var session: OpaquePointer?
+
+    public init() {}
+
+    /// Drops the kernel's cached pages of `inode` in `[offset, offset + length)` and unmaps them
+    /// from every process; returns once that is done. A length of 0 means "to the end".
+    /// Errors that only mean "nothing to invalidate" (the kernel never looked the inode up, or the
+    /// file system is being unmounted: ENOENT, EBADF, ENODEV) are not reported.
+    @discardableResult
+    public func invalidate(inode: UInt64, offset: Int, length: Int) -> Errno? {
+        guard let se = session else { return nil }
+        let rc = fuse_lowlevel_notify_inval_inode(se, inode, offset, length)
+        if rc == 0 || [ENOENT, EBADF, ENODEV].contains(-rc) { return nil }
+        return Errno(rawValue: -rc)
+    }
+}
+
+public struct FuseError: Error, CustomStringConvertible {
+    public let description: String
+}
+
+/// A libfuse low-level session: new → mount → (daemonize) → run → unmount, torn down on deinit.
+public final class Session: @unchecked Sendable {
+    private let se: OpaquePointer
+    private let box: Unmanaged<FilesystemBox>
+    private var mounted = false
+
+    /// - Parameters:
+    ///   - options: `-o` options for libfuse (e.g. `allow_other`, `auto_unmount`, `default_permissions`).
+    ///   - debug: libfuse's `-d` (prints every request).
+    public init(filesystem: any LowLevelFilesystem, notifier: Notifier, options: [String], debug: Bool) throws {
+        var argv: [String] = ["gmemfs"]
+        if debug { argv.append("-d") }
+        for o in options where !o.isEmpty { argv += ["-o", o] }
+        var cargs = argv.map { strdup($0) }
+        defer { cargs.forEach { free($0) } }
+        var args = cfuse_args_init(Int32(cargs.count), &cargs)
+        box = Unmanaged.passRetained(FilesystemBox(filesystem))
+        var ops = operations
+        guard let s = fuse_session_new(&args, &ops, MemoryLayout<fuse_lowlevel_ops>.size, box.toOpaque()) else {
+            box.release()
+            fuse_opt_free_args(&args)
+            throw FuseError(description: "fuse_session_new failed (bad -o option?)")
+        }
+        fuse_opt_free_args(&args)
+        se = s
+        notifier.session = s
+    }
+
+    /// Mounts the session. The kernel starts sending requests once `run` is called.
+    public func mount(at mountpoint: String) throws {
+        guard fuse_session_mount(se, mountpoint) == 0 else {
+            throw FuseError(description: "cannot mount on \(mountpoint)")
+        }
+        mounted = true
+    }
+
+    /// Detaches from the terminal (forks; the parent exits 0). Call after `mount`, before `run`,
+    /// so that the parent returns only once the mount is live.
+    public func daemonize() {
+        fuse_daemonize(0)
+    }
+
+    /// Serves requests on a multi-threaded loop until SIGINT, SIGTERM or SIGHUP, or unmount.
+    /// Returns 0 for a clean exit.
+    public func run(maxThreads: UInt32 = 16) -> Int32 {
+        // Signals may arrive blocked or ignored (Swift test runners, `cmd &` in scripts), and
+        // fuse_set_signal_handlers only replaces SIG_DFL handlers.
+        var set = sigset_t()
+        sigemptyset(&set)
+        for s in [SIGINT, SIGTERM, SIGHUP] { sigaddset(&set, s); signal(s, SIG_DFL) }
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
+        guard fuse_set_signal_handlers(se) == 0 else { return 1 }
+        defer { fuse_remove_signal_handlers(se) }
+        let cfg = fuse_loop_cfg_create()
+        defer { fuse_loop_cfg_destroy(cfg) }
+        fuse_loop_cfg_set_max_threads(cfg, maxThreads)
+        fuse_loop_cfg_set_clone_fd(cfg, 0)
+        let rc = fuse_session_loop_mt(se, cfg)
+        // The loop returns the signal number for a signal-driven exit: that is a clean stop.
+        return [0, SIGINT, SIGTERM, SIGHUP].contains(rc) ? 0 : rc
+    }
+
+    public func unmount() {
+        if mounted { fuse_session_unmount(se); mounted = false }
+    }
+
+    deinit {
+        unmount()
+        fuse_session_destroy(se)
+        box.release()
+    }
+}

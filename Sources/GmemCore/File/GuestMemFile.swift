@@ -1,0 +1,264 @@
+import Synchronization
+
+/// Storage for a value guarded by a lock that is not a `Mutex` (the file's ``RWLock``).
+final class Guarded<Value>: @unchecked Sendable {
+    var value: Value
+    init(_ value: Value) { self.value = value }
+}
+
+/// One guest_memfd-like file: fixed size, sparse memory, and a private/shared attribute per page.
+///
+/// ## Locking (see docs/locking.md)
+/// - `lock` (reader-writer) plays the kernel's `filemap_invalidate_lock`. It guards `attributes`
+///   and orders page contents against conversions: reads and writes hold it **shared** from the
+///   attribute check until their bytes are copied (the FUSE reply is written inside `read`'s
+///   closure); conversions and hole punches hold it **exclusive**.
+/// - `allocation` (a mutex, taken inside `lock`) guards the allocation map and the budget charge.
+/// - Nothing here invalidates kernel caches: callers do that after the call returns, with no
+///   lock held (FUSE deadlocks otherwise).
+public final class GuestMemFile: Sendable {
+    /// Which side is accessing: the host obeys attributes; the guest sees every page.
+    public enum View: Sendable { case host, guest }
+
+    public let size: UInt64
+    public let flags: GmemFlags
+    public var pageCount: UInt64 { size >> pageShift }
+
+    private let lock = RWLock()
+    private let attributes: Guarded<AttributeTree>        // protected by lock
+    private let allocation: Mutex<AllocationMap>          // taken inside lock
+    private let store: PageStore
+    private let budget: MemoryBudget
+    private let conversionCount = Atomic<UInt64>(0)
+
+    /// Creates the file: every page private, or shared with ``GmemFlags/initShared``.
+    /// Size rules are ``CreateRequest``'s; a size past ``PageStore/maximumSize`` is EFBIG.
+    public init(size: UInt64, flags: GmemFlags, budget: MemoryBudget) throws(GmemError) {
+        try CreateRequest.validate(size: size)
+        guard flags.isSubset(of: .all) else { throw .invalidArgument("unknown flags") }
+        self.size = size
+        self.flags = flags
+        self.budget = budget
+        store = try PageStore(size: size)
+        let initial = flags.contains(.initShared) ? MemoryAttributes.shared : .private
+        attributes = Guarded(AttributeTree(pageCount: size >> pageShift, value: initial.rawValue))
+        allocation = Mutex(AllocationMap(pageCount: size >> pageShift))
+    }
+
+    deinit { budget.release(allocation.withLock { $0.allocatedPages }) }
+
+    // MARK: - Queries
+
+    /// The attributes of the page holding byte `offset`. Requires `offset < size`.
+    public func attributes(at offset: UInt64) -> MemoryAttributes {
+        lock.withReadLock { MemoryAttributes(rawValue: attributes.value.load(offset >> pageShift)) }
+    }
+
+    /// True if any page overlapping `[offset, offset + count)` (clipped to the file) is shared.
+    public func hasSharedPage(offset: UInt64, count: Int) -> Bool {
+        guard let pages = pages(offset: offset, count: UInt64(count)) else { return false }
+        return lock.withReadLock { !attributes.value.holds(pages, MemoryAttributes.private.rawValue) }
+    }
+
+    public var allocatedBytes: UInt64 { allocation.withLock { $0.allocatedPages } << pageShift }
+
+    /// A snapshot of the counters shown by `user.gmem.stats`.
+    public struct Stats: Sendable {
+        public var size: UInt64, allocatedBytes: UInt64, privateBytes: UInt64, ranges: Int, conversions: UInt64
+    }
+
+    public var stats: Stats {
+        lock.withReadLock {
+            var privatePages: UInt64 = 0
+            attributes.value.forEachRange(overlapping: 0...(pageCount - 1)) { r, v in
+                if MemoryAttributes(rawValue: v).isPrivate { privatePages += r.upperBound - r.lowerBound + 1 }
+                return true
+            }
+            return Stats(size: size, allocatedBytes: allocatedBytes, privateBytes: privatePages << pageShift,
+                         ranges: attributes.value.rangeCount, conversions: conversionCount.load(ordering: .relaxed))
+        }
+    }
+
+    /// Calls `body` with each maximal attribute range overlapping the byte window `[start, end)`
+    /// (clipped to it and to the file), as byte offsets with an exclusive end.
+    public func forEachAttributeRange(start: UInt64 = 0, end: UInt64 = .max,
+                                      _ body: (_ start: UInt64, _ end: UInt64, MemoryAttributes) -> Void) {
+        let end = min(end, size)
+        guard start < end else { return }
+        lock.withReadLock {
+            attributes.value.forEachRange(overlapping: (start >> pageShift)...((end - 1) >> pageShift)) { r, v in
+                body(max(r.lowerBound << pageShift, start), min((r.upperBound + 1) << pageShift, end), MemoryAttributes(rawValue: v))
+                return true
+            }
+        }
+    }
+
+    /// Pages overlapping `[offset, offset + count)` clipped to the file; nil if empty.
+    private func pages(offset: UInt64, count: UInt64) -> ClosedRange<UInt64>? {
+        guard count > 0, offset < size else { return nil }
+        let end = min(size, offset &+ count < offset ? size : offset + count)
+        return (offset >> pageShift)...((end - 1) >> pageShift)
+    }
+
+    // MARK: - Data
+
+    /// Reads up to `count` bytes at `offset` and hands them to `body` **while the lock is held
+    /// shared**, so no conversion can happen between the attribute check and the copy out.
+    ///
+    /// - Host view: bytes of private pages are never returned. If the first page is private the
+    ///   read fails with ``GmemError/privatePage(offset:)``; if a later page is, the read stops at
+    ///   that page (a short read) when `allowShort`, and fails otherwise (buffered FUSE files must
+    ///   not reply short: the kernel would shrink the file).
+    /// - At or past the end of the file: zero bytes.
+    public func read<R>(offset: UInt64, count: Int, view: View, allowShort: Bool,
+                        _ body: (UnsafeRawBufferPointer) -> R) throws(GmemError) -> R {
+        guard let pages = pages(offset: offset, count: UInt64(count)) else { return body(UnsafeRawBufferPointer(start: nil, count: 0)) }
+        return try lock.withReadLock { () throws(GmemError) -> R in
+            var end = min(size, (pages.upperBound + 1) << pageShift, offset + UInt64(count))
+            if view == .host, let p = attributes.value.firstIndex(in: pages, notEqualTo: MemoryAttributes.shared.rawValue) {
+                let boundary = p << pageShift
+                guard allowShort, boundary > offset else { throw .privatePage(offset: max(boundary, offset)) }
+                end = boundary
+            }
+            return body(UnsafeRawBufferPointer(store.bytes(at: offset, count: Int(end - offset))))
+        }
+    }
+
+    /// Writes `data` at `offset`; returns the number of bytes stored.
+    ///
+    /// - At or past the end of the file: ENOSPC (the size never changes); a write crossing the
+    ///   end stores what fits.
+    /// - Host view: never stores into a private page. If the first page is private: EACCES;
+    ///   otherwise the write stops at the first private page (a short write).
+    /// - `writepage`: the kernel laundering a page dirtied through a shared mapping. Such data was
+    ///   written while the page was shared, so it is kept even if the page has been converted
+    ///   since (in-place conversion keeps contents; see docs/semantics.md).
+    /// - Newly touched pages are charged to the memory budget first: ENOSPC stores nothing.
+    public func write(offset: UInt64, _ data: UnsafeRawBufferPointer, view: View, writepage: Bool = false) throws(GmemError) -> Int {
+        guard offset < size else { throw .noSpace("write at or past the end of the file") }
+        guard let pages = pages(offset: offset, count: UInt64(data.count)) else { return 0 }
+        return try lock.withReadLock { () throws(GmemError) -> Int in
+            var end = min(size, offset + UInt64(data.count))
+            if view == .host, !writepage,
+               let p = attributes.value.firstIndex(in: pages, notEqualTo: MemoryAttributes.shared.rawValue) {
+                let boundary = p << pageShift
+                guard boundary > offset else { throw .privatePage(offset: offset) }
+                end = boundary
+            }
+            let n = Int(end - offset)
+            try allocation.withLock { (a: inout AllocationMap) throws(GmemError) in
+                try a.allocate((offset >> pageShift)...((end - 1) >> pageShift), budget: budget)
+            }
+            store.bytes(at: offset, count: n).copyMemory(from: UnsafeRawBufferPointer(rebasing: data[..<n]))
+            return n
+        }
+    }
+
+    // MARK: - fallocate
+
+    /// `FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE`: frees the pages (they read as zeros) and keeps
+    /// their attributes. Page-aligned offset and length required (EINVAL); a range at or past the
+    /// end of the file is a no-op, one crossing it is clipped.
+    public func punchHole(offset: UInt64, length: UInt64) throws(GmemError) {
+        guard offset % pageSize == 0, length % pageSize == 0, length > 0 else {
+            throw .invalidArgument("offset and length must be non-zero multiples of 4096")
+        }
+        guard let pages = pages(offset: offset, count: length) else { return }
+        lock.withWriteLock {
+            store.discard(pages: pages)
+            allocation.withLock { $0.free(pages, budget: budget) }
+        }
+    }
+
+    /// `FALLOC_FL_KEEP_SIZE`: allocates the pages. `offset + length` past the end is EINVAL;
+    /// past the memory cap, ENOSPC with nothing allocated.
+    public func allocate(offset: UInt64, length: UInt64) throws(GmemError) {
+        let (end, overflow) = offset.addingReportingOverflow(length)
+        guard !overflow, end <= size, length > 0 else { throw .invalidArgument("range past the end of the file") }
+        guard let pages = pages(offset: offset, count: length) else { return }
+        try lock.withReadLock { () throws(GmemError) in
+            try allocation.withLock { (a: inout AllocationMap) throws(GmemError) in try a.allocate(pages, budget: budget) }
+        }
+    }
+
+    /// SEEK_DATA (`data`) or SEEK_HOLE: the first offset at or after `offset` in allocated
+    /// memory (data) or not (hole; the end of the file counts as a hole). ENXIO at or past the
+    /// end, or when no data follows.
+    public func seek(offset: UInt64, data: Bool) throws(GmemError) -> UInt64 {
+        guard offset < size else { throw .noSuchOffset(offset) }
+        let first = offset >> pageShift
+        let found = allocation.withLock {
+            $0.map.firstIndex(in: first...(pageCount - 1), notEqualTo: data ? AllocationMap.hole : AllocationMap.allocated)
+        }
+        guard let page = found else {
+            if data { throw .noSuchOffset(offset) }
+            return size
+        }
+        return max(offset, page << pageShift)
+    }
+
+    // MARK: - Conversion
+
+    /// What a conversion did, so the caller knows what to invalidate.
+    public enum ConversionOutcome: Sendable, Equatable {
+        /// Every page already had the attributes: nothing changed (the kernel's early return).
+        case unchanged
+        /// Some pages became private: the host's cached copies must be dropped.
+        case becamePrivate
+        /// Some pages became shared.
+        case becameShared
+    }
+
+    /// Sets the attributes of the request's pages, keeping their contents (in-place conversion).
+    /// The request was validated when it was made; this cannot fail.
+    ///
+    /// The caller must, **after this returns and with no lock held**, invalidate the host's page
+    /// cache for the range when the outcome is ``ConversionOutcome/becamePrivate``, and only then
+    /// report success.
+    @discardableResult
+    public func setAttributes(_ request: ConversionRequest) -> ConversionOutcome {
+        precondition(request.offset + request.size <= size, "request made for another file")
+        return lock.withWriteLock {
+            let value = request.attributes.rawValue
+            if attributes.value.holds(request.pages, value) { return .unchanged }
+            attributes.value.store(request.pages, value)
+            conversionCount.add(1, ordering: .relaxed)
+            return request.attributes.isPrivate ? .becamePrivate : .becameShared
+        }
+    }
+}
+
+/// Which pages hold memory: a second attribute tree (1 = allocated, 0 = hole) and its count.
+struct AllocationMap: ~Copyable {
+    static let hole: UInt64 = 0
+    static let allocated: UInt64 = 1
+    var map: AttributeTree
+    var allocatedPages: UInt64 = 0
+
+    init(pageCount: UInt64) { map = AttributeTree(pageCount: pageCount, value: Self.hole) }
+
+    private func count(_ pages: ClosedRange<UInt64>, _ value: UInt64) -> UInt64 {
+        var n: UInt64 = 0
+        map.forEachRange(overlapping: pages) { r, v in
+            if v == value { n += min(r.upperBound, pages.upperBound) - max(r.lowerBound, pages.lowerBound) + 1 }
+            return true
+        }
+        return n
+    }
+
+    mutating func allocate(_ pages: ClosedRange<UInt64>, budget: MemoryBudget) throws(GmemError) {
+        if map.holds(pages, Self.allocated) { return }
+        let new = count(pages, Self.hole)
+        try budget.reserve(new)
+        map.store(pages, Self.allocated)
+        allocatedPages += new
+    }
+
+    mutating func free(_ pages: ClosedRange<UInt64>, budget: MemoryBudget) {
+        if map.holds(pages, Self.hole) { return }
+        let old = count(pages, Self.allocated)
+        map.store(pages, Self.hole)
+        allocatedPages -= old
+        budget.release(old)
+    }
+}

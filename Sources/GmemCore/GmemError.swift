@@ -1,0 +1,53 @@
+import SystemPackage
+
+/// Everything that can go wrong in GmemCore, with where it went wrong.
+///
+/// The FUSE layer never picks an errno itself: it asks ``errno`` (the single mapping).
+public enum GmemError: Error, Equatable, Sendable {
+    /// Malformed or out-of-range input: bad text, unknown bits, misalignment, overflow, size 0,
+    /// a range past the end of the file.
+    case invalidArgument(String)
+    /// A host access touched the private page at this byte offset.
+    case privatePage(offset: UInt64)
+    /// A file with this name exists.
+    case exists(String)
+    /// No such file.
+    case notFound(String)
+    /// A write at or past the end of the fixed-size file, or the memory cap was reached.
+    case noSpace(String)
+    /// A fallocate mode, xattr or operation this file system does not have.
+    case notSupported(String)
+    /// An unknown `user.gmem.*` name was read.
+    case noData(String)
+    /// The value does not fit the caller's buffer (getxattr `ERANGE`).
+    case bufferTooSmall(needed: Int)
+    /// The value exceeds the 64 KiB xattr limit.
+    case valueTooLarge(Int)
+    /// SEEK_DATA/SEEK_HOLE found nothing at or after the offset.
+    case noSuchOffset(UInt64)
+    /// The file is larger than this daemon can reserve address space for.
+    case fileTooLarge(UInt64)
+    /// The operation is refused by design (create by O_CREAT, mkdir, rename, …).
+    case notPermitted(String)
+    /// The open handle lacks the access mode the operation needs.
+    case badHandle(String)
+
+    /// The errno a caller sees. This is the only place errors become errnos.
+    public var errno: Errno {
+        switch self {
+        case .invalidArgument: .invalidArgument
+        case .privatePage: .permissionDenied
+        case .exists: .fileExists
+        case .notFound: .noSuchFileOrDirectory
+        case .noSpace: .noSpace
+        case .notSupported: .notSupported
+        case .noData: .noData
+        case .bufferTooSmall: .outOfRange
+        case .valueTooLarge: .argListTooLong
+        case .noSuchOffset: .noSuchAddressOrDevice
+        case .fileTooLarge: .fileTooLarge
+        case .notPermitted: .notPermitted
+        case .badHandle: .badFileDescriptor
+        }
+    }
+}

@@ -1,0 +1,156 @@
+import FuseKit
+import Glibc
+import GmemCore
+import SystemPackage
+
+/// The ioctl-style xattr interface (docs/xattr-interface.md).
+///
+/// On the mount root:  `user.gmem.create` (set) · `user.gmem.stats` (get).
+/// On a gmem file:     `user.gmem.set_attributes` (set) · `user.gmem.attributes`,
+///                     `user.gmem.attributes:START-END`, `user.gmem.flags`, `user.gmem.stats` (get).
+enum XattrName {
+    static let prefix = "user.gmem."
+    static let create = "user.gmem.create"
+    static let setAttributes = "user.gmem.set_attributes"
+    static let attributes = "user.gmem.attributes"
+    static let flags = "user.gmem.flags"
+    static let stats = "user.gmem.stats"
+    /// Readable names, as listxattr reports them.
+    static let fileReadable = [attributes, flags, stats]
+    static let rootReadable = [stats]
+    /// The largest value the VFS passes (XATTR_SIZE_MAX).
+    static let sizeMax = 65536
+}
+
+extension GmemFilesystem {
+    public func setxattr(_ ctx: RequestContext, inode: UInt64, name: String, value: UnsafeRawBufferPointer, flags: Int32, reply: consuming Reply<EmptyReply>) {
+        guard let n = node(inode) else { return reply.error(.noSuchFileOrDirectory) }
+        do {
+            switch (n, name) {
+            case (.root, XattrName.create):
+                try createFile(try CreateRequest(xattrValue: Array(value)))
+            case (.host(let f), XattrName.setAttributes), (.guest(let f), XattrName.setAttributes):
+                convert(f, try ConversionRequest(xattrValue: Array(value), fileSize: f.file.size))
+            case (_, _) where name.hasPrefix(XattrName.prefix):
+                throw GmemError.invalidArgument("\(name) cannot be set here")
+            default:
+                throw GmemError.notSupported("only user.gmem.* xattrs exist")
+            }
+            reply.complete(nil)
+        } catch let e as GmemError {
+            logger.debug("setxattr \(name): \(e)")
+            reply.error(e.errno)
+        } catch {
+            reply.error(.ioError)
+        }
+    }
+
+    public func getxattr(_ ctx: RequestContext, inode: UInt64, name: String, size: Int, reply: consuming Reply<XattrReply>) {
+        guard let n = node(inode) else { return reply.error(.noSuchFileOrDirectory) }
+        do {
+            let value = try xattrValue(of: n, name: name)
+            guard value.utf8.count <= XattrName.sizeMax else { throw GmemError.valueTooLarge(value.utf8.count) }
+            if size == 0 { return reply.size(value.utf8.count) }
+            guard value.utf8.count <= size else { throw GmemError.bufferTooSmall(needed: value.utf8.count) }
+            reply.value(Array(value.utf8))
+        } catch let e as GmemError {
+            reply.error(e.errno)
+        } catch {
+            reply.error(.ioError)
+        }
+    }
+
+    public func listxattr(_ ctx: RequestContext, inode: UInt64, size: Int, reply: consuming Reply<XattrReply>) {
+        guard let n = node(inode) else { return reply.error(.noSuchFileOrDirectory) }
+        let names: [String]
+        switch n {
+        case .root: names = XattrName.rootReadable
+        case .host, .guest: names = XattrName.fileReadable
+        case .guestDirectory: names = []
+        }
+        let bytes = names.reduce(into: [UInt8]()) { $0 += Array($1.utf8) + [0] }
+        if size == 0 { return reply.size(bytes.count) }
+        guard bytes.count <= size else { return reply.error(.outOfRange) }
+        reply.value(bytes)
+    }
+
+    public func removexattr(_ ctx: RequestContext, inode: UInt64, name: String, reply: consuming Reply<EmptyReply>) {
+        reply.error(node(inode) == nil ? .noSuchFileOrDirectory : .notSupported)
+    }
+
+    /// The text of a readable xattr. Unknown names are ENODATA (never ENOSYS: that would make the
+    /// kernel stop sending getxattr for the whole mount).
+    func xattrValue(of n: Node, name: String) throws(GmemError) -> String {
+        switch n {
+        case .root where name == XattrName.stats:
+            let files = namespace.withLock { $0.byName.count }
+            var s = "files=\(files)\nallocated_bytes=\(budget.usedPages * pageSize)\n"
+            s += "max_memory=\(budget.limitPages.map { String($0 * pageSize) } ?? "none")\n"
+            return s
+        case .host(let f), .guest(let f):
+            let file = f.file
+            switch name {
+            case XattrName.flags:
+                return file.flags.description
+            case XattrName.stats:
+                let s = file.stats
+                return """
+                    size=\(s.size)
+                    allocated_bytes=\(s.allocatedBytes)
+                    private_bytes=\(s.privateBytes)
+                    shared_bytes=\(s.size - s.privateBytes)
+                    ranges=\(s.ranges)
+                    conversions=\(s.conversions)
+                    flags=\(file.flags.description)
+
+                    """
+            case XattrName.attributes:
+                return attributesText(file, start: 0, end: file.size)
+            case _ where name.hasPrefix(XattrName.attributes + ":"):
+                let window = try Self.parseWindow(name.dropFirst(XattrName.attributes.count + 1))
+                return attributesText(file, start: window.start, end: window.end)
+            default:
+                throw .noData(name)
+            }
+        default:
+            throw .noData(name)
+        }
+    }
+
+    /// `START-END` in the listing's own format (hex byte offsets, END exclusive).
+    static func parseWindow(_ text: Substring) throws(GmemError) -> (start: UInt64, end: UInt64) {
+        let parts = text.split(separator: "-", omittingEmptySubsequences: false)
+        guard parts.count == 2, let start = UInt64(parts[0], radix: 16), let end = UInt64(parts[1], radix: 16), start < end else {
+            throw .noData("window must be START-END in hex with START < END")
+        }
+        return (start, end)
+    }
+
+    /// One line per maximal range: `START-END ATTR`, lowercase hex byte offsets, END exclusive.
+    func attributesText(_ file: GuestMemFile, start: UInt64, end: UInt64) -> String {
+        var text = ""
+        file.forEachAttributeRange(start: start, end: end) { s, e, a in
+            // Past the xattr limit the caller answers E2BIG: stop building early.
+            guard text.utf8.count <= XattrName.sizeMax else { return }
+            text += String(s, radix: 16) + "-" + String(e, radix: 16) + " " + a.name + "\n"
+        }
+        return text
+    }
+
+    // MARK: - ioctl
+
+    public func ioctl(_ ctx: RequestContext, inode: UInt64, command: UInt32, input: UnsafeRawBufferPointer, outputSize: Int, file: FileInfo, reply: consuming Reply<IoctlReply>) {
+        guard let f = node(inode)?.file else { return reply.error(.inappropriateIOCTLForDevice) }
+        guard command == KVMMemoryAttributes2.ioctlNumber else { return reply.error(.inappropriateIOCTLForDevice) }
+        // A conversion changes the file: like write(2), it needs a handle open for writing.
+        guard Int32(truncatingIfNeeded: file.handle) & O_ACCMODE != O_RDONLY else { return reply.error(.badFileDescriptor) }
+        do {
+            let args = try KVMMemoryAttributes2(bytes: input)
+            convert(f, try args.request(fileSize: f.file.size))
+            // Success copies nothing back, as in the kernel (error_offset is only written on failure).
+            reply.result(0, output: UnsafeRawBufferPointer(start: nil, count: 0))
+        } catch {
+            reply.error(error.errno)
+        }
+    }
+}

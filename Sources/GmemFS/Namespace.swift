@@ -1,0 +1,94 @@
+import Glibc
+import GmemCore
+import Synchronization
+
+/// Inode numbers of the fixed nodes.
+enum FixedInode {
+    static let root: UInt64 = 1
+    /// `MOUNTPOINT/.guest` (with `--guest-view`).
+    static let guestDirectory: UInt64 = 2
+    /// The first inode number handed to files; each file takes two (host view, guest view).
+    static let firstFile: UInt64 = 16
+}
+
+/// Owner, mode and times of a node (what setattr may change).
+struct Metadata: Sendable {
+    var mode: mode_t
+    var uid: uid_t
+    var gid: gid_t
+    var atime: timespec
+    var mtime: timespec
+    var ctime: timespec
+
+    init(mode: mode_t, uid: uid_t, gid: gid_t) {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        self.mode = mode; self.uid = uid; self.gid = gid
+        atime = now; mtime = now; ctime = now
+    }
+}
+
+/// A named gmem file in the mount: the core file plus its two inodes and their metadata.
+final class FileNode: Sendable {
+    let name: String
+    let file: GuestMemFile
+    let hostInode: UInt64
+    let guestInode: UInt64
+    /// Host metadata; the guest view is always 0600, owned by the daemon's user.
+    let metadata: Mutex<Metadata>
+    /// Open handles on either view, and whether the name is gone (memory is freed when both allow).
+    let lifetime = Mutex<(openHandles: Int, unlinked: Bool)>((0, false))
+
+    init(name: String, file: GuestMemFile, hostInode: UInt64, metadata: Metadata) {
+        self.name = name; self.file = file; self.hostInode = hostInode; guestInode = hostInode + 1
+        self.metadata = Mutex(metadata)
+    }
+
+    func touchModified() {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        metadata.withLock { $0.mtime = now; $0.ctime = now }
+    }
+}
+
+/// What an inode number refers to.
+enum Node: Sendable {
+    case root
+    case guestDirectory
+    case host(FileNode)
+    case guest(FileNode)
+
+    var file: FileNode? {
+        switch self {
+        case .host(let f), .guest(let f): f
+        case .root, .guestDirectory: nil
+        }
+    }
+}
+
+/// The directory of files and the inode table. Guarded by one mutex, held only for lookups
+/// and updates of these tables (never across I/O).
+struct Namespace: ~Copyable {
+    var byName: [String: FileNode] = [:]
+    var order: [String] = []                 // creation order, for readdir
+    var byInode: [UInt64: FileNode] = [:]    // includes unlinked files still open
+    var nextInode = FixedInode.firstFile
+
+    mutating func insert(_ name: String, make: (UInt64) throws(GmemError) -> FileNode) throws(GmemError) -> FileNode {
+        guard byName[name] == nil else { throw .exists(name) }
+        let node = try make(nextInode)
+        nextInode += 2
+        byName[name] = node
+        order.append(name)
+        byInode[node.hostInode] = node
+        return node
+    }
+
+    mutating func remove(_ name: String) -> FileNode? {
+        guard let node = byName.removeValue(forKey: name) else { return nil }
+        order.removeAll { $0 == name }
+        return node
+    }
+
+    mutating func forget(_ node: FileNode) { byInode[node.hostInode] = nil }
+}

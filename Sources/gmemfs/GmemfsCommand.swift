@@ -1,0 +1,103 @@
+import ArgumentParser
+import FuseKit
+import Glibc
+import GmemCore
+import GmemFS
+import Logging
+
+/// `gmemfs`: mounts a directory of guest_memfd-like files.
+@main
+struct GmemfsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gmemfs",
+        abstract: "Mount a directory of guest_memfd-like files (private/shared memory of a confidential VM).",
+        discussion: """
+            Each file has a fixed size, sparse memory and a private/shared attribute per 4 KiB page.
+            Host read/write of a private page fails with EACCES and an mmap fault on it raises SIGBUS.
+
+            The mount root plays the VM fd:
+              setfattr -n user.gmem.create -v "NAME SIZE [FLAGS]" MOUNTPOINT
+            A file converts with:
+              setfattr -n user.gmem.set_attributes -v "OFFSET SIZE private|shared" FILE
+            and shows its map with:
+              getfattr --only-values -n user.gmem.attributes FILE
+            (also user.gmem.attributes:START-END, user.gmem.flags, user.gmem.stats), or the
+            KVM_SET_MEMORY_ATTRIBUTES2 ioctl. See docs/ for the full contract.
+
+            SIGINT, SIGTERM and SIGHUP unmount cleanly.
+            """)
+
+    @Flag(name: .shortAndLong, help: "Stay in the foreground (default: daemonize once the mount is live).")
+    var foreground = false
+
+    @Flag(name: .shortAndLong, help: "Log every FUSE request (libfuse -d) and every conversion; implies --foreground.")
+    var debug = false
+
+    @Option(name: .customShort("o"), help: ArgumentHelp("Mount options for libfuse (allow_other, auto_unmount, ...).", valueName: "OPTS"))
+    var mountOptions: [String] = []
+
+    @Option(name: .customLong("file"), help: ArgumentHelp(
+        "A file to create at mount time; repeatable. SIZE in bytes or with K/M/G/T, a positive multiple of 4096. FLAGS: comma list of mmap, init-shared. Default: gmem:1G:mmap.",
+        valueName: "NAME:SIZE[:FLAGS]"))
+    var files: [String] = []
+
+    @Flag(name: .customLong("guest-view"), help: "Also expose MOUNTPOINT/.guest/NAME: the guest's view, which ignores attributes (mode 0600).")
+    var guestView = false
+
+    @Option(name: .customLong("max-memory"), help: ArgumentHelp("Cap on allocated page memory (ENOSPC past it).", valueName: "SIZE"))
+    var maxMemory: String?
+
+    @Option(help: "Maximum number of request threads.")
+    var threads: UInt32 = 16
+
+    @Argument(help: "Where to mount.")
+    var mountpoint: String
+
+    mutating func validate() throws {
+        for spec in files { _ = try Self.parseFileSpec(spec) }
+        if let m = maxMemory { _ = try Self.size(m, what: "--max-memory") }
+        guard threads >= 2 else { throw ValidationError("--threads must be at least 2 (conversions notify the kernel while other threads serve it)") }
+    }
+
+    static func size(_ text: String, what: String) throws -> UInt64 {
+        do { return try parseNumber(text) } catch { throw ValidationError("\(what): '\(text)' is not a size") }
+    }
+
+    /// `NAME:SIZE[:FLAGS]`.
+    static func parseFileSpec(_ spec: String) throws -> CreateRequest {
+        let parts = spec.split(separator: ":", omittingEmptySubsequences: false)
+        guard parts.count == 2 || parts.count == 3 else { throw ValidationError("--file '\(spec)': expected NAME:SIZE[:FLAGS]") }
+        do {
+            let flags = parts.count == 3 && !parts[2].isEmpty ? try CreateRequest.parseFlags(parts[2]) : []
+            return try CreateRequest(name: String(parts[0]), size: try parseNumber(parts[1]), flags: flags)
+        } catch {
+            throw ValidationError("--file '\(spec)': \(error)")
+        }
+    }
+
+    func run() throws {
+        let debug = self.debug
+        LoggingSystem.bootstrap { label in
+            var h = StreamLogHandler.standardError(label: label)
+            h.logLevel = debug ? .debug : .info
+            return h
+        }
+        let logger = Logger(label: "gmemfs")
+        let requests = try (files.isEmpty ? ["gmem:1G:mmap"] : files).map(Self.parseFileSpec)
+        let notifier = Notifier()
+        let fs = GmemFilesystem(options: GmemOptions(guestView: guestView, maxMemory: try maxMemory.map { try Self.size($0, what: "--max-memory") }),
+                                notifier: notifier, logger: logger)
+        for r in requests {
+            do { try fs.createFile(r) } catch { throw ValidationError("cannot create \(r.name): \(error.errno)") }
+        }
+        let options = ["default_permissions", "fsname=gmemfs", "subtype=gmemfs"] + mountOptions
+        let session = try Session(filesystem: fs, notifier: notifier, options: options, debug: debug)
+        try session.mount(at: mountpoint)
+        logger.info("mounted on \(mountpoint)")
+        if !foreground && !debug { session.daemonize() }
+        let rc = session.run(maxThreads: threads)
+        session.unmount()
+        logger.info("unmounted \(mountpoint)")
+        if rc != 0 { throw ExitCode(rc) }
+    }
+}
