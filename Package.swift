@@ -27,6 +27,7 @@ let package = Package(
     targets: [
         // MARK: - Libraries
         .systemLibrary(name: "CFuse", path: "CFuse", pkgConfig: "fuse3", providers: [.apt(["libfuse3-dev"])]),
+        .target(name: "CLinuxSys"),
         .target(
             name: "GmemCore",
             dependencies: [.product(name: "SystemPackage", package: "swift-system")],
@@ -47,16 +48,16 @@ let package = Package(
                            .product(name: "Logging", package: "swift-log")]),
         .executableTarget(
             name: "gmemctl",
-            dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser"),
+            dependencies: ["CLinuxSys", .product(name: "ArgumentParser", package: "swift-argument-parser"),
                            .product(name: "SystemPackage", package: "swift-system")]),
         .executableTarget(
             name: "gmem-bench",
             dependencies: ["GmemCore", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
         // MARK: - Tests
-        .target(name: "GmemTestSupport", dependencies: ["GmemCore"], path: "Tests/GmemTestSupport"),
+        .target(name: "GmemTestSupport", dependencies: ["GmemCore", "CLinuxSys"], path: "Tests/GmemTestSupport"),
         .testTarget(name: "GmemCoreTests", dependencies: ["GmemCore", "GmemTestSupport"], swiftSettings: internalChecks),
-        .testTarget(name: "MountTests", dependencies: ["GmemTestSupport"]),
+        .testTarget(name: "MountTests", dependencies: ["GmemTestSupport", "CLinuxSys"]),
     ],
     swiftLanguageModes: [.v6]
 )

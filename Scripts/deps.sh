@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Installs the Debian packages gmemfs needs, if any is missing (needs root or sudo).
+set -euo pipefail
+PACKAGES=(libfuse3-dev fuse3 attr pkg-config python3 gcc)
+missing=()
+for p in "${PACKAGES[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+	echo "deps: installing ${missing[*]}" >&2
+	$SUDO apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi

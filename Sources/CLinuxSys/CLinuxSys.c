@@ -1,0 +1,1 @@
+/* CLinuxSys is header-only; this file gives the target a translation unit. */
