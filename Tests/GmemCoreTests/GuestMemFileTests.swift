@@ -1,0 +1,227 @@
+import GmemCore
+import Testing
+
+private let page = Int(pageSize)
+
+private func file(_ pages: Int, _ flags: GmemFlags = [.mmap], budget: MemoryBudget = MemoryBudget(limitBytes: nil)) throws -> GuestMemFile {
+    try GuestMemFile(size: UInt64(pages * page), flags: flags, budget: budget)
+}
+
+private func read(_ f: GuestMemFile, _ offset: Int, _ count: Int, _ view: GuestMemFile.View = .host, short: Bool = true) throws(GmemError) -> [UInt8] {
+    try f.read(offset: UInt64(offset), count: count, view: view, allowShort: short) { Array($0) }
+}
+
+private func write(_ f: GuestMemFile, _ offset: Int, _ bytes: [UInt8], _ view: GuestMemFile.View = .host) throws -> Int {
+    try bytes.withUnsafeBytes { b in try f.write(offset: UInt64(offset), b, view: view) }
+}
+
+private func convert(_ f: GuestMemFile, _ offset: Int, _ size: Int, _ a: MemoryAttributes) throws {
+    f.setAttributes(try ConversionRequest(offset: UInt64(offset), size: UInt64(size), attributes: a.rawValue, fileSize: f.size))
+}
+
+private func map(_ f: GuestMemFile) -> [String] {
+    var lines: [String] = []
+    f.forEachAttributeRange { s, e, a in lines.append("\(s / pageSize)-\(e / pageSize) \(a.name)") }
+    return lines
+}
+
+@Suite struct GuestMemFileTests {
+    @Test func startsPrivateOrShared() throws {
+        #expect(map(try file(4)) == ["0-4 private"])
+        #expect(map(try file(4, [.initShared])) == ["0-4 shared"])
+        #expect(throws: GmemError.privatePage(offset: 0)) { try read(try file(4), 0, 10) }
+        #expect(try read(try file(4, [.initShared]), 0, 10) == [UInt8](repeating: 0, count: 10))
+    }
+
+    @Test func invalidSizesAndFlags() {
+        for size: UInt64 in [0, 1, 4095, 4097] {
+            #expect(throws: GmemError.self) { try GuestMemFile(size: size, flags: [], budget: MemoryBudget(limitBytes: nil)) }
+        }
+        #expect(throws: GmemError.fileTooLarge(1 << 50)) { try GuestMemFile(size: 1 << 50, flags: [], budget: MemoryBudget(limitBytes: nil)) }
+        #expect(throws: GmemError.self) { try GuestMemFile(size: 4096, flags: GmemFlags(rawValue: 4), budget: MemoryBudget(limitBytes: nil)) }
+    }
+
+    @Test func hostReadStopsAtPrivatePage() throws {
+        let f = try file(4, [.initShared])
+        #expect(try write(f, 0, Array(repeating: 7, count: 4 * page)) == 4 * page)
+        try convert(f, 2 * page, page, .private)
+        // Short read up to the boundary when allowed; EACCES when not; EACCES starting on it.
+        #expect(try read(f, page, 3 * page).count == page)
+        #expect(throws: GmemError.privatePage(offset: UInt64(2 * page))) { try read(f, page, 3 * page, short: false) }
+        #expect(throws: GmemError.privatePage(offset: UInt64(2 * page + 5))) { try read(f, 2 * page + 5, 10) }
+        // Pages after the private one are readable again.
+        #expect(try read(f, 3 * page, page) == Array(repeating: 7, count: page))
+        // The guest sees everything.
+        #expect(try read(f, 0, 4 * page, .guest) == Array(repeating: 7, count: 4 * page))
+    }
+
+    @Test func hostWriteStopsAtPrivatePage() throws {
+        let f = try file(4, [.initShared])
+        try convert(f, 2 * page, page, .private)
+        #expect(try write(f, page, Array(repeating: 1, count: 2 * page)) == page)
+        #expect(throws: GmemError.privatePage(offset: UInt64(2 * page))) { try write(f, 2 * page, [1]) }
+        #expect(try read(f, 2 * page, page, .guest) == Array(repeating: 0, count: page))
+        #expect(f.allocatedBytes == pageSize)
+    }
+
+    @Test func writePastEndIsNoSpace() throws {
+        let f = try file(2, [.initShared])
+        #expect(throws: GmemError.self) { try write(f, 2 * page, [1]) }
+        #expect(try write(f, 2 * page - 1, [1, 2, 3]) == 1)
+        #expect(try read(f, 2 * page, 10).isEmpty)
+        #expect(try read(f, .max / 2, 10).isEmpty)
+    }
+
+    @Test func conversionKeepsContentsAndMerges() throws {
+        let f = try file(8)
+        #expect(try write(f, 3 * page, Array("secret".utf8), .guest) == 6)
+        try convert(f, 3 * page, page, .shared)
+        #expect(try read(f, 3 * page, 6) == Array("secret".utf8))
+        #expect(map(f) == ["0-3 private", "3-4 shared", "4-8 private"])
+        try convert(f, 3 * page, page, .private)
+        #expect(map(f) == ["0-8 private"])
+        #expect(f.stats.conversions == 2)
+        // Converting to what the range already holds changes nothing and is not counted.
+        #expect(f.setAttributes(try ConversionRequest(offset: 0, size: 8 * pageSize, attributes: 8, fileSize: f.size)) == .unchanged)
+        #expect(f.stats.conversions == 2)
+    }
+
+    @Test func conversionOutcomes() throws {
+        let f = try file(4, [.initShared])
+        let toPrivate = try ConversionRequest(offset: 0, size: pageSize, attributes: 8, fileSize: f.size)
+        let toShared = try ConversionRequest(offset: 0, size: pageSize, attributes: 0, fileSize: f.size)
+        #expect(f.setAttributes(toPrivate) == .becamePrivate)
+        #expect(f.setAttributes(toPrivate) == .unchanged)
+        #expect(f.setAttributes(toShared) == .becameShared)
+    }
+
+    @Test func punchHoleZeroesAndKeepsAttributes() throws {
+        let f = try file(4, [.initShared])
+        _ = try write(f, 0, Array(repeating: 9, count: 4 * page))
+        try convert(f, page, page, .private)
+        try f.punchHole(offset: 0, length: 2 * pageSize)
+        #expect(try read(f, 0, page) == Array(repeating: 0, count: page))
+        #expect(try read(f, page, page, .guest) == Array(repeating: 0, count: page))
+        #expect(map(f) == ["0-1 shared", "1-2 private", "2-4 shared"])
+        #expect(f.allocatedBytes == 2 * pageSize)
+        // Unaligned → EINVAL; at or past EOF → nothing, success; crossing EOF → clipped.
+        #expect(throws: GmemError.self) { try f.punchHole(offset: 1, length: pageSize) }
+        #expect(throws: GmemError.self) { try f.punchHole(offset: 0, length: pageSize - 1) }
+        try f.punchHole(offset: 4 * pageSize, length: pageSize)
+        try f.punchHole(offset: 100 * pageSize, length: pageSize)
+        try f.punchHole(offset: 3 * pageSize, length: 8 * pageSize)
+        #expect(f.allocatedBytes == pageSize)
+    }
+
+    @Test func allocateAndSeek() throws {
+        let f = try file(8, [.initShared])
+        #expect(try f.seek(offset: 0, data: false) == 0)
+        #expect(throws: GmemError.noSuchOffset(0)) { try f.seek(offset: 0, data: true) }
+        try f.allocate(offset: 2 * pageSize, length: pageSize)
+        _ = try write(f, 5 * page + 10, [1])
+        #expect(try f.seek(offset: 0, data: true) == 2 * pageSize)
+        #expect(try f.seek(offset: 2 * pageSize + 7, data: true) == 2 * pageSize + 7)
+        #expect(try f.seek(offset: 2 * pageSize, data: false) == 3 * pageSize)
+        #expect(try f.seek(offset: 3 * pageSize, data: true) == 5 * pageSize)
+        #expect(try f.seek(offset: 5 * pageSize, data: false) == 6 * pageSize)
+        #expect(throws: GmemError.noSuchOffset(6 * pageSize)) { try f.seek(offset: 6 * pageSize, data: true) }
+        #expect(try f.seek(offset: 7 * pageSize, data: false) == 7 * pageSize)
+        #expect(throws: GmemError.self) { try f.seek(offset: 8 * pageSize, data: false) }
+        #expect(throws: GmemError.self) { try f.allocate(offset: 7 * pageSize, length: 2 * pageSize) }
+        #expect(throws: GmemError.self) { try f.allocate(offset: .max, length: pageSize) }
+    }
+
+    @Test func memoryBudget() throws {
+        let budget = MemoryBudget(limitBytes: 3 * pageSize)
+        let a = try file(4, [.initShared], budget: budget)
+        let b = try file(4, [.initShared], budget: budget)
+        #expect(try write(a, 0, Array(repeating: 1, count: 2 * page)) == 2 * page)
+        #expect(throws: GmemError.self) { try write(b, 0, Array(repeating: 2, count: 2 * page)) }
+        #expect(b.allocatedBytes == 0)
+        #expect(try write(b, 0, [2]) == 1)
+        #expect(throws: GmemError.self) { try b.allocate(offset: pageSize, length: pageSize) }
+        #expect(try read(a, 0, 2 * page) == Array(repeating: 1, count: 2 * page))
+        try a.punchHole(offset: 0, length: pageSize)
+        #expect(budget.usedPages == 2)
+        try b.allocate(offset: pageSize, length: pageSize)
+        #expect(budget.usedPages == 3)
+    }
+
+    @Test func statsCountPrivateBytes() throws {
+        let f = try file(16)
+        try convert(f, 0, 4 * page, .shared)
+        try convert(f, 8 * page, 2 * page, .shared)
+        let s = f.stats
+        #expect(s.privateBytes == 10 * pageSize)
+        #expect(s.ranges == 4)
+        #expect(s.size == 16 * pageSize)
+    }
+
+    /// Random operations against a naive model: bytes and attributes per page.
+    @Test(arguments: [1, 2, 3, 4, 5])
+    func matchesNaiveModel(seed: UInt64) throws {
+        var rng = SplitMix(seed: seed)
+        let pages = 12
+        let f = try file(pages, [.initShared])
+        var bytes = [UInt8](repeating: 0, count: pages * page)
+        var priv = [Bool](repeating: false, count: pages)
+        for step in 0..<400 {
+            let op = rng.next() % 4
+            let first = Int(rng.next() % UInt64(pages)), count = 1 + Int(rng.next() % UInt64(pages - first))
+            switch op {
+            case 0:
+                let isPrivate = rng.next() & 1 == 1
+                try convert(f, first * page, count * page, isPrivate ? .private : .shared)
+                for p in first..<(first + count) { priv[p] = isPrivate }
+            case 1:
+                let off = first * page + Int(rng.next() % UInt64(page)), len = 1 + Int(rng.next() % UInt64(2 * page))
+                let data = (0..<len).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+                let view: GuestMemFile.View = rng.next() & 1 == 1 ? .guest : .host
+                let end = min(off + len, pages * page)
+                var expected = end - off
+                if view == .host, let p = (off / page...((end - 1) / page)).first(where: { priv[$0] }) { expected = max(0, p * page - off) }
+                if expected == 0 {
+                    #expect(throws: GmemError.self, "seed \(seed) step \(step)") { try write(f, off, data, view) }
+                } else {
+                    #expect(try write(f, off, data, view) == expected, "seed \(seed) step \(step)")
+                    bytes.replaceSubrange(off..<(off + expected), with: data[..<expected])
+                }
+            case 2:
+                try f.punchHole(offset: UInt64(first * page), length: UInt64(count * page))
+                bytes.replaceSubrange((first * page)..<((first + count) * page), with: repeatElement(0, count: count * page))
+            default:
+                let off = first * page + Int(rng.next() % UInt64(page)), len = 1 + Int(rng.next() % UInt64(3 * page))
+                let end = min(off + len, pages * page)
+                if let p = (off / page...((end - 1) / page)).first(where: { priv[$0] }) {
+                    if p * page <= off {
+                        #expect(throws: GmemError.self, "seed \(seed) step \(step)") { try read(f, off, len) }
+                    } else {
+                        #expect(try read(f, off, len) == Array(bytes[off..<(p * page)]), "seed \(seed) step \(step)")
+                    }
+                } else {
+                    #expect(try read(f, off, len) == Array(bytes[off..<end]), "seed \(seed) step \(step)")
+                }
+            }
+        }
+        #expect(try read(f, 0, pages * page, .guest) == bytes, "seed \(seed)")
+        var expectedMap: [String] = []
+        var start = 0
+        for p in 1...pages where p == pages || priv[p] != priv[start] {
+            expectedMap.append("\(start)-\(p) \(priv[start] ? "private" : "shared")"); start = p
+        }
+        #expect(map(f) == expectedMap, "seed \(seed)")
+    }
+}
+
+/// splitmix64, for replayable random tests.
+struct SplitMix: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
