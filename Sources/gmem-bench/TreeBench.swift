@@ -1,5 +1,5 @@
 import ArgumentParser
-import GmemCore
+@_spi(Benchmarks) import GmemCore
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -107,11 +107,28 @@ struct TreeBench: ParsableCommand {
         return ops
     }
 
+    /// Faults in the code paths (this binary and the Swift runtime are file-backed pages that
+    /// count in VmRSS) on a throwaway tree, so that the baseline below measures data only.
+    static func warmUp(_ ops: Ops) {
+        var tree = AttributeTree(pageCount: n, value: privateValue)
+        var sink: UInt64 = 0
+        for op in ops.w1.prefix(20_000) { tree.store(UInt64(op.first)...UInt64(op.last), op.value) }
+        for i in ops.w2.prefix(1000) { sink &+= tree.load(UInt64(i)) }
+        for i in ops.w3.prefix(1000) { sink &+= UInt64(tree.countRanges(overlapping: UInt64(i)...UInt64(i) + 255)) }
+        tree.forEachRange(overlapping: 0...(n - 1)) { _, v in sink &+= v; return true }
+        _ = statusKB("VmRSS")
+        sink &+= UInt64(nowNs())
+        if sink == 42 { printErr("") }
+    }
+
     static func runOnce(_ ops: Ops) -> Result {
         var r = Result()
+        warmUp(ops)
         let rss0 = statusKB("VmRSS")
         resetHWM()
         var tree = AttributeTree(pageCount: n, value: privateValue)
+        let debug = getenv("GMEM_BENCH_DEBUG") != nil
+        if debug { printErr("rss0 \(rss0) after init \(statusKB("VmRSS")) anon \(statusKB("RssAnon")) file \(statusKB("RssFile"))") }
 
         let t0 = nowNs()
         ops.w1.withUnsafeBufferPointer { w1 in
@@ -119,6 +136,7 @@ struct TreeBench: ParsableCommand {
         }
         let t1 = nowNs()
         let rss1 = statusKB("VmRSS")
+        if debug { printErr("anon \(statusKB("RssAnon")) file \(statusKB("RssFile"))") }
         var loadSum: UInt64 = 0
         ops.w2.withUnsafeBufferPointer { w2 in
             for i in w2 {
@@ -156,6 +174,7 @@ struct TreeBench: ParsableCommand {
         r.rssKB = rss1 - rss0
         r.peakKB = hwm - rss0
         r.structBytes = tree.memoryFootprint
+        if getenv("GMEM_BENCH_DEBUG") != nil { printErr("pool \(tree._poolStatistics)") }
         return r
     }
 

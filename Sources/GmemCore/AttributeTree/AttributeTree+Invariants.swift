@@ -84,3 +84,8 @@ extension AttributeTree {
     /// Live nodes.
     var _nodeCount: Int { nodeCount }
 }
+
+extension AttributeTree {
+    /// Pool statistics for benchmarks: nodes handed out (high-water), live nodes, inner levels.
+    @_spi(Benchmarks) public var _poolStatistics: (used: Int, live: Int, height: Int) { (used, nodeCount, height) }
+}

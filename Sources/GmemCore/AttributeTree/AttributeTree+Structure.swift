@@ -109,7 +109,7 @@ extension AttributeTree {
     }
 
     /// Siblings at most this full take entries from a full neighbour instead of splitting it.
-    private static var shiftLimit: Int { _Node.capacity - 8 }
+    private static var shiftLimit: Int { _Node.capacity - 2 }
 
     /// Moves entries of the full child at `slot` into an adjacent sibling with room.
     private mutating func shiftToSibling(parent: Int, slot s: Int, childHeight: Int) -> Bool {

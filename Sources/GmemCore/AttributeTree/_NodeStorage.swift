@@ -73,40 +73,28 @@ enum _Node {
 }
 
 /// Owner of the node pool: one anonymous mapping (`mmap`), so that the pool's resident size is
-/// what is actually touched and growing it (map, copy, unmap) returns the old pages to the kernel
-/// instead of leaving them in the malloc heap. Small pools use `malloc`.
+/// what is actually touched, and growing it (map, copy, unmap) returns the old pages to the
+/// kernel instead of leaving them behind in the malloc heap. The smallest pool is one 4 KiB page
+/// (4 nodes).
 final class _NodePool: @unchecked Sendable {
     // @unchecked: the pool is only mutated through a uniquely referenced `AttributeTree`
     // (copy-on-write); shared pools are read-only.
     let base: UnsafeMutablePointer<UInt64>
     /// Capacity in nodes.
     let capacity: Int
-    private let mapped: Bool
-
-    static let mmapThresholdBytes = 64 * 1024
 
     init(capacity: Int) {
         precondition(capacity >= 1 && capacity <= Int(UInt32.max - 1), "attribute tree node pool too large")
         let bytes = capacity * _Node.stride * MemoryLayout<UInt64>.stride
         self.capacity = capacity
-        if bytes >= Self.mmapThresholdBytes {
-            guard let raw = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0),
-                  raw != UnsafeMutableRawPointer(bitPattern: -1)
-            else { fatalError("attribute tree: mmap of \(bytes) bytes failed") }
-            base = raw.bindMemory(to: UInt64.self, capacity: capacity * _Node.stride)
-            mapped = true
-        } else {
-            base = UnsafeMutablePointer<UInt64>.allocate(capacity: capacity * _Node.stride)
-            mapped = false
-        }
+        guard let raw = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0),
+              raw != UnsafeMutableRawPointer(bitPattern: -1)
+        else { fatalError("attribute tree: mmap of \(bytes) bytes failed") }
+        base = raw.bindMemory(to: UInt64.self, capacity: capacity * _Node.stride)
     }
 
     deinit {
-        if mapped {
-            munmap(UnsafeMutableRawPointer(base), capacity * _Node.stride * MemoryLayout<UInt64>.stride)
-        } else {
-            base.deallocate()
-        }
+        munmap(UnsafeMutableRawPointer(base), capacity * _Node.stride * MemoryLayout<UInt64>.stride)
     }
 
     @inline(__always) func node(_ i: Int) -> UnsafeMutablePointer<UInt64> { base + i &* _Node.stride }
@@ -114,7 +102,7 @@ final class _NodePool: @unchecked Sendable {
     /// A pool of `capacity` nodes holding a copy of the first `used` nodes of `self`.
     func copy(capacity newCapacity: Int, used: Int) -> _NodePool {
         let p = _NodePool(capacity: newCapacity)
-        p.base.update(from: base, count: used * _Node.stride)
+        p.base.initialize(from: base, count: used * _Node.stride)
         return p
     }
 }
