@@ -29,14 +29,14 @@ import Testing
     @Test(arguments: [11, 12, 13] as [UInt64])
     func randomStoresMultiLevel(seed: UInt64) {
         var rng = SplitMix64(seed: seed)
-        let pageCount = 12_000
+        let pageCount = 30_000
         var tree = AttributeTree(pageCount: UInt64(pageCount), value: 8)
         var model = NaiveAttributeModel(pageCount: pageCount, value: 8)
         #if GMEM_INTERNAL_CHECKS
         tree._validatesAfterMutation = false  // O(n) per store: validate every 1000 steps instead
         #endif
         // Grow: short stores of two values produce ~pageCount/3 ranges.
-        for step in 0..<12_000 {
+        for step in 0..<30_000 {
             let first = rng.next(below: UInt64(pageCount))
             let last = min(first + rng.next(below: 4), UInt64(pageCount - 1))
             let value: UInt64 = rng.next() & 1 == 0 ? 0 : 8
