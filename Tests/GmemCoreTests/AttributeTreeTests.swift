@@ -142,3 +142,16 @@ import Testing
         #expect(windows == [10...14, 15...19, 20...24, 25...29])  // unclipped
     }
 }
+
+extension AttributeTreeTests {
+    @Test func noOpStoreKeepsSharing() {
+        var a = AttributeTree(pageCount: 100, value: 0)
+        a.store(10...20, 1)
+        var b = a
+        b.store(12...15, 1)  // no-op
+        b.store(50...60, 0)  // no-op
+        #expect(b.rangeCount == 3)
+        b.store(0...99, 2)
+        #expect(a.rangeCount == 3 && a.load(15) == 1 && b.rangeCount == 1)
+    }
+}

@@ -160,7 +160,10 @@ public struct AttributeTree: Sendable {
         let f = range.lowerBound
         let l = range.upperBound
         precondition(l < pageCount, "range out of bounds")
-        makeUnique()
+        if !isKnownUniquelyReferenced(&pool) {
+            if holds(range, value) { return }  // a no-op store never copies a shared pool
+            makeUnique()
+        }
         defer { didMutate() }
         let b = base
         var n = root
