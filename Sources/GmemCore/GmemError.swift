@@ -51,3 +51,22 @@ public enum GmemError: Error, Equatable, Sendable {
         }
     }
 }
+
+extension GmemError: CustomStringConvertible {
+    /// A sentence for people: what went wrong, then the errno a caller sees.
+    public var description: String {
+        let what: String
+        switch self {
+        case .invalidArgument(let s), .noSpace(let s), .notSupported(let s), .notPermitted(let s), .badHandle(let s): what = s
+        case .privatePage(let o): what = "page at offset \(o) is private"
+        case .exists(let n): what = "'\(n)' exists"
+        case .notFound(let n): what = "no file '\(n)'"
+        case .noData(let n): what = "no attribute \(n)"
+        case .bufferTooSmall(let n): what = "value needs \(n) bytes"
+        case .valueTooLarge(let n): what = "value of \(n) bytes exceeds the 64 KiB xattr limit"
+        case .noSuchOffset(let o): what = "no data or hole at or after \(o)"
+        case .fileTooLarge(let s): what = "\(s) bytes exceeds the 64 TiB file limit"
+        }
+        return "\(what) (\(errno))"
+    }
+}

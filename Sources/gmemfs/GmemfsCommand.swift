@@ -88,7 +88,7 @@ struct GmemfsCommand: ParsableCommand {
         let fs = GmemFilesystem(options: GmemOptions(guestView: guestView, maxMemory: try maxMemory.map { try Self.size($0, what: "--max-memory") }),
                                 notifier: notifier, logger: logger)
         for r in requests {
-            do { try fs.createFile(r) } catch { throw ValidationError("cannot create \(r.name): \(error.errno)") }
+            do { try fs.createFile(r) } catch { throw ValidationError("cannot create \(r.name): \(error)") }
         }
         let options = ["default_permissions", "fsname=gmemfs", "subtype=gmemfs"] + mountOptions
         let session = try Session(filesystem: fs, notifier: notifier, options: options, debug: debug)
