@@ -47,6 +47,10 @@ struct GmemfsCommand: ParsableCommand {
     @Option(name: .customLong("max-memory"), help: ArgumentHelp("Cap on allocated page memory (ENOSPC past it).", valueName: "SIZE"))
     var maxMemory: String?
 
+    @Option(name: .customLong("read-ahead-kb"), help: ArgumentHelp(
+        "Read-ahead window of the mount in KiB (set through sysfs when root; 0 keeps the kernel's 128).", valueName: "KB"))
+    var readAheadKB = 1024
+
     @Option(help: "Maximum number of request threads.")
     var threads: UInt32 = 16
 
@@ -95,6 +99,11 @@ struct GmemfsCommand: ParsableCommand {
         try session.mount(at: mountpoint)
         logger.info("mounted on \(mountpoint)")
         if !foreground && !debug { session.daemonize() }
+        if readAheadKB > 0 {
+            session.setReadAhead(kilobytes: readAheadKB, mountpoint: mountpoint) { ok in
+                if !ok { logger.debug("read-ahead not changed (needs root and sysfs)") }
+            }
+        }
         let rc = session.run(maxThreads: threads)
         session.unmount()
         logger.info("unmounted \(mountpoint)")
