@@ -9,6 +9,6 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
 	SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
 	echo "deps: installing ${missing[*]}" >&2
-	$SUDO apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+	$SUDO apt-get -o DPkg::Lock::Timeout=300 update -qq
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=300 install -y -qq "${missing[@]}" >/dev/null
 fi
