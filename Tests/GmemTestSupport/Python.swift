@@ -14,6 +14,7 @@ public enum Python {
     ///   inherits the MAP_SHARED mapping, so its writes are the parent's writes.
     /// - `hmap(path, npages)`: a MAP_SHARED read/write mapping of `path`.
     /// - `rawmap(path, length, flags=MAP_SHARED)`: mmap(2) via ctypes (past EOF, MAP_PRIVATE).
+    /// - `punch(fd, off, length)`: fallocate PUNCH_HOLE|KEEP_SIZE, 0 or the errno.
     /// - `gopen(path)`: an O_RDWR fd (for the guest view).
     /// - `grmw(fd, pg, expect, write)`: the selftests' guest_do_rmw through the guest view.
     /// - `hrmw(m, pg, expect, write)`: the selftests' host_do_rmw through a mapping.
@@ -58,6 +59,12 @@ public enum Python {
             if addr is None or addr == ctypes.c_void_p(-1).value:
                 raise OSError(e, os.strerror(e))
             return (ctypes.c_ubyte * length).from_address(addr)
+        def punch(fd, off, length):
+            # fallocate(PUNCH_HOLE|KEEP_SIZE): 0 or the errno.
+            import ctypes
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_long, ctypes.c_long]
+            return 0 if libc.fallocate(fd, 3, off, length) == 0 else ctypes.get_errno()
         def gopen(path):
             return os.open(path, os.O_RDWR)
         def setattr(path, off, size, attr):
