@@ -62,6 +62,9 @@ public final class Session: @unchecked Sendable {
 
     /// Mounts the session. The kernel starts sending requests once `run` is called.
     public func mount(at mountpoint: String) throws {
+        // Handlers first: once the mount is visible a SIGTERM must already mean "clean exit"
+        // (the loop then returns at once), not the default action.
+        guard installSignalHandlers() else { throw FuseError(description: "cannot install signal handlers") }
         guard fuse_session_mount(se, mountpoint) == 0 else {
             throw FuseError(description: "cannot mount on \(mountpoint)")
         }
@@ -98,14 +101,8 @@ public final class Session: @unchecked Sendable {
     /// Serves requests on a multi-threaded loop until SIGINT, SIGTERM or SIGHUP, or unmount.
     /// Returns 0 for a clean exit.
     public func run(maxThreads: UInt32 = 16) -> Int32 {
-        // Signals may arrive blocked or ignored (Swift test runners, `cmd &` in scripts), and
-        // fuse_set_signal_handlers only replaces SIG_DFL handlers.
-        var set = sigset_t()
-        sigemptyset(&set)
-        for s in [SIGINT, SIGTERM, SIGHUP] { sigaddset(&set, s); signal(s, SIG_DFL) }
-        pthread_sigmask(SIG_UNBLOCK, &set, nil)
-        guard fuse_set_signal_handlers(se) == 0 else { return 1 }
-        defer { fuse_remove_signal_handlers(se) }
+        guard installSignalHandlers() else { return 1 }
+        defer { fuse_remove_signal_handlers(se); signalsInstalled = false }
         let cfg = fuse_loop_cfg_create()
         defer { fuse_loop_cfg_destroy(cfg) }
         fuse_loop_cfg_set_max_threads(cfg, maxThreads)
@@ -113,6 +110,23 @@ public final class Session: @unchecked Sendable {
         let rc = fuse_session_loop_mt(se, cfg)
         // The loop returns the signal number for a signal-driven exit: that is a clean stop.
         return [0, SIGINT, SIGTERM, SIGHUP].contains(rc) ? 0 : rc
+    }
+
+    private var signalsInstalled = false
+
+    /// Makes SIGINT, SIGTERM and SIGHUP stop the loop cleanly. Signals may arrive blocked or
+    /// ignored (Swift test runners, `cmd &` in scripts), and fuse_set_signal_handlers only
+    /// replaces SIG_DFL handlers: reset them, install libfuse's handlers, and only then unblock
+    /// (a signal pending while blocked would otherwise take the default action and kill us).
+    private func installSignalHandlers() -> Bool {
+        if signalsInstalled { return true }
+        var set = sigset_t()
+        sigemptyset(&set)
+        for s in [SIGINT, SIGTERM, SIGHUP] { sigaddset(&set, s); signal(s, SIG_DFL) }
+        guard fuse_set_signal_handlers(se) == 0 else { return false }
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
+        signalsInstalled = true
+        return true
     }
 
     public func unmount() {

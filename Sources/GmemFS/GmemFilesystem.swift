@@ -208,6 +208,12 @@ public final class GmemFilesystem: LowLevelFilesystem {
         var view = GuestMemFile.View.guest
         var cached = false
         if case .host = n { view = .host; cached = f.file.flags.contains(.mmap) && file.flags & LinuxConstants.openDirect == 0 }
+        // Guest view of an mmap file: bytes the host stored through a shared mapping may still be
+        // dirty in the host's page cache. Write them back first (the invalidation launders dirty
+        // pages), so the guest sees what the host wrote, as with the kernel's single shared page.
+        if view == .guest, f.file.flags.contains(.mmap), f.file.hasSharedPage(offset: UInt64(offset), count: size) {
+            invalidateHost(f, offset: UInt64(offset), length: UInt64(size))
+        }
         // A short reply is fine without the page cache; with it, the kernel would take a short
         // read for EOF and shrink the file (fuse-facts §1), so those get EACCES instead.
         var pending: Reply<DataReply>? = consume reply

@@ -1,0 +1,185 @@
+import CLinuxSys
+import Foundation
+import GmemTestSupport
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The xattr interface of a gmem file: set_attributes, the attribute listing (whole and
+/// windowed), flags, stats, listxattr and the errors of unknown names.
+@Suite(.serialized, .enabled(if: FUSE.available))
+struct XattrTests {
+    @Test func setAttributesRejectsMalformedValuesWithEINVALAndChangesNothing() throws {
+        let m = try GmemMount(["--file", "f:64K:mmap"])
+        defer { m.unmount() }
+        let f = m.file("f")
+        #expect(convert(f, "0 8K shared") == 0)
+        #expect(try run(["dd", "if=/dev/urandom", "of=\(f)", "bs=4096", "count=2", "conv=notrunc", "status=none"]).succeeded)
+        let before = attributes(f)
+        #expect(before == "0-2000 shared\n2000-10000 private\n")
+        let data = contents(f, count: 8192).value
+        let stats0 = stats(f)
+        #expect(stats0["conversions"] == "1")
+        let bad = [
+            "0 4096",                              // missing field
+            "0 4096 shared extra",                 // extra field
+            "0 0 shared",                          // size 0
+            "1 4096 shared",                       // unaligned offset
+            "0 4097 shared",                       // unaligned size
+            "4096 100 private",                    // unaligned size
+            "0xfffffffffffff000 0x2000 shared",    // offset + size overflows
+            "0x10000000000000000 4096 shared",     // number overflows 64 bits
+            "64K 4K shared",                       // at EOF
+            "60K 8K private",                      // crosses EOF
+            "0 1G private",                        // beyond EOF
+            "0 4096 16",                           // unknown attribute bit
+            "0 4096 9",                            // private plus an unknown bit
+            "0 4096 0x1",                          // unknown bit 0
+            "0 4096 sharedx",                      // unknown attribute word
+            "garbage",
+            "",
+            "   ",
+            "-4096 4096 shared",                   // negative
+            "0 4096 shared\u{1}",                  // control character
+            "0 4Q shared",                         // bad suffix
+            "0x 4096 shared",                      // empty hex
+        ]
+        for value in bad {
+            #expect(convert(f, value) == EINVAL, "value \(value.debugDescription)")
+        }
+        #expect(Sys.setxattr(f, "user.gmem.set_attributes", bytes: [0xff, 0xfe, 0x20]) == EINVAL, "invalid UTF-8")
+        #expect(attributes(f) == before)
+        #expect(contents(f, count: 8192).value == data)
+        #expect(stats(f)["conversions"] == "1")
+        #expect(stats(f)["private_bytes"] == String(56 * 1024))
+        // The tool reports the same error.
+        let tool = try run(["setfattr", "-n", "user.gmem.set_attributes", "-v", "0 1 shared", f])
+        #expect(tool.status == 1)
+        #expect(tool.stderr.contains("Invalid argument"))
+        #expect(attributes(f) == before)
+    }
+
+    @Test func setAttributesAcceptsNumberFormats() throws {
+        let m = try GmemMount(["--file", "f:64K:mmap"])
+        defer { m.unmount() }
+        let f = m.file("f")
+        #expect(convert(f, "0x1000 4K 0") == 0)
+        #expect(attributes(f) == "0-1000 private\n1000-2000 shared\n2000-10000 private\n")
+        #expect(convert(f, "8192 0x1000 0") == 0)
+        #expect(attributes(f) == "0-1000 private\n1000-3000 shared\n3000-10000 private\n")
+        #expect(convert(f, "0 64KiB SHARED") == 0)
+        #expect(attributes(f) == "0-10000 shared\n")
+        #expect(convert(f, "0x8000\t0x8000 8\n") == 0)
+        #expect(attributes(f) == "0-8000 shared\n8000-10000 private\n")
+        // setfattr decodes a value starting with 0x as hex bytes; quoted it is text.
+        #expect(try run(["setfattr", "-n", "user.gmem.set_attributes", "-v", "\"0x0 0x4000 private\"", f]).succeeded)
+        #expect(attributes(f) == "0-4000 private\n4000-8000 shared\n8000-10000 private\n")
+        // A trailing NUL (as some tools send) is accepted.
+        #expect(Sys.setxattr(f, "user.gmem.set_attributes", bytes: Array("0 64K private".utf8) + [0]) == 0)
+        #expect(attributes(f) == "0-10000 private\n")
+        // Converting to the current state changes nothing and is not counted.
+        let conversions = stats(f)["conversions"]
+        #expect(convert(f, "0 4K private") == 0)
+        #expect(stats(f)["conversions"] == conversions)
+    }
+
+    @Test func attributesListingWindowedForm() throws {
+        let m = try GmemMount(["--file", "f:64K:mmap"])
+        defer { m.unmount() }
+        let f = m.file("f")
+        #expect(convert(f, "4K 8K shared") == 0)
+        #expect(convert(f, "32K 4K shared") == 0)
+        #expect(attributes(f) == "0-1000 private\n1000-3000 shared\n3000-8000 private\n8000-9000 shared\n9000-10000 private\n")
+        // The window is clipped to the requested range and to the file.
+        #expect(Sys.getxattr(f, "user.gmem.attributes:2000-8800") == .success("2000-3000 shared\n3000-8000 private\n8000-8800 shared\n"))
+        #expect(Sys.getxattr(f, "user.gmem.attributes:0-1") == .success("0-1 private\n"))
+        #expect(Sys.getxattr(f, "user.gmem.attributes:f000-100000") == .success("f000-10000 private\n"))
+        #expect(Sys.getxattr(f, "user.gmem.attributes:20000-30000") == .success(""))
+        // getfattr sees the same.
+        let tool = try run(["getfattr", "--only-values", "-n", "user.gmem.attributes:1000-2000", f])
+        #expect(tool.output == "1000-2000 shared\n")
+        // Malformed windows are names that do not exist.
+        for bad in ["user.gmem.attributes:", "user.gmem.attributes:10-10", "user.gmem.attributes:20-10",
+                    "user.gmem.attributes:0x0-10", "user.gmem.attributes:g-10", "user.gmem.attributes:0-10-20"] {
+            #expect(Sys.getxattrErrno(f, bad) == ENODATA, "\(bad)")
+        }
+    }
+
+    @Test func attributesPast64KiBIsE2BIGAndWindowsStillWork() throws {
+        // 4096 pages, every other one converted: 4096 ranges of ~20 bytes each > 64 KiB.
+        let m = try GmemMount(["--file", "big:16M:mmap"])
+        defer { m.unmount() }
+        let f = m.file("big")
+        let py = try Python.run("""
+            for pg in range(0, 4096, 2):
+                setattr(sys.argv[1], pg * P, P, 'shared')
+            """, [f])
+        #expect(py.succeeded, "\(py.stderr)")
+        #expect(stats(f)["ranges"] == "4096")
+        #expect(Sys.getxattrErrno(f, "user.gmem.attributes") == E2BIG)
+        let tool = try run(["getfattr", "--only-values", "-n", "user.gmem.attributes", f])
+        #expect(!tool.succeeded)
+        #expect(Sys.getxattr(f, "user.gmem.attributes:0-4000") == .success("0-1000 shared\n1000-2000 private\n2000-3000 shared\n3000-4000 private\n"))
+        #expect(Sys.getxattr(f, "user.gmem.attributes:ffe000-1000000") == .success("ffe000-fff000 shared\nfff000-1000000 private\n"))
+        // Merging back shrinks it again.
+        #expect(convert(f, "0 16M shared") == 0)
+        #expect(attributes(f) == "0-1000000 shared\n")
+    }
+
+    @Test func flagsStatsAndListxattr() throws {
+        let m = try GmemMount(["--file", "a:64K", "--file", "b:64K:mmap", "--file", "c:64K:mmap,init-shared", "--max-memory", "1M"])
+        defer { m.unmount() }
+        #expect(Sys.getxattr(m.file("a"), "user.gmem.flags") == .success(""))
+        #expect(Sys.getxattr(m.file("b"), "user.gmem.flags") == .success("mmap"))
+        #expect(Sys.getxattr(m.file("c"), "user.gmem.flags") == .success("mmap init-shared"))
+        #expect(attributes(m.file("a")) == "0-10000 private\n")
+        #expect(attributes(m.file("c")) == "0-10000 shared\n")
+        #expect(write(m.file("c"), Array(repeating: 7, count: 5000), at: 0).value == 5000)
+        #expect(convert(m.file("c"), "16K 16K private") == 0)
+        let s = stats(m.file("c"))
+        #expect(s["size"] == "65536")
+        #expect(s["allocated_bytes"] == "8192")
+        #expect(s["private_bytes"] == "16384")
+        #expect(s["shared_bytes"] == "49152")
+        #expect(s["ranges"] == "3")
+        #expect(s["conversions"] == "1")
+        #expect(s["flags"] == "mmap init-shared")
+        let root = try #require(Sys.getxattr(m.path, "user.gmem.stats").value)
+        #expect(root == "files=3\nallocated_bytes=8192\nmax_memory=1048576\n")
+        #expect(Sys.listxattr(m.file("a")).value == ["user.gmem.attributes", "user.gmem.flags", "user.gmem.stats"])
+        #expect(Sys.listxattr(m.path).value == ["user.gmem.stats"])
+        let tool = try run(["getfattr", "-d", "-m", "-", m.file("b")])
+        #expect(tool.output.contains("user.gmem.attributes=\"0-10000 private"))
+        #expect(tool.output.contains("user.gmem.flags=\"mmap\""))
+    }
+
+    @Test func unknownNamesAreENODATAOnGetAndRejectedOnSet() throws {
+        let m = try GmemMount(["--file", "f:64K:mmap"])
+        defer { m.unmount() }
+        let f = m.file("f")
+        let before = attributes(f)
+        #expect(Sys.getxattrErrno(f, "user.gmem.nope") == ENODATA)
+        #expect(Sys.getxattrErrno(f, "user.gmem.set_attributes") == ENODATA)   // write-only
+        #expect(Sys.getxattrErrno(f, "user.gmem.create") == ENODATA)           // root only
+        #expect(Sys.getxattrErrno(f, "user.other") == ENODATA)
+        #expect(Sys.getxattrErrno(m.path, "user.gmem.attributes") == ENODATA)
+        #expect(Sys.setxattr(f, "user.gmem.nope", "x") == EINVAL)
+        #expect(Sys.setxattr(f, "user.gmem.attributes", "0-10000 shared") == EINVAL)
+        #expect(Sys.setxattr(f, "user.gmem.create", "g 4096") == EINVAL)      // not on a file
+        #expect(Sys.setxattr(m.path, "user.gmem.set_attributes", "0 4096 shared") == EINVAL)
+        #expect(Sys.setxattr(f, "user.other", "x") == ENOTSUP)
+        #expect(Sys.setxattr(m.path, "user.other", "x") == ENOTSUP)
+        #expect(Sys.setxattr(f, "trusted.other", "x") == ENOTSUP)             // we run as root
+        #expect(CLinuxSys_removexattr(f, "user.gmem.attributes") == ENOTSUP)
+        #expect(Sys.listxattr(f).value == ["user.gmem.attributes", "user.gmem.flags", "user.gmem.stats"])
+        #expect(attributes(f) == before)
+        #expect(stats(f)["conversions"] == "0")
+        // setfattr reports the error too.
+        #expect(try run(["setfattr", "-n", "user.other", "-v", "x", f]).stderr.contains("Operation not supported"))
+    }
+}
+
+func CLinuxSys_removexattr(_ path: String, _ name: String) -> Int32 {
+    CLinuxSys.removexattr(path, name) == 0 ? 0 : errno
+}
