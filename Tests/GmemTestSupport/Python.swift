@@ -114,7 +114,7 @@ public enum Python {
         let fd = mkstemp(&template)
         guard fd >= 0 else { throw HarnessError("mkstemp failed") }
         close(fd)
-        let path = String(cString: template)
+        let path = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         defer { unlink(path) }
         try (prelude + script).write(toFile: path, atomically: false, encoding: .utf8)
         return try GmemTestSupport.run(["python3", path] + arguments, timeout: timeout)

@@ -408,7 +408,7 @@ struct GuestMemfdConversionsSelftests {
             _, st = os.waitpid(pid, 0)
             check(os.WIFSIGNALED(st) and os.WTERMSIG(st) == signal.SIGBUS, 'child status %d' % st)
             """)
-        defer { m.unmount() }
+        m.unmount()
     }
 
     /// DIVERGENCE: the kernel pins test_page (gup_test) and expects the private conversion to
