@@ -101,6 +101,22 @@ struct GmemctlTests {
         #expect(m.unmount() == 0)
     }
 
+    @Test func watchRedrawsWhenTheMapChanges() throws {
+        let m = try GmemMount(["--file", "gmem:64K:mmap"])
+        defer { m.unmount() }
+        let f = m.file("gmem")
+        // Two drawings: the initial map, then the one after the conversion.
+        let r = try sh("""
+            COLUMNS=40 '\(Self.gmemctl)' watch '\(f)' --interval 0.05 --count 2 > '\(m.path)/../watch.out' &
+            sleep 0.5; setfattr -n user.gmem.set_attributes -v '0 32K shared' '\(f)'; wait $!; cat '\(m.path)/../watch.out'
+            """, timeout: 30)
+        #expect(r.succeeded, "\(r)")
+        #expect(r.output.components(separatedBy: "64 KiB, 16 pages").count == 3, "\(r.output)")
+        #expect(r.output.contains("1 range: 0 B shared, 64 KiB private"))
+        #expect(r.output.contains("2 ranges: 32 KiB shared, 32 KiB private"))
+        #expect(m.unmount() == 0)
+    }
+
     /// A map too large for one xattr value (E2BIG) is read in windows.
     @Test func hugeMapsAreReadInWindows() throws {
         let m = try GmemMount(["--file", "big:64M:mmap"])
