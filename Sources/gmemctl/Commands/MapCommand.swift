@@ -1,0 +1,33 @@
+import ArgumentParser
+import Foundation
+
+/// `gmemctl map FILE [--svg OUT]`: the private/shared picture of a file.
+struct MapCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "map",
+        abstract: "Draw a file's private/shared map: a bar of the whole file and the range table.")
+
+    @Argument(help: "The gmem file.") var file: String
+    @Option(help: ArgumentHelp("Also write the picture as SVG to this path.", valueName: "OUT")) var svg: String?
+    @Option(help: "Table rows to print at most (0: all).") var rows = 32
+    @Option(help: "auto (colour on a TTY unless NO_COLOR is set), always, never.") var color: ColorChoice = .auto
+
+    func run() throws {
+        let map = try AttributeMap.read(file)
+        let renderer = MapRenderer(terminal: .stdout(color: color), maxRows: rows)
+        print(renderer.picture(map), terminator: "")
+        print()
+        print(renderer.table(map), terminator: "")
+        if let svg {
+            let title = (file as NSString).lastPathComponent
+            do {
+                try SVGRenderer.render(map, title: title).write(toFile: svg, atomically: true, encoding: .utf8)
+            } catch {
+                throw UsageFailure("cannot write \(svg): \(error.localizedDescription)")
+            }
+            print("wrote \(svg)")
+        }
+    }
+}
+
+extension ColorChoice: ExpressibleByArgument {}

@@ -1,0 +1,35 @@
+import ArgumentParser
+import Foundation
+
+/// `gmemctl stats FILE|MOUNTPOINT`: `user.gmem.stats`, with sizes made readable.
+struct StatsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "stats",
+        abstract: "Show a file's counters, or a mount's (getxattr user.gmem.stats).")
+
+    @Argument(help: "A gmem file or the mount point.") var path: String
+
+    func run() throws {
+        let pairs = Xattr.keyValues(try Xattr.get(path, Xattr.stats))
+        print(path)
+        let width = (pairs.map(\.key.count).max() ?? 0) + 2
+        for (key, value) in pairs {
+            var shown = value
+            if key.hasSuffix("bytes") || key == "size" || key == "max_memory", let n = UInt64(value) {
+                shown = n >= 1024 ? "\(Units.human(n)) (\(n) bytes)" : "\(n) bytes"
+                if key == "size" { shown += ", \(n / 4096) pages" }
+            }
+            print("  " + key.padding(toLength: width, withPad: " ", startingAt: 0) + shown)
+        }
+        // On a mount point, one line per file.
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+            let names = (try? FileManager.default.contentsOfDirectory(atPath: path))?.filter { !$0.hasPrefix(".") }.sorted() ?? []
+            for name in names {
+                let file = (path as NSString).appendingPathComponent(name)
+                guard let map = try? AttributeMap.read(file) else { continue }
+                print("  \(name): \(Units.human(map.fileSize)), \(Units.human(map.sharedBytes)) shared, \(Units.human(map.privateBytes)) private, \(map.ranges.count) ranges")
+            }
+        }
+    }
+}

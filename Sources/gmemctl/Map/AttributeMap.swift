@@ -1,0 +1,75 @@
+import Glibc
+
+/// One maximal run of pages with the same attributes: bytes `[start, end)`.
+struct AttributeRange: Equatable, Sendable {
+    var start: UInt64
+    var end: UInt64
+    var isPrivate: Bool
+    var size: UInt64 { end - start }
+    var name: String { isPrivate ? "private" : "shared" }
+}
+
+/// A gmem file's private/shared map, read through `user.gmem.attributes`.
+struct AttributeMap: Equatable, Sendable {
+    var path: String
+    var fileSize: UInt64
+    var ranges: [AttributeRange]
+
+    var privateBytes: UInt64 { ranges.filter(\.isPrivate).reduce(0) { $0 + $1.size } }
+    var sharedBytes: UInt64 { fileSize - privateBytes }
+    var pageCount: UInt64 { fileSize / 4096 }
+
+    /// Reads the whole map of the file at `path`. A map whose text is larger than an xattr value
+    /// may be (the daemon answers E2BIG) is read in windows
+    /// (`user.gmem.attributes:START-END`), halving the window until it fits.
+    static func read(_ path: String) throws -> AttributeMap {
+        var st = stat()
+        guard stat(path, &st) == 0 else { throw SystemError("stat \(path)") }
+        let size = UInt64(st.st_size)
+        var ranges: [AttributeRange] = []
+        do {
+            ranges = try parse(Xattr.get(path, Xattr.attributes))
+        } catch let e as SystemError where e.errno == E2BIG {
+            var start: UInt64 = 0
+            var window = size
+            while start < size {
+                let end = start + min(window, size - start)
+                let name = "\(Xattr.attributes):\(String(start, radix: 16))-\(String(end, radix: 16))"
+                do {
+                    append(try parse(Xattr.get(path, name)), to: &ranges)
+                    start = end
+                } catch let e as SystemError where e.errno == E2BIG && window > 4096 {
+                    window = max(4096, (window / 2) & ~4095)
+                }
+            }
+        }
+        return AttributeMap(path: path, fileSize: size, ranges: ranges)
+    }
+
+    /// Appends window results, merging a range split at a window boundary.
+    private static func append(_ more: [AttributeRange], to ranges: inout [AttributeRange]) {
+        for r in more {
+            if let last = ranges.last, last.end == r.start, last.isPrivate == r.isPrivate {
+                ranges[ranges.count - 1].end = r.end
+            } else {
+                ranges.append(r)
+            }
+        }
+    }
+
+    /// Parses lines `START-END private|shared` (hex byte offsets, END exclusive).
+    static func parse(_ text: String) -> [AttributeRange] {
+        text.split(separator: "\n").compactMap { line in
+            let parts = line.split(separator: " ")
+            guard parts.count == 2 else { return nil }
+            let bounds = parts[0].split(separator: "-")
+            guard bounds.count == 2, let s = UInt64(bounds[0], radix: 16), let e = UInt64(bounds[1], radix: 16) else { return nil }
+            return AttributeRange(start: s, end: e, isPrivate: parts[1] == "private")
+        }
+    }
+
+    /// The map as the daemon prints it (one `START-END attr` line per range).
+    var text: String {
+        ranges.map { "\(String($0.start, radix: 16))-\(String($0.end, radix: 16)) \($0.name)\n" }.joined()
+    }
+}

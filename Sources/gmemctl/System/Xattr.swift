@@ -1,0 +1,41 @@
+import CLinuxSys
+import Glibc
+
+/// The gmemfs control interface: extended attributes on the mount root and on each file
+/// (the daemon's docs/xattr-interface.md). Every call reports failures as ``SystemError``.
+enum Xattr {
+    /// The largest value the VFS passes (XATTR_SIZE_MAX); the daemon answers E2BIG past it.
+    static let sizeMax = 65536
+
+    static let create = "user.gmem.create"
+    static let setAttributes = "user.gmem.set_attributes"
+    static let attributes = "user.gmem.attributes"
+    static let flags = "user.gmem.flags"
+    static let stats = "user.gmem.stats"
+
+    /// Sets `name` to the UTF-8 bytes of `value`. The corresponding C function is `setxattr`.
+    static func set(_ path: String, _ name: String, _ value: String) throws {
+        let bytes = Array(value.utf8)
+        guard CLinuxSys.setxattr(path, name, bytes, bytes.count, 0) == 0 else {
+            throw SystemError("setxattr \(name) = \"\(value)\" on \(path)")
+        }
+    }
+
+    /// The value of `name` as text. The corresponding C function is `getxattr` (one call with an
+    /// XATTR_SIZE_MAX buffer: every gmemfs value fits or is E2BIG).
+    static func get(_ path: String, _ name: String) throws -> String {
+        var buffer = [UInt8](repeating: 0, count: sizeMax)
+        let n = CLinuxSys.getxattr(path, name, &buffer, buffer.count)
+        guard n >= 0 else { throw SystemError("getxattr \(name) on \(path)") }
+        return String(decoding: buffer[..<n], as: UTF8.self)
+    }
+
+    /// Parses `key=value` lines (the `user.gmem.stats` format), keeping their order.
+    static func keyValues(_ text: String) -> [(key: String, value: String)] {
+        text.split(separator: "\n").compactMap { line in
+            let parts = line.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            guard parts.count == 2 else { return nil }
+            return (String(parts[0]), String(parts[1]))
+        }
+    }
+}

@@ -1,0 +1,136 @@
+import Foundation
+import GmemTestSupport
+import Testing
+
+/// gmemctl's subcommands against a real mount, with non-TTY output (no colour).
+@Suite(.serialized, .enabled(if: FUSE.available))
+struct GmemctlTests {
+    static var gmemctl: String { binDirectory() + "/gmemctl" }
+
+    static func ctl(_ args: [String], environment: [String: String] = ["COLUMNS": "80"]) throws -> CommandResult {
+        try run([gmemctl] + args, environment: environment)
+    }
+
+    @Test func createConvertMapStats() throws {
+        let m = try GmemMount(["--file", "gmem:1M:mmap"])
+        defer { m.unmount() }
+        let f = m.file("demo")
+
+        let create = try Self.ctl(["create", m.path, "demo", "64K", "--flags", "mmap"])
+        #expect(create.succeeded, "\(create)")
+        #expect(try Sys.getxattr(f, "user.gmem.flags").get() == "mmap")
+        #expect(try Sys.getxattr(f, "user.gmem.attributes").get() == "0-10000 private\n")
+
+        #expect(try Self.ctl(["convert", "shared", f, "0", "16K"]).succeeded)
+        let viaIoctl = try Self.ctl(["convert", "shared", "--ioctl", f, "0x8000", "4096"])
+        #expect(viaIoctl.succeeded, "\(viaIoctl)")
+        #expect(viaIoctl.output.contains("KVM_SET_MEMORY_ATTRIBUTES2"))
+        #expect(try Self.ctl(["convert", "private", f, "4K", "4K"]).succeeded)
+        let expected = "0-1000 shared\n1000-2000 private\n2000-4000 shared\n4000-8000 private\n8000-9000 shared\n9000-10000 private\n"
+        #expect(try Sys.getxattr(f, "user.gmem.attributes").get() == expected)
+
+        // The map: 16 pages in 76 columns -> 4 cells per page, plain glyphs, table with sizes.
+        let svg = FileManager.default.temporaryDirectory.appendingPathComponent("gmemctl-map-\(getpid()).svg").path
+        defer { try? FileManager.default.removeItem(atPath: svg) }
+        let map = try Self.ctl(["map", f, "--svg", svg])
+        #expect(map.succeeded, "\(map)")
+        let text = map.output
+        #expect(!text.contains("\u{1B}["), "no escape sequences when stdout is not a TTY")
+        let bar = "  " + ["....", "####", "........", "################", "....", "############################"].joined()
+        #expect(text.contains(bar + "\n"), "\(text)")
+        #expect(text.contains("64 KiB, 16 pages, 6 ranges: 16 KiB shared, 48 KiB private"))
+        #expect(text.contains("  0x1000  0x2000    4 KiB  private\n"), "\(text)")
+        #expect(text.contains("  0x9000  0x10000  28 KiB  private\n"), "\(text)")
+        let picture = try String(contentsOfFile: svg, encoding: .utf8)
+        #expect(picture.hasPrefix("<svg"))
+        #expect(picture.contains("#d64545") && picture.contains("#3fa34d"))
+
+        // NO_COLOR is honoured even when colour would be on; --color always forces it.
+        let colored = try Self.ctl(["map", f, "--color", "always"])
+        #expect(colored.output.contains("\u{1B}[31m"))
+
+        let stats = try Self.ctl(["stats", f])
+        #expect(stats.succeeded)
+        #expect(stats.output.contains("size             64 KiB (65536 bytes), 16 pages"), "\(stats.output)")
+        #expect(stats.output.contains("conversions      3"))
+        let root = try Self.ctl(["stats", m.path])
+        #expect(root.succeeded)
+        #expect(root.output.contains("files            2"), "\(root.output)")
+        #expect(root.output.contains("demo: 64 KiB, 16 KiB shared, 48 KiB private, 6 ranges"))
+
+        let watch = try Self.ctl(["watch", f, "--count", "1"])
+        #expect(watch.succeeded)
+        #expect(watch.output.contains(bar + "\n"))
+        #expect(m.unmount() == 0)
+    }
+
+    @Test func errorsNameTheErrnoAndExitNonZero() throws {
+        let m = try GmemMount(["--file", "gmem:1M:mmap"])
+        defer { m.unmount() }
+        let f = m.file("gmem")
+        let misaligned = try Self.ctl(["convert", "shared", f, "1", "4K"])
+        #expect(misaligned.status != 0)
+        #expect(misaligned.stderr.contains("EINVAL (Invalid argument)"), "\(misaligned)")
+        let ioctl = try Self.ctl(["convert", "shared", "--ioctl", f, "0", "1M+"])
+        #expect(ioctl.status != 0)
+        let past = try Self.ctl(["convert", "private", "--ioctl", f, "1M", "4K"])
+        #expect(past.status != 0)
+        #expect(past.stderr.contains("ioctl KVM_SET_MEMORY_ATTRIBUTES2"), "\(past)")
+        #expect(past.stderr.contains("EINVAL"))
+        let exists = try Self.ctl(["create", m.path, "gmem", "4K"])
+        #expect(exists.status != 0)
+        #expect(exists.stderr.contains("EEXIST"), "\(exists)")
+        let missing = try Self.ctl(["map", m.file("nope")])
+        #expect(missing.status != 0)
+        #expect(missing.stderr.contains("ENOENT"))
+        #expect(try Sys.getxattr(f, "user.gmem.attributes").get() == "0-100000 private\n")
+        #expect(m.unmount() == 0)
+    }
+
+    @Test func peekFaultsOnPrivatePagesAndReadsSharedOnes() throws {
+        let m = try GmemMount(["--file", "gmem:64K:mmap", "--guest-view"])
+        defer { m.unmount() }
+        let f = m.file("gmem")
+        #expect(try sh("printf 'guest data' | dd of=\(m.guest("gmem")) conv=notrunc status=none").succeeded)
+        let denied = try Self.ctl(["peek", f, "0", "--count", "10"])
+        #expect(denied.signal == SIGBUS, "\(denied)")
+        #expect(!denied.stderr.contains("Backtrac"), "a plain SIGBUS, not a crash report")
+        #expect(try Self.ctl(["convert", "shared", f, "0", "4K"]).succeeded)
+        let shown = try Self.ctl(["peek", f, "0", "--count", "10"])
+        #expect(shown.output == "guest data\n")
+        #expect(m.unmount() == 0)
+    }
+
+    @Test func watchRedrawsWhenTheMapChanges() throws {
+        let m = try GmemMount(["--file", "gmem:64K:mmap"])
+        defer { m.unmount() }
+        let f = m.file("gmem")
+        // Two drawings: the initial map, then the one after the conversion.
+        let r = try sh("""
+            COLUMNS=40 '\(Self.gmemctl)' watch '\(f)' --interval 0.05 --count 2 > '\(m.path)/../watch.out' &
+            sleep 0.5; setfattr -n user.gmem.set_attributes -v '0 32K shared' '\(f)'; wait $!; cat '\(m.path)/../watch.out'
+            """, timeout: 30)
+        #expect(r.succeeded, "\(r)")
+        #expect(r.output.components(separatedBy: "64 KiB, 16 pages").count == 3, "\(r.output)")
+        #expect(r.output.contains("1 range: 0 B shared, 64 KiB private"))
+        #expect(r.output.contains("2 ranges: 32 KiB shared, 32 KiB private"))
+        #expect(m.unmount() == 0)
+    }
+
+    /// A map too large for one xattr value (E2BIG) is read in windows.
+    @Test func hugeMapsAreReadInWindows() throws {
+        let m = try GmemMount(["--file", "big:64M:mmap"])
+        defer { m.unmount() }
+        let f = m.file("big")
+        // 3000 alternating single pages: the full listing is well past 64 KiB.
+        for i in stride(from: 0, to: 6000, by: 2) {
+            #expect(Sys.setxattr(f, "user.gmem.set_attributes", "\(i * 4096) 4096 shared") == 0)
+        }
+        if case .failure(let e) = Sys.getxattr(f, "user.gmem.attributes") { #expect(e.code == E2BIG) } else { Issue.record("expected E2BIG") }
+        let map = try Self.ctl(["map", f, "--rows", "3"])
+        #expect(map.succeeded, "\(map)")
+        #expect(map.output.contains("6000 ranges: 11.7 MiB shared"), "\(map.output)")
+        #expect(map.output.contains("… and 5997 more ranges"))
+        #expect(m.unmount() == 0)
+    }
+}
