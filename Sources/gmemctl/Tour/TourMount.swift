@@ -21,7 +21,7 @@ final class TourMount {
         mountpoint = directory + "/mnt"
         logPath = directory + "/gmemfs.log"
         try FileManager.default.createDirectory(atPath: mountpoint, withIntermediateDirectories: false)
-        FileManager.default.createFile(atPath: logPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         process = Process()
         process.executableURL = URL(fileURLWithPath: daemon)
         process.arguments = ["-f", "--guest-view", "-o", "auto_unmount", "--file", "gmem:1M:mmap", mountpoint]
