@@ -57,7 +57,8 @@ let package = Package(
         // MARK: - Tests
         .target(name: "GmemTestSupport", dependencies: ["GmemCore", "CLinuxSys"], path: "Tests/GmemTestSupport"),
         .testTarget(name: "GmemCoreTests", dependencies: ["GmemCore", "GmemTestSupport"], swiftSettings: internalChecks),
-        .testTarget(name: "MountTests", dependencies: ["GmemTestSupport", "CLinuxSys"]),
+        .testTarget(name: "MountTests", dependencies: ["GmemTestSupport", "CLinuxSys"],
+                    exclude: ["Resources"]),   // C load generators, compiled by the tests
     ],
     swiftLanguageModes: [.v6]
 )
