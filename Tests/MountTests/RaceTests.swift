@@ -88,6 +88,7 @@ struct RaceTests {
         #expect(figures["violations"] == 0, "host accesses to private pages succeeded")
         #expect(figures["other_errors"] == 0 && figures["conversion_errors"] == 0)
         #expect(figures["false_denials"] == 0, "accesses to shared pages were refused")
+        #expect(figures["integrity_violations"] == 0, "host writes reached pages after they became private")
         // The run must actually have exercised the races.
         #expect((figures["conversions"] ?? 0) > 100)
         #expect((figures["pread_eacces"] ?? 0) > 0 && (figures["mmap_sigbus"] ?? 0) > 0 && (figures["private_tried"] ?? 0) > 0)

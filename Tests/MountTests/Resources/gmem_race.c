@@ -22,7 +22,9 @@
  * violation; a failure on a page that was SHARED the whole time is a false denial.
  *
  * Output: key=value figures on stdout; details of the first violations on stderr.
- * Exit status: 0 if secrets == violations == other_errors == conversion_errors == 0, else 1.
+ * Exit status: 0 if secrets, violations, integrity violations, other errors and conversion
+ * errors are all 0, else 1. The converter also reads each private range back through the
+ * guest view: a host write that landed after the conversion returned is an integrity violation.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -66,6 +68,7 @@ struct shared {
     atomic_uint_fast64_t conversions, conversions_ioctl, conversion_errors, guest_writes;
     atomic_uint_fast64_t secrets, violations, false_denials, other_errors;
     atomic_uint_fast64_t child_accesses;
+    atomic_uint_fast64_t integrity_checks, integrity_violations; /* host bytes in a private page */
     atomic_uint state[];                       /* per page: generation << 2 | state */
 };
 
@@ -157,6 +160,22 @@ static void *converter(void *p) {
         set_state(first, n, ST_PRIVATE);
         guest_write(first, n, "GMSECRET", 1);
         usleep((useconds_t)(rnd(&a->seed) % 300));
+        /* Integrity: once the conversion has returned, no host write (pwrite, mapping,
+         * writeback of a page dirtied while shared) may land in the private pages. */
+        static __thread unsigned char back[MAX_RANGE * PAGE];
+        if (pread(guest_fd, back, n * PAGE, (off_t)(first * PAGE)) == (ssize_t)(n * PAGE)) {
+            atomic_fetch_add(&S->integrity_checks, 1);
+            for (size_t i = 0; i < n * PAGE; i++)
+                if (back[i] != ((unsigned char)"GMSECRET"[i % 8] | 0x80)) {
+                    char d[96]; snprintf(d, sizeof d, "byte 0x%zx is 0x%02x", first * PAGE + i, back[i]);
+                    report("INTEGRITY: a host write reached a private page", first + i / PAGE, d);
+                    atomic_fetch_add(&S->integrity_violations, 1);
+                    break;
+                }
+        } else {
+            report("guest read-back failed", first, strerror(errno));
+            atomic_fetch_add(&S->other_errors, 1);
+        }
         guest_write(first, n, "erased!!", 0);
         set_state(first, n, ST_TRANSITION);
         convert(fd, first, n, 0, &a->seed);
@@ -429,7 +448,7 @@ int main(int argc, char **argv) {
            "mmap_tried=%lu\nmmap_ok=%lu\nmmap_sigbus=%lu\nwrite_tried=%lu\nwrite_ok=%lu\nwrite_sigbus=%lu\n"
            "pwrite_tried=%lu\npwrite_eacces=%lu\nprivate_tried=%lu\nchild_accesses=%lu\nconversions=%lu\n"
            "conversions_ioctl=%lu\nguest_writes=%lu\nconversion_errors=%lu\nsecrets=%lu\nviolations=%lu\n"
-           "false_denials=%lu\nother_errors=%lu\n",
+           "false_denials=%lu\nother_errors=%lu\nintegrity_checks=%lu\nintegrity_violations=%lu\n",
            elapsed, npages, (unsigned long)accesses, (unsigned long)S->pread_tried, (unsigned long)S->pread_ok,
            (unsigned long)S->pread_partial, (unsigned long)S->pread_eacces, (unsigned long)S->mmap_tried,
            (unsigned long)S->mmap_ok, (unsigned long)S->mmap_sigbus, (unsigned long)S->write_tried,
@@ -437,6 +456,7 @@ int main(int argc, char **argv) {
            (unsigned long)S->pwrite_eacces, (unsigned long)S->private_tried, (unsigned long)S->child_accesses,
            (unsigned long)S->conversions, (unsigned long)S->conversions_ioctl, (unsigned long)S->guest_writes,
            (unsigned long)S->conversion_errors, (unsigned long)S->secrets, (unsigned long)S->violations,
-           (unsigned long)S->false_denials, (unsigned long)S->other_errors);
-    return (S->secrets || S->violations || S->other_errors || S->conversion_errors) ? 1 : 0;
+           (unsigned long)S->false_denials, (unsigned long)S->other_errors,
+           (unsigned long)S->integrity_checks, (unsigned long)S->integrity_violations);
+    return (S->secrets || S->violations || S->other_errors || S->conversion_errors || S->integrity_violations) ? 1 : 0;
 }
