@@ -228,7 +228,12 @@ import Testing
             words[4] = UInt64.random(in: 0...UInt64.max, using: &r)                    // error_offset: ignored
             if r.chance(8) { words[Int.random(in: 5..<16, using: &r)] = UInt64.random(in: 0...UInt64.max, using: &r) | 1 }
             var bytes = words.flatMap { w in withUnsafeBytes(of: w.littleEndian, Array.init) }
-            if r.chance(20) { bytes = Array(bytes.prefix(Int.random(in: 0...200, using: &r))) + Self.randomBytes(&r, max: 40) }
+            if r.chance(20) {
+                bytes = Array(bytes.prefix(Int.random(in: 0...200, using: &r))) + Self.randomBytes(&r, max: 40)
+                if bytes.count == 128 {   // a different struct of the right size: the model follows the bytes
+                    words = (0..<16).map { i in bytes[(i * 8)..<(i * 8 + 8)].reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) } }
+                }
+            }
             let before = Self.pages(of: file)
             let args = bytes.withUnsafeBytes { try? KVMMemoryAttributes2(bytes: $0) }
             guard let args else { #expect(bytes.count != 128); continue }
