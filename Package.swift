@@ -56,9 +56,11 @@ let package = Package(
 
         // MARK: - Tests
         .target(name: "GmemTestSupport", dependencies: ["GmemCore", "CLinuxSys"], path: "Tests/GmemTestSupport"),
-        .testTarget(name: "GmemCoreTests", dependencies: ["GmemCore", "GmemTestSupport"], swiftSettings: internalChecks),
+        .testTarget(name: "GmemCoreTests",
+                    dependencies: ["GmemCore", "GmemTestSupport", "GmemFS", "FuseKit", .product(name: "Logging", package: "swift-log")],
+                    swiftSettings: internalChecks),
         .testTarget(name: "MountTests", dependencies: ["GmemTestSupport", "CLinuxSys"],
-                    exclude: ["Resources"]),  // C sources compiled by the tests themselves
+                    exclude: ["Resources"]),   // C load generators, compiled by the tests
     ],
     swiftLanguageModes: [.v6]
 )
