@@ -1,5 +1,4 @@
 import CFuse
-import Foundation
 import Glibc
 import SystemPackage
 
@@ -83,7 +82,7 @@ public final class Session: @unchecked Sendable {
     /// without sysfs, nothing changes. Runs on a helper thread (the stat of the mountpoint needs
     /// the loop to be serving): call it after `daemonize`, right before `run`.
     public func setReadAhead(kilobytes: Int, mountpoint: String, done: @escaping @Sendable (Bool) -> Void = { _ in }) {
-        Thread.detachNewThread {
+        detachThread {
             var st = stat()
             guard stat(mountpoint, &st) == 0 else { return done(false) }
             let dev = UInt64(st.st_dev)  // glibc's gnu_dev_major/minor, which are macros
@@ -138,4 +137,20 @@ public final class Session: @unchecked Sendable {
         fuse_session_destroy(se)
         box.release()
     }
+}
+
+/// Runs `body` on a new detached pthread (FuseKit avoids Foundation: it would add ~7 MiB of
+/// resident libraries to an idle daemon).
+private func detachThread(_ body: @escaping @Sendable () -> Void) {
+    final class Work: Sendable {
+        let body: @Sendable () -> Void
+        init(_ body: @escaping @Sendable () -> Void) { self.body = body }
+    }
+    let context = Unmanaged.passRetained(Work(body)).toOpaque()
+    var thread = pthread_t()
+    let rc = pthread_create(&thread, nil, { context in
+        Unmanaged<Work>.fromOpaque(context!).takeRetainedValue().body()
+        return nil
+    }, context)
+    if rc == 0 { pthread_detach(thread) } else { Unmanaged<Work>.fromOpaque(context).release() }
 }

@@ -22,8 +22,14 @@ public struct GmemOptions: Sendable {
 /// Kernel caching: host files with the `mmap` flag use the page cache and keep it across opens;
 /// the daemon drops cached pages itself wherever contents or attributes change behind the
 /// kernel's back (conversions to private, guest-view writes and punches), always with no lock
-/// held. Files without `mmap` and the guest view are direct_io. Attribute and entry timeouts are
-/// 0: names come and go through xattrs and `st_blocks` changes with every write.
+/// held. Files without `mmap` and the guest view are direct_io.
+///
+/// Metadata caching: names are cached for an hour (a name only goes away through unlink, which
+/// the kernel sees; a failed lookup is never cached) and attributes for a second. The kernel
+/// refreshes `st_blocks` itself after its own writes, punches and invalidations; the daemon
+/// invalidates the host inode's attributes when the guest view changes its allocation. The guest
+/// view's attributes are never cached. Without this, every path-based call (`setfattr`, `open`)
+/// cost three extra round trips (LOOKUP and two GETATTRs).
 public final class GmemFilesystem: LowLevelFilesystem {
     let options: GmemOptions
     let notifier: Notifier
@@ -94,7 +100,22 @@ public final class GmemFilesystem: LowLevelFilesystem {
     }
 
     func entry(_ node: Node, inode: UInt64) -> EntryParameters {
-        EntryParameters(inode: inode, attributes: stat(of: node, inode: inode), attributeTimeout: 0, entryTimeout: 0)
+        EntryParameters(inode: inode, attributes: stat(of: node, inode: inode),
+                        attributeTimeout: Self.attributeTimeout(node), entryTimeout: Self.entryTimeout)
+    }
+
+    static let entryTimeout = 3600.0
+
+    /// Seconds the kernel may cache a node's attributes.
+    static func attributeTimeout(_ node: Node) -> Double {
+        if case .guest = node { return 0 }
+        return 1
+    }
+
+    /// Makes the kernel re-read the host inode's attributes (`st_blocks`, times) after the guest
+    /// view changed them. Call with no lock held.
+    func invalidateHostAttributes(_ f: FileNode) {
+        notifier.invalidate(inode: f.hostInode, offset: -1, length: 0)
     }
 
     /// Drops the host's cached pages of `[offset, offset + length)`. Call with no lock held.
@@ -133,7 +154,7 @@ public final class GmemFilesystem: LowLevelFilesystem {
 
     public func getattr(_ ctx: RequestContext, inode: UInt64, reply: consuming Reply<AttrReply>) {
         guard let n = node(inode) else { return reply.error(.noSuchFileOrDirectory) }
-        reply.attr(stat(of: n, inode: inode), timeout: 0)
+        reply.attr(stat(of: n, inode: inode), timeout: Self.attributeTimeout(n))
     }
 
     public func setattr(_ ctx: RequestContext, inode: UInt64, _ changes: SetAttributes, file: FileInfo?, reply: consuming Reply<AttrReply>) {
@@ -155,7 +176,7 @@ public final class GmemFilesystem: LowLevelFilesystem {
             // The guest view's owner and mode are fixed; only its times may be "set" (ignored).
             if changes.mode != nil || changes.uid != nil || changes.gid != nil { return reply.error(.notPermitted) }
         }
-        reply.attr(stat(of: n, inode: inode), timeout: 0)
+        reply.attr(stat(of: n, inode: inode), timeout: Self.attributeTimeout(n))
     }
 
     public func readdir(_ ctx: RequestContext, inode: UInt64, offset: Int, size: Int, reply: consuming Reply<DirectoryReply>) {
@@ -242,7 +263,12 @@ public final class GmemFilesystem: LowLevelFilesystem {
             let sharedTouched = f.file.hasSharedPage(offset: UInt64(offset), count: data.count)
             if sharedTouched { invalidateHost(f, offset: UInt64(offset), length: UInt64(data.count)) }
             let written = try f.file.write(offset: UInt64(offset), data, view: .guest)
-            if sharedTouched { invalidateHost(f, offset: UInt64(offset), length: UInt64(written)) }
+            // (A data invalidation also refreshes the host's attributes: st_blocks may have grown.)
+            if sharedTouched {
+                invalidateHost(f, offset: UInt64(offset), length: UInt64(written))
+            } else {
+                invalidateHostAttributes(f)
+            }
             f.touchModified()
             reply.written(written)
         } catch {
@@ -265,6 +291,9 @@ public final class GmemFilesystem: LowLevelFilesystem {
                 f.touchModified()
             } else {
                 try f.file.allocate(offset: UInt64(offset), length: UInt64(length))
+                // st_blocks grew; only attributes are invalidated, so this is safe while the
+                // kernel holds the inode for this very fallocate.
+                invalidateHostAttributes(f)
             }
             reply.complete(nil)
         } catch {
