@@ -57,8 +57,14 @@ bench() { # key file
 	LINE[$1]+="$out"$'\n'
 }
 for r in $(seq "$RUNS"); do
-	bench gmem "$WORK/m-gmem/f"; bench cbase "$WORK/m-cbase/f"
-	bench gmemdio "$WORK/m-gmem/d"; bench cbdio "$WORK/m-cbdio/f"
+	# ABBA order: odd runs measure gmemfs first, even runs the baseline first.
+	if [ $((r % 2)) = 1 ]; then
+		bench gmem "$WORK/m-gmem/f"; bench cbase "$WORK/m-cbase/f"
+		bench gmemdio "$WORK/m-gmem/d"; bench cbdio "$WORK/m-cbdio/f"
+	else
+		bench cbase "$WORK/m-cbase/f"; bench gmem "$WORK/m-gmem/f"
+		bench cbdio "$WORK/m-cbdio/f"; bench gmemdio "$WORK/m-gmem/d"
+	fi
 done
 med() { # key field
 	printf '%s' "${LINE[$1]}" | sed -n "s/.*$2=\([0-9.]*\).*/\1/p" | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'
