@@ -83,7 +83,7 @@ extension GmemFilesystem {
     func xattrValue(of n: Node, name: String) throws(GmemError) -> String {
         switch n {
         case .root where name == XattrName.stats:
-            let files = namespace.withLock { $0.byName.count }
+            let files = namespace.withLock { $0.count }
             var s = "files=\(files)\nallocated_bytes=\(budget.usedPages * pageSize)\n"
             s += "max_memory=\(budget.limitPages.map { String($0 * pageSize) } ?? "none")\n"
             return s

@@ -142,10 +142,10 @@ public final class GmemFilesystem: LowLevelFilesystem {
         case (.root?, ".guest") where options.guestView:
             reply.entry(entry(.guestDirectory, inode: FixedInode.guestDirectory))
         case (.root?, _):
-            guard let f = namespace.withLock({ $0.byName[name] }) else { return reply.error(.noSuchFileOrDirectory) }
+            guard let f = namespace.withLock({ $0[name] }) else { return reply.error(.noSuchFileOrDirectory) }
             reply.entry(entry(.host(f), inode: f.hostInode))
         case (.guestDirectory?, _):
-            guard let f = namespace.withLock({ $0.byName[name] }) else { return reply.error(.noSuchFileOrDirectory) }
+            guard let f = namespace.withLock({ $0[name] }) else { return reply.error(.noSuchFileOrDirectory) }
             reply.entry(entry(.guest(f), inode: f.guestInode))
         case (nil, _): reply.error(.noSuchFileOrDirectory)
         default: reply.error(.notDirectory)
@@ -186,7 +186,7 @@ public final class GmemFilesystem: LowLevelFilesystem {
         guard let n = node(inode) else { return reply.error(.noSuchFileOrDirectory) }
         var entries: [(name: String, inode: UInt64, mode: mode_t, cookie: UInt64)] =
             [(".", inode, S_IFDIR, 1), ("..", FixedInode.root, S_IFDIR, 2)]
-        let files = namespace.withLock { ns in ns.order.compactMap { ns.byName[$0] } }
+        let files = namespace.withLock { $0.order }
         switch n {
         case .root:
             if options.guestView { entries.append((".guest", FixedInode.guestDirectory, S_IFDIR, 3)) }

@@ -175,4 +175,25 @@ struct NamespaceTests {
             #expect(py.output == "none\nTrue\n", "\(dir): \(py.stderr)")
         }
     }
+
+    /// Names are bytes, as in the kernel: canonically equivalent spellings are different names,
+    /// and a name that is not UTF-8 finds nothing (it used to be repaired into U+FFFD).
+    @Test func namesAreComparedAsBytes() throws {
+        let m = try GmemMount(["--file", "a:4K"])
+        defer { m.unmount() }
+        let composed = "\u{E9}", decomposed = "e\u{301}"
+        #expect(Sys.setxattr(m.path, "user.gmem.create", "\(composed) 4096") == 0)
+        #expect(Sys.setxattr(m.path, "user.gmem.create", "\(decomposed) 8192") == 0)
+        #expect(Sys.stat(m.file(composed)).value?.st_size == 4096)
+        #expect(Sys.stat(m.file(decomposed)).value?.st_size == 8192)
+        #expect(Array(names(m).map { Array($0.utf8) }).contains(Array(decomposed.utf8)))
+        #expect(Sys.setxattr(m.path, "user.gmem.create", "\u{FFFD} 4096") == 0)
+        var st = Glibc.stat()
+        let invalid: [CChar] = Array(m.path.utf8CString.dropLast()) + [0x2F, CChar(bitPattern: 0xFF), 0]
+        #expect(Sys.errnoOf(invalid.withUnsafeBufferPointer { lstat($0.baseAddress!, &st) }) == ENOENT)
+        #expect(Sys.errnoOf(invalid.withUnsafeBufferPointer { Glibc.unlink($0.baseAddress!) }) == ENOENT)
+        #expect(Sys.stat(m.file("\u{FFFD}")).value?.st_size == 4096)
+        #expect(Sys.errnoOf(unlink(m.file(decomposed))) == 0)
+        #expect(Sys.stat(m.file(composed)).value?.st_size == 4096)
+    }
 }
