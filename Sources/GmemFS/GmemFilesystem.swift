@@ -207,7 +207,14 @@ public final class GmemFilesystem: LowLevelFilesystem {
         guard let f = n.file else { return reply.error(.isDirectory) }
         // The size never changes, so O_TRUNC cannot be honoured (libfuse delivers it here).
         if flags & O_TRUNC != 0 { return reply.error(.invalidArgument) }
-        f.lifetime.withLock { $0.openHandles += 1 }
+        // An unlink may have freed the file between node() and here (the kernel can send OPEN
+        // for a name removed after its lookup): it is gone, not openable.
+        let live = f.lifetime.withLock { l -> Bool in
+            if l.unlinked && l.openHandles == 0 { return false }
+            l.openHandles += 1
+            return true
+        }
+        guard live else { return reply.error(.noSuchFileOrDirectory) }
         let cached: Bool
         if case .host = n { cached = f.file.flags.contains(.mmap) } else { cached = false }
         // The handle remembers the access mode (for the ioctl's write check).
