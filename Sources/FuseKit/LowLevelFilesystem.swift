@@ -42,6 +42,9 @@ public struct SetAttributes: Sendable {
 /// Every method has a default (below) that answers ENOSYS, or what libfuse's own default is,
 /// so a file system implements only what it supports. Methods are called concurrently from
 /// the multi-threaded session loop.
+///
+/// Names are `String`s: a lookup, unlink or rmdir of a name that is not UTF-8 is answered
+/// ENOENT without calling the file system.
 public protocol LowLevelFilesystem: AnyObject, Sendable {
     /// Called once the session is up, before any request is served.
     func initialize()

@@ -22,6 +22,11 @@ private func context(_ req: fuse_req_t?) -> RequestContext {
 @inline(__always)
 private func string(_ p: UnsafePointer<CChar>?) -> String { String(cString: p!) }
 
+/// A name the kernel asks for, or nil when it is not UTF-8: such a name cannot be a `String`
+/// (decoding would repair it into a different, valid name), so it names nothing.
+@inline(__always)
+private func existingName(_ p: UnsafePointer<CChar>?) -> String? { String(validatingCString: p!) }
+
 /// Capabilities this layer turns off in `init`, with the reason for each.
 private func negotiate(_ conn: UnsafeMutablePointer<fuse_conn_info>) {
     // Splice did not help on this platform and replying with writev from page memory is faster
@@ -43,7 +48,8 @@ let operations: fuse_lowlevel_ops = {
         Unmanaged<FilesystemBox>.fromOpaque(userdata!).takeUnretainedValue().fs.initialize()
     }
     o.lookup = { req, parent, name in
-        filesystem(req).lookup(context(req), parent: parent, name: string(name), reply: Reply(req!))
+        guard let n = existingName(name) else { fuse_reply_err(req, ENOENT); return }
+        filesystem(req).lookup(context(req), parent: parent, name: n, reply: Reply(req!))
     }
     o.forget = { req, ino, n in
         filesystem(req).forget(inode: ino, lookups: n)
@@ -77,10 +83,12 @@ let operations: fuse_lowlevel_ops = {
         filesystem(req).mkdir(context(req), parent: parent, name: string(name), mode: mode, reply: Reply(req!))
     }
     o.unlink = { req, parent, name in
-        filesystem(req).unlink(context(req), parent: parent, name: string(name), reply: Reply(req!))
+        guard let n = existingName(name) else { fuse_reply_err(req, ENOENT); return }
+        filesystem(req).unlink(context(req), parent: parent, name: n, reply: Reply(req!))
     }
     o.rmdir = { req, parent, name in
-        filesystem(req).rmdir(context(req), parent: parent, name: string(name), reply: Reply(req!))
+        guard let n = existingName(name) else { fuse_reply_err(req, ENOENT); return }
+        filesystem(req).rmdir(context(req), parent: parent, name: n, reply: Reply(req!))
     }
     o.symlink = { req, target, parent, name in
         filesystem(req).symlink(context(req), target: string(target), parent: parent, name: string(name), reply: Reply(req!))

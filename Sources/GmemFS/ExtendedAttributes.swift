@@ -83,7 +83,7 @@ extension GmemFilesystem {
     func xattrValue(of n: Node, name: String) throws(GmemError) -> String {
         switch n {
         case .root where name == XattrName.stats:
-            let files = namespace.withLock { $0.byName.count }
+            let files = namespace.withLock { $0.count }
             var s = "files=\(files)\nallocated_bytes=\(budget.usedPages * pageSize)\n"
             s += "max_memory=\(budget.limitPages.map { String($0 * pageSize) } ?? "none")\n"
             return s
@@ -120,7 +120,9 @@ extension GmemFilesystem {
     /// `START-END` in the listing's own format (hex byte offsets, END exclusive).
     static func parseWindow(_ text: Substring) throws(GmemError) -> (start: UInt64, end: UInt64) {
         let parts = text.split(separator: "-", omittingEmptySubsequences: false)
-        guard parts.count == 2, let start = UInt64(parts[0], radix: 16), let end = UInt64(parts[1], radix: 16), start < end else {
+        // Only hex digits: UInt64(_:radix:) alone also takes a leading "+".
+        guard parts.count == 2, parts.allSatisfy({ $0.allSatisfy(\.isHexDigit) }),
+              let start = UInt64(parts[0], radix: 16), let end = UInt64(parts[1], radix: 16), start < end else {
             throw .noData("window must be START-END in hex with START < END")
         }
         return (start, end)

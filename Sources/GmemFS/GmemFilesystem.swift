@@ -142,10 +142,10 @@ public final class GmemFilesystem: LowLevelFilesystem {
         case (.root?, ".guest") where options.guestView:
             reply.entry(entry(.guestDirectory, inode: FixedInode.guestDirectory))
         case (.root?, _):
-            guard let f = namespace.withLock({ $0.byName[name] }) else { return reply.error(.noSuchFileOrDirectory) }
+            guard let f = namespace.withLock({ $0[name] }) else { return reply.error(.noSuchFileOrDirectory) }
             reply.entry(entry(.host(f), inode: f.hostInode))
         case (.guestDirectory?, _):
-            guard let f = namespace.withLock({ $0.byName[name] }) else { return reply.error(.noSuchFileOrDirectory) }
+            guard let f = namespace.withLock({ $0[name] }) else { return reply.error(.noSuchFileOrDirectory) }
             reply.entry(entry(.guest(f), inode: f.guestInode))
         case (nil, _): reply.error(.noSuchFileOrDirectory)
         default: reply.error(.notDirectory)
@@ -179,22 +179,25 @@ public final class GmemFilesystem: LowLevelFilesystem {
         reply.attr(stat(of: n, inode: inode), timeout: Self.attributeTimeout(n))
     }
 
+    /// Offsets are cookies that stay valid while names come and go: 1, 2 and 3 follow `.`, `..`
+    /// and `.guest`; a file's is its host inode (creation order, never reused), so removing an
+    /// entry already listed cannot make a continued listing skip one that was not.
     public func readdir(_ ctx: RequestContext, inode: UInt64, offset: Int, size: Int, reply: consuming Reply<DirectoryReply>) {
         guard let n = node(inode) else { return reply.error(.noSuchFileOrDirectory) }
-        var entries: [(String, UInt64, mode_t)] = [(".", inode, S_IFDIR), ("..", FixedInode.root, S_IFDIR)]
-        let files = namespace.withLock { ns in ns.order.compactMap { ns.byName[$0] } }
+        var entries: [(name: String, inode: UInt64, mode: mode_t, cookie: UInt64)] =
+            [(".", inode, S_IFDIR, 1), ("..", FixedInode.root, S_IFDIR, 2)]
+        let files = namespace.withLock { $0.order }
         switch n {
         case .root:
-            if options.guestView { entries.append((".guest", FixedInode.guestDirectory, S_IFDIR)) }
-            entries += files.map { ($0.name, $0.hostInode, S_IFREG) }
+            if options.guestView { entries.append((".guest", FixedInode.guestDirectory, S_IFDIR, 3)) }
+            entries += files.map { ($0.name, $0.hostInode, S_IFREG, $0.hostInode) }
         case .guestDirectory:
-            entries += files.map { ($0.name, $0.guestInode, S_IFREG) }
+            entries += files.map { ($0.name, $0.guestInode, S_IFREG, $0.hostInode) }
         default: return reply.error(.notDirectory)
         }
         var buffer = reply.makeBuffer(capacity: size)
-        var i = max(0, offset)
-        while i < entries.count, buffer.add(name: entries[i].0, inode: entries[i].1, mode: entries[i].2, nextOffset: i + 1) {
-            i += 1
+        for e in entries where e.cookie > UInt64(max(0, offset)) {
+            guard buffer.add(name: e.name, inode: e.inode, mode: e.mode, nextOffset: Int(e.cookie)) else { break }
         }
         reply.entries(buffer)
     }
@@ -204,7 +207,14 @@ public final class GmemFilesystem: LowLevelFilesystem {
         guard let f = n.file else { return reply.error(.isDirectory) }
         // The size never changes, so O_TRUNC cannot be honoured (libfuse delivers it here).
         if flags & O_TRUNC != 0 { return reply.error(.invalidArgument) }
-        f.lifetime.withLock { $0.openHandles += 1 }
+        // An unlink may have freed the file between node() and here (the kernel can send OPEN
+        // for a name removed after its lookup): it is gone, not openable.
+        let live = f.lifetime.withLock { l -> Bool in
+            if l.unlinked && l.openHandles == 0 { return false }
+            l.openHandles += 1
+            return true
+        }
+        guard live else { return reply.error(.noSuchFileOrDirectory) }
         let cached: Bool
         if case .host = n { cached = f.file.flags.contains(.mmap) } else { cached = false }
         // The handle remembers the access mode (for the ioctl's write check).

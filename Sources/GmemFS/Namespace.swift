@@ -68,25 +68,33 @@ enum Node: Sendable {
 
 /// The directory of files and the inode table. Guarded by one mutex, held only for lookups
 /// and updates of these tables (never across I/O).
+///
+/// Names are compared as bytes, as the kernel does: Swift's `String` equality is Unicode
+/// canonical equivalence, under which `é` and `e` + U+0301 are one name.
 struct Namespace: ~Copyable {
-    var byName: [String: FileNode] = [:]
-    var order: [String] = []                 // creation order, for readdir
+    private var byName: [[UInt8]: FileNode] = [:]
+    private(set) var order: [FileNode] = []  // creation order, for readdir
     var byInode: [UInt64: FileNode] = [:]    // includes unlinked files still open
     var nextInode = FixedInode.firstFile
 
+    var count: Int { byName.count }
+
+    subscript(name: String) -> FileNode? { byName[Array(name.utf8)] }
+
     mutating func insert(_ name: String, make: (UInt64) throws(GmemError) -> FileNode) throws(GmemError) -> FileNode {
-        guard byName[name] == nil else { throw .exists(name) }
+        let key = Array(name.utf8)
+        guard byName[key] == nil else { throw .exists(name) }
         let node = try make(nextInode)
         nextInode += 2
-        byName[name] = node
-        order.append(name)
+        byName[key] = node
+        order.append(node)
         byInode[node.hostInode] = node
         return node
     }
 
     mutating func remove(_ name: String) -> FileNode? {
-        guard let node = byName.removeValue(forKey: name) else { return nil }
-        order.removeAll { $0 == name }
+        guard let node = byName.removeValue(forKey: Array(name.utf8)) else { return nil }
+        order.removeAll { $0 === node }
         return node
     }
 

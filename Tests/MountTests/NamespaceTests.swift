@@ -141,4 +141,59 @@ struct NamespaceTests {
         }
         #expect(freed)
     }
+
+    /// Removing names already listed while a listing continues (`find -delete`) must not make the
+    /// listing skip names nobody touched. Offsets used to be indices into the current list.
+    @Test func removingListedNamesDoesNotSkipOthers() throws {
+        let m = try GmemMount(["--guest-view", "--file", "a:4K"])
+        defer { m.unmount() }
+        for i in 0..<220 { #expect(Sys.setxattr(m.path, "user.gmem.create", "n\(i) 4096") == 0) }
+        for (k, dir) in [m.path, "\(m.path)/.guest"].enumerated() {
+            // getdents64 with a 1 KiB buffer, so the listing takes several READDIRs.
+            let py = try Python.run("""
+                import ctypes, struct
+                getdents64 = 217 if os.uname().machine == 'x86_64' else 61
+                libc = ctypes.CDLL(None, use_errno=True)
+                d, root, k = sys.argv[1], sys.argv[2], int(sys.argv[3])
+                fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+                buf = ctypes.create_string_buffer(1024)
+                names, first = [], True
+                while True:
+                    n = libc.syscall(getdents64, fd, buf, 1024)
+                    if n <= 0: break
+                    b, o = buf.raw[:n], 0
+                    while o < n:
+                        reclen = struct.unpack_from('<H', b, o + 16)[0]
+                        names.append(b[o + 19:o + reclen].split(b'\\0')[0].decode()); o += reclen
+                    if first:
+                        first = False
+                        for i in range(10 * k, 10 * k + 10): os.unlink(root + '/n%d' % i)
+                missing = [x for x in ['n%d' % i for i in range(20, 220)] + ['a'] if x not in names]
+                print(' '.join(missing) or 'none')
+                print(len(names) == len(set(names)))
+                """, [dir, m.path, String(k)])
+            #expect(py.output == "none\nTrue\n", "\(dir): \(py.stderr)")
+        }
+    }
+
+    /// Names are bytes, as in the kernel: canonically equivalent spellings are different names,
+    /// and a name that is not UTF-8 finds nothing (it used to be repaired into U+FFFD).
+    @Test func namesAreComparedAsBytes() throws {
+        let m = try GmemMount(["--file", "a:4K"])
+        defer { m.unmount() }
+        let composed = "\u{E9}", decomposed = "e\u{301}"
+        #expect(Sys.setxattr(m.path, "user.gmem.create", "\(composed) 4096") == 0)
+        #expect(Sys.setxattr(m.path, "user.gmem.create", "\(decomposed) 8192") == 0)
+        #expect(Sys.stat(m.file(composed)).value?.st_size == 4096)
+        #expect(Sys.stat(m.file(decomposed)).value?.st_size == 8192)
+        #expect(Array(names(m).map { Array($0.utf8) }).contains(Array(decomposed.utf8)))
+        #expect(Sys.setxattr(m.path, "user.gmem.create", "\u{FFFD} 4096") == 0)
+        var st = Glibc.stat()
+        let invalid: [CChar] = Array(m.path.utf8CString.dropLast()) + [0x2F, CChar(bitPattern: 0xFF), 0]
+        #expect(Sys.errnoOf(invalid.withUnsafeBufferPointer { lstat($0.baseAddress!, &st) }) == ENOENT)
+        #expect(Sys.errnoOf(invalid.withUnsafeBufferPointer { Glibc.unlink($0.baseAddress!) }) == ENOENT)
+        #expect(Sys.stat(m.file("\u{FFFD}")).value?.st_size == 4096)
+        #expect(Sys.errnoOf(unlink(m.file(decomposed))) == 0)
+        #expect(Sys.stat(m.file(composed)).value?.st_size == 4096)
+    }
 }

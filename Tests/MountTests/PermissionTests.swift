@@ -49,6 +49,9 @@ struct PermissionTests {
         // …and cannot be opened up: mode/owner changes on the guest view are refused.
         #expect(chmod("\(m.path)/.guest", 0o777) != 0 && errno == EPERM)
         #expect(chmod(m.guest("f"), 0o666) != 0 && errno == EPERM)
+        #expect(chown(m.guest("f"), 65534, 65534) != 0 && errno == EPERM)
+        #expect(unlink(m.guest("f")) != 0 && errno == EPERM)
+        #expect(Sys.stat(m.guest("f")).value != nil)
         #expect(try Self.asNobody(["cat", m.guest("f")]).succeeded == false)
 
         // Granting write permission on the host file lets nobody convert it (mode bits decide).

@@ -101,7 +101,8 @@ struct XattrTests {
         #expect(tool.output == "1000-2000 shared\n")
         // Malformed windows are names that do not exist.
         for bad in ["user.gmem.attributes:", "user.gmem.attributes:10-10", "user.gmem.attributes:20-10",
-                    "user.gmem.attributes:0x0-10", "user.gmem.attributes:g-10", "user.gmem.attributes:0-10-20"] {
+                    "user.gmem.attributes:0x0-10", "user.gmem.attributes:g-10", "user.gmem.attributes:0-10-20",
+                    "user.gmem.attributes:+0-+10", "user.gmem.attributes:0-+10", "user.gmem.attributes:0-1000000000000000000"] {
             #expect(Sys.getxattrErrno(f, bad) == ENODATA, "\(bad)")
         }
     }
