@@ -45,7 +45,12 @@ public final class GuestMemFile: Sendable {
         allocation = Mutex(AllocationMap(pageCount: size >> pageShift))
     }
 
-    deinit { budget.release(allocation.withLock { $0.allocatedPages }) }
+    deinit {
+        // Return the memory before the budget, so that whoever sees the budget drop also sees
+        // the memory gone (the mapping itself is unmapped right after, with the store).
+        if pageCount > 0 { store.discard(pages: 0...(pageCount - 1)) }
+        budget.release(allocation.withLock { $0.allocatedPages })
+    }
 
     // MARK: - Queries
 
