@@ -61,7 +61,7 @@ struct ResourceTests {
         #expect(Self.stat(m.path, "allocated_bytes") == 64 << 20)
         #expect(unlink(f) == 0)
         // close(2) does not wait for FUSE_RELEASE: the memory goes when the daemon has seen both.
-        #expect(LifecycleTests.eventually(5) { Self.stat(m.path, "allocated_bytes") == 0 })
+        #expect(LifecycleTests.eventually(15) { Self.stat(m.path, "allocated_bytes") == 0 })
         let after = Self.rss(m.pid)
         print("daemon VmRSS: before \(before >> 10) KiB, after writing 64 MiB \(written >> 10) KiB, after rm \(after >> 10) KiB")
         #expect(written - before >= 60 << 20, "64 MiB written should be resident")
@@ -80,7 +80,7 @@ struct ResourceTests {
         #expect(Self.stat(m.path, "allocated_bytes") == 8 << 20)
         #expect(Sys.pread(fd, count: 4, offset: 4096) == .success([7, 7, 7, 7]))
         close(fd)
-        #expect(LifecycleTests.eventually(5) { Self.stat(m.path, "allocated_bytes") == 0 })
+        #expect(LifecycleTests.eventually(15) { Self.stat(m.path, "allocated_bytes") == 0 })
     }
 
     @Test func fragmentedMapMemoryIsProportionalToRanges() throws {
