@@ -129,7 +129,7 @@ public struct CreateRequest: Equatable, Sendable {
     public static func validate(name: String) throws(GmemError) {
         guard !name.isEmpty, name.utf8.count <= 255 else { throw .invalidArgument("name must be 1-255 bytes") }
         guard !name.hasPrefix(".") else { throw .invalidArgument("names starting with '.' are reserved") }
-        guard !name.unicodeScalars.contains(where: { $0 == "/" || $0.value < 0x20 || $0.value == 0x7f }) else {
+        guard !name.unicodeScalars.contains(where: { $0 == "/" || $0.value < 0x20 || (0x7f...0x9f).contains($0.value) }) else {
             throw .invalidArgument("name contains '/' or control characters")
         }
     }

@@ -62,7 +62,8 @@ private func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
         #expect(try CreateRequest(xattrValue: bytes("a 4096 3")).flags == .all)
         #expect(try CreateRequest(xattrValue: bytes("a 4096 init_shared")).flags == .initShared)
         for v in ["", "a", "a 0", "a 4095", "a 4096 mmap,bogus", "a 4096 4", "a 4096 mmap extra", ".guest 4096",
-                  ".a 4096", "a/b 4096", String(repeating: "n", count: 256) + " 4096", "a 4096 mmap,"] {
+                  ".a 4096", "a/b 4096", String(repeating: "n", count: 256) + " 4096", "a 4096 mmap,",
+                  "a\u{7f} 4096", "esc\u{9b}31m 4096"] {
             #expect(throws: GmemError.self, "\(v)") { try CreateRequest(xattrValue: bytes(v)) }
         }
         #expect(try CreateRequest(xattrValue: bytes(String(repeating: "n", count: 255) + " 4096")).name.count == 255)
