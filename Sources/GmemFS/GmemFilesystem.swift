@@ -234,7 +234,8 @@ public final class GmemFilesystem: LowLevelFilesystem {
     }
 
     public func read(_ ctx: RequestContext, inode: UInt64, offset: Int, size: Int, file: FileInfo, reply: consuming Reply<DataReply>) {
-        guard let n = node(inode), let f = n.file else { return reply.error(.isDirectory) }
+        guard let n = node(inode) else { return reply.error(.noSuchFileOrDirectory) }
+        guard let f = n.file else { return reply.error(.isDirectory) }
         guard offset >= 0 else { return reply.error(.invalidArgument) }
         var view = GuestMemFile.View.guest
         var cached = false
@@ -259,7 +260,8 @@ public final class GmemFilesystem: LowLevelFilesystem {
     }
 
     public func write(_ ctx: RequestContext, inode: UInt64, offset: Int, data: UnsafeRawBufferPointer, file: FileInfo, reply: consuming Reply<WriteReply>) {
-        guard let n = node(inode), let f = n.file else { return reply.error(.isDirectory) }
+        guard let n = node(inode) else { return reply.error(.noSuchFileOrDirectory) }
+        guard let f = n.file else { return reply.error(.isDirectory) }
         guard offset >= 0 else { return reply.error(.invalidArgument) }
         do throws(GmemError) {
             if case .host = n {
@@ -287,7 +289,8 @@ public final class GmemFilesystem: LowLevelFilesystem {
     }
 
     public func fallocate(_ ctx: RequestContext, inode: UInt64, mode: Int32, offset: Int, length: Int, file: FileInfo, reply: consuming Reply<EmptyReply>) {
-        guard let n = node(inode), let f = n.file else { return reply.error(.isDirectory) }
+        guard let n = node(inode) else { return reply.error(.noSuchFileOrDirectory) }
+        guard let f = n.file else { return reply.error(.isDirectory) }
         // kvm_gmem_fallocate: only KEEP_SIZE, optionally with PUNCH_HOLE.
         guard mode & ~(LinuxConstants.fallocKeepSize | LinuxConstants.fallocPunchHole) == 0, mode & LinuxConstants.fallocKeepSize != 0 else {
             return reply.error(.notSupported)
@@ -312,7 +315,8 @@ public final class GmemFilesystem: LowLevelFilesystem {
     }
 
     public func lseek(_ ctx: RequestContext, inode: UInt64, offset: Int, whence: Int32, file: FileInfo, reply: consuming Reply<LseekReply>) {
-        guard let f = node(inode)?.file else { return reply.error(.isDirectory) }
+        guard let n = node(inode) else { return reply.error(.noSuchFileOrDirectory) }
+        guard let f = n.file else { return reply.error(.isDirectory) }
         guard whence == LinuxConstants.seekData || whence == LinuxConstants.seekHole else { return reply.error(.invalidArgument) }
         guard offset >= 0 else { return reply.error(.noSuchAddressOrDevice) }
         do throws(GmemError) {
