@@ -7,6 +7,7 @@ import ArgumentParser
 struct Gmemctl: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gmemctl",
+        version: "0.1.0",
         abstract: "Create, convert and draw guest_memfd-like files on a gmemfs mount.",
         discussion: """
             Examples:

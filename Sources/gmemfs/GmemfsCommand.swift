@@ -10,6 +10,7 @@ import Logging
 struct GmemfsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gmemfs",
+        version: "0.1.0",
         abstract: "Mount a directory of guest_memfd-like files (private/shared memory of a confidential VM).",
         discussion: """
             Each file has a fixed size, sparse memory and a private/shared attribute per 4 KiB page.
