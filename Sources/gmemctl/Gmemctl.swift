@@ -7,7 +7,6 @@ import ArgumentParser
 struct Gmemctl: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gmemctl",
-        version: "0.1.0",
         abstract: "Create, convert and draw guest_memfd-like files on a gmemfs mount.",
         discussion: """
             Examples:
@@ -16,6 +15,7 @@ struct Gmemctl: ParsableCommand {
               gmemctl map /mnt/gmem/demo
               gmemctl tour            # a ten-minute guided demo on a private mount
             """,
+        version: "0.1.0",
         subcommands: [CreateCommand.self, ConvertCommand.self, MapCommand.self, StatsCommand.self,
                       WatchCommand.self, PeekCommand.self, TourCommand.self])
 }

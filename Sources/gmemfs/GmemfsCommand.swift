@@ -10,7 +10,6 @@ import Logging
 struct GmemfsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gmemfs",
-        version: "0.1.0",
         abstract: "Mount a directory of guest_memfd-like files (private/shared memory of a confidential VM).",
         discussion: """
             Each file has a fixed size, sparse memory and a private/shared attribute per 4 KiB page.
@@ -26,7 +25,8 @@ struct GmemfsCommand: ParsableCommand {
             KVM_SET_MEMORY_ATTRIBUTES2 ioctl. See docs/ for the full contract.
 
             SIGINT, SIGTERM and SIGHUP unmount cleanly.
-            """)
+            """,
+        version: "0.1.0")
 
     @Flag(name: .shortAndLong, help: "Stay in the foreground (default: daemonize once the mount is live).")
     var foreground = false
