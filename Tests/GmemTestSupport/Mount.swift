@@ -87,9 +87,13 @@ public func sh(_ command: String, timeout: TimeInterval = 60) throws -> CommandR
 public final class GmemMount: @unchecked Sendable {
     public let path: String
     public let process: Process
-    public private(set) var log = ""
-    private let logPipe = Pipe()
+    /// The daemon's stdout and stderr go to a file beside the mountpoint (a pipe nobody drains
+    /// would block a chatty daemon once 64 KiB are written).
+    public let logPath: String
     private var stopped = false
+
+    /// What the daemon has logged so far.
+    public var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
 
     /// Mounts with `arguments` (e.g. `["--file", "f:16K:mmap", "--guest-view"]`).
     public init(_ arguments: [String] = [], timeout: TimeInterval = 20) throws {
@@ -97,18 +101,21 @@ public final class GmemMount: @unchecked Sendable {
         var template = Array("/tmp/gmemfs-test.XXXXXX".utf8CString)
         guard let dir = mkdtemp(&template) else { throw HarnessError("mkdtemp failed") }
         path = String(cString: dir) + "/mnt"
+        logPath = String(cString: dir) + "/gmemfs.log"
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        guard FileManager.default.createFile(atPath: logPath, contents: nil),
+              let logFile = FileHandle(forWritingAtPath: logPath) else { throw HarnessError("cannot create \(logPath)") }
+        defer { try? logFile.close() }
         process = Process()
         process.executableURL = URL(fileURLWithPath: binDirectory() + "/gmemfs")
         process.arguments = ["-f", "-o", "auto_unmount"] + arguments + [path]
-        process.standardError = logPipe
-        process.standardOutput = logPipe
+        process.standardError = logFile
+        process.standardOutput = logFile
         try process.run()
         let deadline = Date().addingTimeInterval(timeout)
         while !Self.isMounted(path) {
             guard process.isRunning else {
-                let out = String(decoding: logPipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-                throw HarnessError("gmemfs (\(binDirectory())/gmemfs) exited (\(process.terminationStatus)) before mounting: \(out)")
+                throw HarnessError("gmemfs (\(binDirectory())/gmemfs) exited (\(process.terminationStatus)) before mounting: \(log)")
             }
             guard Date() < deadline else { unmount(); throw HarnessError("gmemfs did not mount within \(timeout)s") }
             usleep(10_000)

@@ -12,6 +12,26 @@ struct NamespaceTests {
         ((try? FileManager.default.contentsOfDirectory(atPath: m.path)) ?? []).sorted()
     }
 
+    /// Many files: each create and remove is logged, listing pages through readdir, and the
+    /// daemon keeps serving (its log is far past a pipe's 64 KiB).
+    @Test func thousandsOfFilesComeAndGo() throws {
+        let m = try GmemMount(["--file", "keep:4K"])
+        defer { m.unmount() }
+        let count = 1500
+        for i in 0..<count {
+            #expect(Sys.setxattr(m.path, "user.gmem.create", "file-\(i)-with-a-longish-name-for-the-log 4096 init-shared") == 0)
+        }
+        #expect(names(m).count == count + 1)
+        try Sys.withFD(m.file("file-7-with-a-longish-name-for-the-log"), O_RDWR) { fd in
+            #expect(Sys.pwrite(fd, [1], offset: 0) == .success(1))
+        }
+        for i in stride(from: 0, to: count, by: 2) { #expect(unlink(m.file("file-\(i)-with-a-longish-name-for-the-log")) == 0) }
+        #expect(names(m).count == count / 2 + 1)
+        #expect(m.log.utf8.count > 65536)
+        #expect(m.isAlive)
+        #expect(m.unmount() == 0)
+    }
+
     @Test func createWithSetfattrAndNumericFlags() throws {
         let m = try GmemMount(["--file", "a:4K"])
         defer { m.unmount() }
