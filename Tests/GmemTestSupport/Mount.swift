@@ -70,7 +70,11 @@ public func run(_ argv: [String], input: Data? = nil, timeout: TimeInterval = 60
     while p.isRunning && Date() < deadline { usleep(2000) }
     if p.isRunning { kill(p.processIdentifier, SIGKILL); p.waitUntilExit(); throw HarnessError("\(argv) timed out after \(timeout)s") }
     p.waitUntilExit()
-    group.wait()
+    // A daemonizing command can leave a grandchild holding the pipes (fusermount3's
+    // auto_unmount helper does): do not wait for their end past the deadline.
+    guard group.wait(timeout: .now() + max(1, deadline.timeIntervalSinceNow)) == .success else {
+        throw HarnessError("\(argv): output still open after exit (a child kept stdout/stderr)")
+    }
     return CommandResult(status: p.terminationStatus, signaled: p.terminationReason == .uncaughtSignal,
                          stdout: outData, stderr: String(decoding: errData, as: UTF8.self))
 }

@@ -15,6 +15,16 @@ struct LifecycleTests {
         return true
     }
 
+    /// What fusermount3's auto_unmount helper sees, for a failure message: it unmounts only if
+    /// opening the mountpoint fails with ENOTCONN (the daemon's connection is gone).
+    static func autoUnmountDiagnostics(_ mnt: String) -> String {
+        let fd = open(mnt, O_RDONLY)
+        let openResult = fd >= 0 ? "open(mnt) succeeded" : "open(mnt) errno \(errno)"
+        if fd >= 0 { close(fd) }
+        let helpers = (try? run(["pgrep", "-af", "fusermount3.*\(mnt)"]).output) ?? "?"
+        return "\(openResult); helpers: \(helpers.isEmpty ? "none" : helpers)"
+    }
+
     @Test(arguments: [SIGINT, SIGTERM, SIGHUP])
     func signalUnmountsCleanly(_ sig: Int32) throws {
         let m = try GmemMount(["--file", "f:64K:mmap,init-shared"])
@@ -39,7 +49,7 @@ struct LifecycleTests {
             // fusermount3's auto_unmount helper notices the closed /dev/fuse fd and unmounts.
             return Self.eventually(20) { !GmemMount.isMounted(m.path) }
         }
-        #expect(holder, "mount still in /proc/mounts 20 s after SIGKILL")
+        #expect(holder, "mount still in /proc/mounts 20 s after SIGKILL: \(Self.autoUnmountDiagnostics(m.path))")
         #expect(m.process.terminationReason == .uncaughtSignal && m.process.terminationStatus == SIGKILL)
     }
 
@@ -80,5 +90,29 @@ struct LifecycleTests {
         #expect(try Sys.withFD(b.file("f"), O_RDONLY) { Sys.pread($0, count: 1, offset: 0) } == .success(Array("b".utf8)))
         #expect(b.unmount() == 0)
         #expect(!GmemMount.isMounted(b.path))
+    }
+
+    /// Without `-f` gmemfs daemonizes and returns only once the mount is live: the file is
+    /// usable the moment the command exits, with no polling. Unmounting ends the daemon.
+    @Test func daemonModeReturnsOnceMounted() throws {
+        var template = Array("/tmp/gmemfs-test.XXXXXX".utf8CString)
+        let dir = String(cString: try #require(mkdtemp(&template)))
+        let mnt = dir + "/mnt"
+        try FileManager.default.createDirectory(atPath: mnt, withIntermediateDirectories: true)
+        defer {
+            if GmemMount.isMounted(mnt) { _ = try? run(["fusermount3", "-u", "-z", mnt]) }
+            try? FileManager.default.removeItem(atPath: dir)
+        }
+        // system(3), not Foundation's Process: the command forks a daemon that outlives it, and
+        // Process was seen to miss the exit of such a command. Output to /dev/null: the daemon and
+        // fusermount3's auto_unmount helper keep whatever they inherit.
+        let status = system("'\(binDirectory())/gmemfs' -o auto_unmount --file f:64K:init-shared '\(mnt)' >/dev/null 2>&1 </dev/null")
+        #expect(status == 0, "gmemfs exited with wait status \(status)")
+        #expect(GmemMount.isMounted(mnt), "the mount must be live when gmemfs returns")
+        #expect(try Sys.withFD(mnt + "/f", O_RDWR) { Sys.pwrite($0, Array("up".utf8), offset: 0) } == .success(2))
+        let daemons = try run(["pgrep", "-f", "gmemfs -o auto_unmount --file f:64K:init-shared \(mnt)$"])
+        let pid = try #require(daemons.output.split(separator: "\n").first.flatMap { pid_t($0) })
+        #expect(try run(["fusermount3", "-u", mnt]).succeeded)
+        #expect(Self.eventually(10) { kill(pid, 0) != 0 }, "daemon \(pid) still running after unmount")
     }
 }
