@@ -81,7 +81,6 @@ struct GmemfsCommand: ParsableCommand {
     }
 
     func run() throws {
-        closeInheritedDescriptors()
         let debug = self.debug
         LoggingSystem.bootstrap { label in
             var h = StreamLogHandler.standardError(label: label)
@@ -111,18 +110,4 @@ struct GmemfsCommand: ParsableCommand {
         logger.info("unmounted \(mountpoint)")
         if rc != 0 { throw ExitCode(rc) }
     }
-}
-
-/// Closes every descriptor above stderr that the daemon inherited. A daemon outlives whoever
-/// started it: a pipe it holds keeps its starter's reader from seeing end-of-file, an inherited
-/// file keeps another mount busy. gmemfs opens nothing before this runs.
-private func closeInheritedDescriptors() {
-    guard let dir = opendir("/proc/self/fd") else { return }
-    var inherited: [Int32] = []
-    while let entry = readdir(dir) {
-        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-        if let fd = Int32(name), fd > 2, fd != dirfd(dir) { inherited.append(fd) }
-    }
-    closedir(dir)
-    inherited.forEach { _ = close($0) }
 }
