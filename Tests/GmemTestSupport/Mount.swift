@@ -15,6 +15,13 @@ public struct HarnessError: Error, CustomStringConvertible {
     public init(_ d: String) { description = d }
 }
 
+/// Makes a fresh directory `/tmp/PREFIX.XXXXXX` (mkdtemp: mode 0700) and returns its path.
+public func makeTemporaryDirectory(_ prefix: String) throws -> String {
+    var template = Array("/tmp/\(prefix).XXXXXX".utf8CString)
+    guard let dir = mkdtemp(&template) else { throw HarnessError("mkdtemp /tmp/\(prefix).XXXXXX failed") }
+    return String(cString: dir)
+}
+
 /// The directory holding the package's built executables (beside the test bundle).
 public func binDirectory() -> String {
     if let d = ProcessInfo.processInfo.environment["GMEM_BIN_DIR"] { return d }
@@ -102,10 +109,9 @@ public final class GmemMount: @unchecked Sendable {
     /// Mounts with `arguments` (e.g. `["--file", "f:16K:mmap", "--guest-view"]`).
     public init(_ arguments: [String] = [], timeout: TimeInterval = 20) throws {
         guard FUSE.available else { throw HarnessError("FUSE is not available") }
-        var template = Array("/tmp/gmemfs-test.XXXXXX".utf8CString)
-        guard let dir = mkdtemp(&template) else { throw HarnessError("mkdtemp failed") }
-        path = String(cString: dir) + "/mnt"
-        logPath = String(cString: dir) + "/gmemfs.log"
+        let dir = try makeTemporaryDirectory("gmemfs-test")
+        path = dir + "/mnt"
+        logPath = dir + "/gmemfs.log"
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         guard FileManager.default.createFile(atPath: logPath, contents: nil),
               let logFile = FileHandle(forWritingAtPath: logPath) else { throw HarnessError("cannot create \(logPath)") }

@@ -95,8 +95,7 @@ struct LifecycleTests {
     /// Without `-f` gmemfs daemonizes and returns only once the mount is live: the file is
     /// usable the moment the command exits, with no polling. Unmounting ends the daemon.
     @Test func daemonModeReturnsOnceMounted() throws {
-        var template = Array("/tmp/gmemfs-test.XXXXXX".utf8CString)
-        let dir = String(cString: try #require(mkdtemp(&template)))
+        let dir = try makeTemporaryDirectory("gmemfs-test")
         let mnt = dir + "/mnt"
         try FileManager.default.createDirectory(atPath: mnt, withIntermediateDirectories: true)
         defer {

@@ -164,7 +164,7 @@ struct ReadWriteTests {
             """, [f])
         #expect(py.output == "8192:0 8192:12288 8193:12288 524288:12288 524288:532480 ENXIO ENXIO\n", "\(py.stderr)")
         // cp --sparse=always produces an identical, sparse copy.
-        let dir = try #require(String(validatingCString: mkdtemp(strdup("/tmp/gmemfs-cp.XXXXXX"))))
+        let dir = try makeTemporaryDirectory("gmemfs-cp")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         #expect(try run(["cp", "--sparse=always", f, "\(dir)/copy"]).succeeded)
         #expect(try run(["cmp", f, "\(dir)/copy"]).succeeded)
