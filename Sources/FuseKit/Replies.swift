@@ -103,12 +103,6 @@ extension Reply where Kind == DataReply {
         fuse_reply_iov(req, segments.baseAddress, Int32(segments.count))
         discard self
     }
-
-    /// Answers with a copy of `bytes`.
-    public consuming func data(_ bytes: UnsafeRawBufferPointer) {
-        fuse_reply_buf(req, bytes.baseAddress?.assumingMemoryBound(to: CChar.self), bytes.count)
-        discard self
-    }
 }
 
 extension Reply where Kind == WriteReply {

@@ -64,7 +64,7 @@ public struct ConversionRequest: Equatable, Sendable {
     /// `offset + size > fileSize`). All failures are EINVAL.
     public init(offset: UInt64, size: UInt64, attributes: UInt64, fileSize: UInt64) throws(GmemError) {
         guard attributes & ~MemoryAttributes.supported.rawValue == 0 else {
-            throw .invalidArgument(String(format0x: attributes) + " has unknown attribute bits")
+            throw .invalidArgument("0x" + String(attributes, radix: 16) + " has unknown attribute bits")
         }
         let (end, overflow) = offset.addingReportingOverflow(size)
         guard size != 0, !overflow else { throw .invalidArgument("size is 0 or offset + size overflows") }
@@ -149,7 +149,7 @@ public struct CreateRequest: Equatable, Sendable {
         }
         var flags: GmemFlags = []
         for part in text.split(separator: ",", omittingEmptySubsequences: false) {
-            let key = part.replacingOccurrences(of: "_", with: "-")
+            let key = String(part).replacing("_", with: "-")
             guard let f = GmemFlags.names.first(where: { $0.0 == key }) else { throw .invalidArgument("unknown flag '\(part)'") }
             flags.insert(f.1)
         }
@@ -167,14 +167,4 @@ public struct CreateRequest: Equatable, Sendable {
         guard f.count == 2 || f.count == 3 else { throw .invalidArgument("expected 'NAME SIZE [FLAGS]'") }
         try self.init(name: String(f[0]), size: try parseNumber(f[1]), flags: f.count == 3 ? try Self.parseFlags(f[2]) : [])
     }
-}
-
-extension StringProtocol {
-    func replacingOccurrences(of a: String, with b: String) -> String {
-        split(separator: Character(a), omittingEmptySubsequences: false).joined(separator: b)
-    }
-}
-
-extension String {
-    init(format0x v: UInt64) { self = "0x" + String(v, radix: 16) }
 }
