@@ -34,7 +34,7 @@ let package = Package(
             swiftSettings: internalChecks),
         .target(
             name: "FuseKit",
-            dependencies: ["CFuse", .product(name: "SystemPackage", package: "swift-system"),
+            dependencies: ["CFuse", "CLinuxSys", .product(name: "SystemPackage", package: "swift-system"),
                            .product(name: "Logging", package: "swift-log")]),
         .target(
             name: "GmemFS",

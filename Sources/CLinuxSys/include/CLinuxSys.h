@@ -1,7 +1,7 @@
 /*
  * CLinuxSys: Linux calls and constants that Swift's Glibc module leaves out
  * (xattrs, fallocate, SEEK_DATA/SEEK_HOLE, O_DIRECT, ioctl with a pointer).
- * Used by gmemctl and the tests; the daemon does not need it.
+ * Used by FuseKit (constants only), gmemctl and the tests.
  *
  * No _GNU_SOURCE here: it would change glibc's struct definitions against the other Clang
  * modules Swift imports. The few GNU declarations needed are written out instead.
