@@ -39,12 +39,14 @@ public final class GmemFilesystem: LowLevelFilesystem {
     let rootMetadata: Mutex<Metadata>
     let daemonUID = getuid()
     let daemonGID = getgid()
+    let populateGuard: PopulateGuard
 
     public init(options: GmemOptions, notifier: Notifier, logger: Logger) {
         self.options = options
         self.notifier = notifier
         self.logger = logger
         budget = MemoryBudget(limitBytes: options.maxMemory)
+        populateGuard = PopulateGuard(logger: logger)
         rootMetadata = Mutex(Metadata(mode: S_IFDIR | 0o755, uid: getuid(), gid: getgid()))
     }
 
@@ -255,7 +257,13 @@ public final class GmemFilesystem: LowLevelFilesystem {
                 withUnsafePointer(to: &iov) { pending.take()!.data(UnsafeBufferPointer(start: $0, count: 1)) }
             }
         } catch {
+            // Only the page cache faults through READ; a populate loop there never ends by itself.
+            var kill: PopulateGuard.PendingKill?
+            if cached, case .privatePage = error {
+                kill = populateGuard.refused(tid: ctx.pid, file: f, offset: offset, size: size)
+            }
             pending.take()?.error(error.errno)
+            kill.take()?.send()
         }
     }
 
