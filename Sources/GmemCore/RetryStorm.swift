@@ -99,6 +99,7 @@ public struct RetryStormDetector: Sendable {
 
     /// Whether to end `tid`, inspected after ``refused(tid:request:now:)`` returned true.
     public mutating func decide(tid: Int32, state: RequesterState) -> Bool {
+        guard records[tid] != nil else { return false }
         guard case .populating = state else {
             records[tid]?.count = 0   // look again `repeats` refusals later
             return false
