@@ -59,7 +59,7 @@ public final class GmemFilesystem: LowLevelFilesystem {
         let node = try namespace.withLock { (ns: inout Namespace) throws(GmemError) in
             try ns.insert(request.name) { ino in
                 FileNode(name: request.name, file: file, hostInode: ino,
-                         metadata: Metadata(mode: S_IFREG | 0o644, uid: daemonUID, gid: daemonGID))
+                         metadata: Metadata(mode: S_IFREG | 0o600, uid: daemonUID, gid: daemonGID))
             }
         }
         logger.info("created \(request.name): \(request.size) bytes, flags [\(request.flags.description)]")
