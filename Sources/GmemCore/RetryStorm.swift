@@ -53,7 +53,8 @@ public enum RequesterState: Equatable, Sendable {
 /// - A task is inspected only after `repeats` identical refusals, each within `window` of the
 ///   previous one: a populate loop repeats its READ thousands of times a second, while readahead
 ///   that merely spans a private page is refused a few times and moves on.
-/// - Only a task in a populate syscall is ended. Any other state (a `pread` loop, a user-mode
+/// - Only a task in a populate syscall is ended, once: refusals that continue its storm until the
+///   signal lands are ignored; a new storm needs a pause longer than `window`. Any other state (a `pread` loop, a user-mode
 ///   fault, a running task) is never signalled, and is inspected again `repeats` refusals later.
 ///
 /// At most `capacity` tasks are tracked; the least recently refused one is forgotten first.
@@ -68,6 +69,8 @@ public struct RetryStormDetector: Sendable {
         var request: Request
         var count: Int
         var last: UInt64
+        /// Ended: its remaining refusals (until the signal lands) are not a new storm.
+        var ended = false
     }
 
     public let repeats: Int
@@ -89,6 +92,7 @@ public struct RetryStormDetector: Sendable {
             r = old
             r.count += 1
             r.last = now
+            if r.ended { records[tid] = r; return false }
         } else {
             if records[tid] == nil, records.count >= capacity { evictOldest() }
             r = Record(request: request, count: 1, last: now)
@@ -99,12 +103,12 @@ public struct RetryStormDetector: Sendable {
 
     /// Whether to end `tid`, inspected after ``refused(tid:request:now:)`` returned true.
     public mutating func decide(tid: Int32, state: RequesterState) -> Bool {
-        guard records[tid] != nil else { return false }
+        guard let r = records[tid], !r.ended else { return false }
         guard case .populating = state else {
             records[tid]?.count = 0   // look again `repeats` refusals later
             return false
         }
-        records[tid] = nil
+        records[tid]?.ended = true
         return true
     }
 

@@ -258,12 +258,11 @@ public final class GmemFilesystem: LowLevelFilesystem {
             }
         } catch {
             // Only the page cache faults through READ; a populate loop there never ends by itself.
-            var kill: PopulateGuard.PendingKill?
+            // The kill goes first: the task cannot send another READ before it lands.
             if cached, case .privatePage = error {
-                kill = populateGuard.refused(tid: ctx.pid, file: f, offset: offset, size: size)
+                populateGuard.refused(tid: ctx.pid, file: f, offset: offset, size: size)?.send()
             }
             pending.take()?.error(error.errno)
-            kill.take()?.send()
         }
     }
 

@@ -6,11 +6,13 @@ import Synchronization
 
 /// Ends the kernel's endless populate loop on a private page (docs/semantics.md, "Populating
 /// and locking private pages"): the looping task gets SIGKILL, the one signal that ends it.
+/// The thread is identified by the request's pid, which FUSE fills with the caller's thread id.
 ///
 /// Consulted only for refused host READs of buffered files; the bookkeeping lock is held for a
 /// dictionary update, never across a system call.
 final class PopulateGuard: Sendable {
-    /// A SIGKILL decided while the requester waits for the reply; sent after the reply.
+    /// A SIGKILL decided while the requester waits for the reply. Sent before the reply: the
+    /// killed task still waits (uninterruptibly) for it, and the reply then ends its request.
     struct PendingKill: ~Copyable {
         let pidfd: Int32
         consuming func send() {

@@ -57,7 +57,12 @@ struct RetryStormTests {
         let v9 = d.decide(tid: 6, state: populating)
         #expect(v9)
         let again = d.decide(tid: 6, state: populating)
-        #expect(!again)   // forgotten once ended
+        #expect(!again)   // ended once
+        for t in 4..<20 as Range<UInt64> { let v = d.refused(tid: 6, request: r, now: t); #expect(!v) }
+        // After a pause longer than the window, the thread id may be another task's: a new storm.
+        _ = d.refused(tid: 6, request: r, now: 10_000)
+        let fresh = d.refused(tid: 6, request: r, now: 10_001)
+        #expect(fresh)
     }
 
     @Test func tracksABoundedNumberOfTasks() {
