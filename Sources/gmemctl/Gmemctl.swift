@@ -16,18 +16,19 @@ struct Gmemctl: ParsableCommand {
               gmemctl map /mnt/gmem/demo
               gmemctl tour            # a ten-minute guided demo on a private mount
 
-            Every path must be on a gmemfs mount (checked first: nothing is sent elsewhere).
-            Errors are one line on stderr, starting with 'gmemctl:'.
+            Every path must be on a gmemfs mount (checked first; nothing is sent
+            elsewhere). Errors are one line on stderr, starting with 'gmemctl:'.
 
             Exit status:
               0    success
-              1    the operation failed: the path is not on a gmemfs mount, the daemon
-                   refused the request (the errno and its reason are printed), or a system
-                   call failed
-              64   bad input (EX_USAGE), nothing was sent: a malformed or negative number,
-                   an offset or size not a multiple of 4096, a range past the end of the file,
-                   an unknown flag, a missing argument
-              135  peek was killed by SIGBUS: it touched a private page, as the kernel intends
+              1    the operation failed: the path is not on a gmemfs mount,
+                   the daemon refused the request (errno and reason printed),
+                   or a system call failed
+              64   bad input (EX_USAGE), nothing was sent: a malformed or
+                   negative number, an offset or size not a multiple of 4096,
+                   a range past the end of the file, an unknown flag, a
+                   missing argument
+              135  peek was killed by SIGBUS: it touched a private page
             """,
         version: "0.1.0",
         subcommands: [CreateCommand.self, ConvertCommand.self, MapCommand.self, StatsCommand.self,
@@ -64,9 +65,16 @@ struct Gmemctl: ParsableCommand {
             Glibc.exit(ExitStatus.usage)
         case let e as ExitCode:
             Glibc.exit(e.rawValue)
-        default:
+        case is SystemError, is Failure:
             printError("gmemctl: " + oneLine(String(describing: error)))
             Glibc.exit(ExitStatus.failure)
+        default:
+            // `gmemctl help` and a bare `gmemctl` print help through ArgumentParser; any other
+            // ArgumentParser error keeps its status (64 for validation errors).
+            let code = exitCode(for: error)
+            guard code != .success else { exit(withError: error) }
+            printError("gmemctl: " + oneLine(message(for: error)))
+            Glibc.exit(code.rawValue)
         }
     }
 

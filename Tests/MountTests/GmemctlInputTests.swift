@@ -120,6 +120,20 @@ struct GmemctlInputTests {
         #expect(m.unmount() == 0)
     }
 
+    /// Help exits 0 and documents the exit statuses; errors of ArgumentParser are one line too.
+    @Test func helpDocumentsExitStatuses() throws {
+        for args in [["--help"], ["help"], [], ["help", "convert"], ["convert", "--help"]] {
+            let r = try Self.ctl(args)
+            #expect(r.succeeded && r.stderr.isEmpty, "\(args): \(r)")
+            #expect(r.output.contains("OVERVIEW:"), "\(args): \(r.output)")
+        }
+        let help = try Self.ctl(["--help"]).output
+        #expect(help.contains("Exit status:") && help.contains("64   bad input (EX_USAGE)"), "\(help)")
+        let unknown = try Self.ctl(["map", "x", "--colour", "never"])
+        #expect(unknown.status == 64)
+        #expect(unknown.stderr == "gmemctl: Unknown option '--colour'. Did you mean '--color'?; usage: gmemctl map <file> [--svg <OUT>] [--rows <rows>] [--color <color>]\n", "\(unknown)")
+    }
+
     /// Colour is never the only cue: with colour the glyphs differ too, and `NO_COLOR` on a
     /// terminal gives the plain glyphs.
     @Test func mapTellsAttributesApartWithoutColour() throws {
