@@ -120,6 +120,27 @@ struct GmemctlInputTests {
         #expect(m.unmount() == 0)
     }
 
+    /// A refusal by the kernel or the daemon names the errno and what it means here.
+    @Test(.enabled(if: getuid() == 0)) func refusalsExplainTheErrno() throws {
+        let m = try GmemMount(["-o", "allow_other", "--file", "f:16K:mmap"])
+        defer { m.unmount() }
+        // mkdtemp made the parent 0700: let nobody reach the mount point.
+        chmod((m.path as NSString).deletingLastPathComponent, 0o755)
+        let f = m.file("f")
+        func asNobody(_ args: [String]) throws -> CommandResult {
+            try run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", GmemctlTests.gmemctl] + args, timeout: 30)
+        }
+        let conv = try asNobody(["convert", "shared", f, "0", "4K"])
+        #expect(conv.status == 1)
+        #expect(conv.stderr.contains("EACCES (Permission denied): converting needs write permission on the file"), "\(conv)")
+        let ioctl = try asNobody(["convert", "shared", "--ioctl", f, "0", "4K"])
+        #expect(ioctl.status == 1)
+        #expect(ioctl.stderr.contains("open \(f) for writing: EACCES (Permission denied): converting needs write permission"), "\(ioctl)")
+        #expect(attributes(f) == "0-4000 private\n")
+        #expect(try asNobody(["map", f]).succeeded, "reading the map needs read permission only")
+        #expect(m.unmount() == 0)
+    }
+
     /// Help exits 0 and documents the exit statuses; errors of ArgumentParser are one line too.
     @Test func helpDocumentsExitStatuses() throws {
         for args in [["--help"], ["help"], [], ["help", "convert"], ["convert", "--help"]] {

@@ -34,13 +34,11 @@ struct GmemPath {
     /// ``Failure`` (exit 1) when it is on another file system or is not of `kind`.
     init(_ path: String, _ kind: Kind) throws {
         self.path = path
-        guard let resolved = realpath(path, nil) else {
-            throw SystemError(path)
-        }
+        guard let resolved = realpath(path, nil) else { throw SystemError(path, hints: Self.hints) }
         realPath = String(cString: resolved)
         free(resolved)
         var st = stat()
-        guard stat(realPath, &st) == 0 else { throw SystemError("stat \(path)") }
+        guard stat(realPath, &st) == 0 else { throw SystemError("stat \(path)", hints: Self.hints) }
         status = st
         let mount = Self.mount(containing: realPath)
         guard let mount, mount.type == Self.fileSystemType, mount.device == Self.device(st.st_dev) else {
@@ -61,6 +59,10 @@ struct GmemPath {
             break
         }
     }
+
+    static let hints: [Int32: String] = [
+        EACCES: "no permission to reach it (only the user who mounted gmemfs may enter the mount, unless it was mounted with -o allow_other)",
+    ]
 
     /// The file size in bytes.
     var size: UInt64 { UInt64(clamping: status.st_size) }
