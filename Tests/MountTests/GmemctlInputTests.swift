@@ -108,6 +108,10 @@ struct GmemctlInputTests {
             #expect(r.stderr.split(separator: "\n").count == 1, "one line: \(args): \(r)")
             #expect(!r.stderr.contains("Fatal") && !r.stderr.contains("Backtrace"), "\(args): \(r)")
         }
+        // A huge terminal width is clamped, not allocated.
+        let wide = try Self.ctl(["map", f], environment: ["COLUMNS": "99999999999"])
+        #expect(wide.succeeded, "\(wide)")
+        #expect(wide.output.contains("  " + String(repeating: "#", count: 1008) + "\n"), "16 pages x 63 cells: \(wide.output.prefix(300))")
         // Nothing was sent.
         #expect(attributes(f) == "0-10000 private\n")
         #expect(stats(m.path)["files"] == "1")

@@ -15,8 +15,10 @@ struct AttributeMap: Equatable, Sendable {
     var fileSize: UInt64
     var ranges: [AttributeRange]
 
-    var privateBytes: UInt64 { ranges.filter(\.isPrivate).reduce(0) { $0 + $1.size } }
-    var sharedBytes: UInt64 { fileSize - privateBytes }
+    /// Ranges are disjoint and inside the file (``parse(_:)`` drops empty or inverted lines), so
+    /// the sums cannot overflow; the subtraction saturates all the same.
+    var privateBytes: UInt64 { ranges.filter(\.isPrivate).reduce(0) { $0 &+ $1.size } }
+    var sharedBytes: UInt64 { fileSize > privateBytes ? fileSize - privateBytes : 0 }
     var pageCount: UInt64 { fileSize / 4096 }
 
     /// Reads the whole map of the file at `path`. A map whose text is larger than an xattr value
@@ -71,7 +73,7 @@ struct AttributeMap: Equatable, Sendable {
             let parts = line.split(separator: " ")
             guard parts.count == 2 else { return nil }
             let bounds = parts[0].split(separator: "-")
-            guard bounds.count == 2, let s = UInt64(bounds[0], radix: 16), let e = UInt64(bounds[1], radix: 16) else { return nil }
+            guard bounds.count == 2, let s = UInt64(bounds[0], radix: 16), let e = UInt64(bounds[1], radix: 16), s < e else { return nil }
             return AttributeRange(start: s, end: e, isPrivate: parts[1] == "private")
         }
     }
