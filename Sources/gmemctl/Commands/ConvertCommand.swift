@@ -1,4 +1,5 @@
 import ArgumentParser
+import Glibc
 
 /// `gmemctl convert private|shared FILE OFFSET SIZE [--ioctl]`.
 struct ConvertCommand: ParsableCommand {
@@ -8,31 +9,38 @@ struct ConvertCommand: ParsableCommand {
         discussion: """
             By default through the xattr (setxattr user.gmem.set_attributes "OFFSET SIZE ATTR");
             with --ioctl through KVM_SET_MEMORY_ATTRIBUTES2 (0xC080AED2), as a VMM would.
+            OFFSET and SIZE are checked first (multiples of 4096, SIZE > 0, inside the file):
+            a bad range exits 64 with its reason and sends nothing.
             """)
 
     enum Target: String, ExpressibleByArgument, CaseIterable { case `private`, shared }
 
     @Argument(help: "private or shared.") var attribute: Target
     @Argument(help: "The gmem file.") var file: String
-    @Argument(help: "Byte offset (multiple of 4096; decimal, 0x hex, K/M/G suffix).") var offset: String
-    @Argument(help: "Byte count (multiple of 4096).") var size: String
+    @Argument(help: "Byte offset (multiple of 4096; decimal, 0x hex, K/M/G/T suffix).") var offset: String
+    @Argument(help: "Byte count (positive multiple of 4096).") var size: String
     @Flag(help: "Use the kernel's KVM_SET_MEMORY_ATTRIBUTES2 ioctl instead of the xattr.") var ioctl = false
 
+    /// What a refusal means for a conversion.
+    static let hints: [Int32: String] = [
+        EACCES: "converting needs write permission on the file",
+        EBADF: "the ioctl needs a descriptor open for writing",
+        EINVAL: "the daemon refused the range (offset and size must be multiples of 4096, size non-zero, the range inside the file)",
+        ENOTTY: "the file does not answer KVM_SET_MEMORY_ATTRIBUTES2: not a gmem file",
+        ENOMEM: "the daemon is out of memory",
+    ]
+
     func run() throws {
+        let o = try Input.offset(offset)
+        let s = try Input.size(size)
+        let target = try GmemPath(file, .file)
+        let end = try Input.range(offset: o, size: s, fileSize: target.size, file: file)
         if ioctl {
-            guard let o = Units.parse(offset) else { throw UsageFailure("offset '\(offset)' is not a number") }
-            guard let s = Units.parse(size) else { throw UsageFailure("size '\(size)' is not a number") }
-            try MemoryAttributesIoctl.setAttributes(path: file, offset: o, size: s, private: attribute == .private)
+            try MemoryAttributesIoctl.setAttributes(path: file, offset: o, size: s, private: attribute == .private, hints: Self.hints)
         } else {
-            // The daemon parses and validates: this stays a thin client of the xattr.
-            try Xattr.set(file, Xattr.setAttributes, "\(offset) \(size) \(attribute.rawValue)")
+            try Xattr.set(file, Xattr.setAttributes, "\(o) \(s) \(attribute.rawValue)", hints: Self.hints)
         }
-        let range: String
-        if let o = Units.parse(offset), let s = Units.parse(size) {
-            range = "[\(Units.hex(o)), \(Units.hex(o &+ s))) (\(Units.human(s)))"
-        } else {
-            range = "\(offset) +\(size)"
-        }
+        let range = "[\(Units.hex(o)), \(Units.hex(end))) (\(Units.human(s)))"
         print("\(file): \(range) is now \(attribute.rawValue)\(ioctl ? " (via KVM_SET_MEMORY_ATTRIBUTES2)" : "")")
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Glibc
 
 /// `gmemctl create MOUNTPOINT NAME SIZE [--flags mmap,init-shared]`: sets `user.gmem.create`
 /// on the mount root (the counterpart of KVM_CREATE_GUEST_MEMFD).
@@ -6,17 +7,38 @@ struct CreateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "create",
         abstract: "Create a file (setxattr user.gmem.create on the mount root).",
-        discussion: "Memory starts private unless --flags includes init-shared; mmap allows MAP_SHARED mappings.")
+        discussion: """
+            Memory starts private unless --flags includes init-shared; mmap allows MAP_SHARED mappings.
+            MOUNTPOINT must be the root of a gmemfs mount; the new file is checked to exist afterwards.
+            """)
 
     @Argument(help: "The gmemfs mount point.") var mountpoint: String
-    @Argument(help: "The new file's name.") var name: String
+    @Argument(help: "The new file's name (1-255 bytes; no '/', spaces, control characters or leading '.').") var name: String
     @Argument(help: "Size: a positive multiple of 4096, e.g. 64K, 1G, 0x10000.") var size: String
-    @Option(help: "Comma list of mmap, init-shared.") var flags: String?
+    @Option(help: "Comma list of mmap, init-shared (or a number: bit 0 mmap, bit 1 init-shared).") var flags: String?
 
     func run() throws {
-        let value = [name, size, flags].compactMap { $0 }.joined(separator: " ")
-        try Xattr.set(mountpoint, Xattr.create, value)
-        let shown = Units.parse(size).map(Units.human) ?? size
-        print("created \(mountpoint)/\(name): \(shown)\(flags.map { ", flags \($0)" } ?? ""), all \(flags?.contains("init") == true ? "shared" : "private")")
+        try Input.fileName(name)
+        let bytes = try Input.size(size)
+        let flagList = try flags.map(Input.flags) ?? []
+        let root = try GmemPath(mountpoint, .mountRoot)
+        let value = ([name, String(bytes)] + (flagList.isEmpty ? [] : [flagList.joined(separator: ",")])).joined(separator: " ")
+        try Xattr.set(mountpoint, Xattr.create, value, hints: [
+            EEXIST: "a file named \(name) already exists on this mount",
+            EFBIG: "\(Units.human(bytes)) exceeds the largest file gmemfs serves (64 TiB)",
+            ENOSPC: "the mount has no address space left to reserve \(Units.human(bytes))",
+            EINVAL: "the daemon refused the name, size or flags",
+            EACCES: "creating needs write permission on the mount root",
+            ENOMEM: "the daemon is out of memory",
+        ])
+        // The daemon answered success: the file must now exist, with the size asked for.
+        let path = root.mountPoint + "/" + name
+        var st = stat()
+        guard stat(path, &st) == 0, st.st_mode & S_IFMT == S_IFREG, UInt64(clamping: st.st_size) == bytes else {
+            throw Failure("setxattr \(Xattr.create) on \(mountpoint) reported success, but \(path) is not a \(Units.human(bytes)) file")
+        }
+        let shared = flagList.contains("init-shared")
+        let shownFlags = flagList.isEmpty ? "" : ", flags \(flagList.joined(separator: ","))"
+        print("created \(mountpoint)/\(name): \(Units.human(bytes))\(shownFlags), all \(shared ? "shared" : "private")")
     }
 }

@@ -12,7 +12,12 @@ struct MapCommand: ParsableCommand {
     @Option(help: "Table rows to print at most (0: all).") var rows = 32
     @Option(help: "auto (colour on a TTY unless NO_COLOR is set), always, never.") var color: ColorChoice = .auto
 
+    func validate() throws {
+        guard rows >= 0 else { throw ValidationError("--rows must be 0 (all) or positive") }
+    }
+
     func run() throws {
+        _ = try GmemPath(file, .file)
         let map = try AttributeMap.read(file)
         let renderer = MapRenderer(terminal: .stdout(color: color), maxRows: rows)
         print(renderer.picture(map), terminator: "")
@@ -23,7 +28,7 @@ struct MapCommand: ParsableCommand {
             do {
                 try SVGRenderer.render(map, title: title).write(toFile: svg, atomically: true, encoding: .utf8)
             } catch {
-                throw UsageFailure("cannot write \(svg): \(error.localizedDescription)")
+                throw Failure("cannot write \(svg): \(error.localizedDescription)")
             }
             print("wrote \(svg)")
         }

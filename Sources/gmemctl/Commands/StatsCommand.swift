@@ -10,6 +10,7 @@ struct StatsCommand: ParsableCommand {
     @Argument(help: "A gmem file or the mount point.") var path: String
 
     func run() throws {
+        _ = try GmemPath(path, .fileOrMountRoot)
         let pairs = Xattr.keyValues(try Xattr.get(path, Xattr.stats))
         print(path)
         let width = (pairs.map(\.key.count).max() ?? 0) + 2

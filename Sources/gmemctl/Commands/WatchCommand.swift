@@ -8,16 +8,17 @@ struct WatchCommand: ParsableCommand {
         abstract: "Redraw a file's map whenever it changes (Ctrl-C to stop).")
 
     @Argument(help: "The gmem file.") var file: String
-    @Option(help: "Seconds between polls.") var interval: Double = 0.5
+    @Option(help: "Seconds between polls (more than 0, at most 3600).") var interval: Double = 0.5
     @Option(help: "Stop after this many drawings (default: never).") var count: Int?
     @Option(help: "auto, always, never.") var color: ColorChoice = .auto
 
     func validate() throws {
-        guard interval > 0 else { throw ValidationError("--interval must be positive") }
+        guard interval > 0, interval <= 3600 else { throw ValidationError("--interval must be more than 0 and at most 3600 seconds") }
         if let count, count < 1 { throw ValidationError("--count must be at least 1") }
     }
 
     func run() throws {
+        _ = try GmemPath(file, .file)
         let terminal = Terminal.stdout(color: color)
         var last: AttributeMap?
         var drawn = 0
@@ -33,7 +34,10 @@ struct WatchCommand: ParsableCommand {
                 drawn += 1
                 if let count, drawn >= count { return }
             }
-            usleep(useconds_t(interval * 1_000_000))
+            // interval is in (0, 3600]: the conversion cannot trap.
+            var delay = timespec(tv_sec: Int(interval), tv_nsec: Int((interval - interval.rounded(.down)) * 1e9))
+            var left = timespec()
+            while nanosleep(&delay, &left) != 0 && errno == EINTR { delay = left }
         }
     }
 }

@@ -15,20 +15,24 @@ struct AttributeMap: Equatable, Sendable {
     var fileSize: UInt64
     var ranges: [AttributeRange]
 
-    var privateBytes: UInt64 { ranges.filter(\.isPrivate).reduce(0) { $0 + $1.size } }
-    var sharedBytes: UInt64 { fileSize - privateBytes }
+    /// Ranges are disjoint and inside the file (``parse(_:)`` drops empty or inverted lines), so
+    /// the sums cannot overflow; the subtraction saturates all the same.
+    var privateBytes: UInt64 { ranges.filter(\.isPrivate).reduce(0) { $0 &+ $1.size } }
+    var sharedBytes: UInt64 { fileSize > privateBytes ? fileSize - privateBytes : 0 }
     var pageCount: UInt64 { fileSize / 4096 }
 
     /// Reads the whole map of the file at `path`. A map whose text is larger than an xattr value
     /// may be (the daemon answers E2BIG) is read in windows
     /// (`user.gmem.attributes:START-END`), halving the window until it fits.
+    ///
+    /// The caller checks first that `path` is a gmem file (``GmemPath``).
     static func read(_ path: String) throws -> AttributeMap {
         var st = stat()
         guard stat(path, &st) == 0 else { throw SystemError("stat \(path)") }
-        let size = UInt64(st.st_size)
+        let size = UInt64(clamping: st.st_size)
         var ranges: [AttributeRange] = []
         do {
-            ranges = try parse(Xattr.get(path, Xattr.attributes))
+            ranges = try parse(Xattr.get(path, Xattr.attributes, hints: hints))
         } catch let e as SystemError where e.errno == E2BIG {
             var start: UInt64 = 0
             var window = size
@@ -36,7 +40,7 @@ struct AttributeMap: Equatable, Sendable {
                 let end = start + min(window, size - start)
                 let name = "\(Xattr.attributes):\(String(start, radix: 16))-\(String(end, radix: 16))"
                 do {
-                    append(try parse(Xattr.get(path, name)), to: &ranges)
+                    append(try parse(Xattr.get(path, name, hints: hints)), to: &ranges)
                     start = end
                 } catch let e as SystemError where e.errno == E2BIG && window > 4096 {
                     window = max(4096, (window / 2) & ~4095)
@@ -45,6 +49,12 @@ struct AttributeMap: Equatable, Sendable {
         }
         return AttributeMap(path: path, fileSize: size, ranges: ranges)
     }
+
+    /// What a failed read of the map means.
+    static let hints: [Int32: String] = [
+        E2BIG: "the map is larger than one xattr value (64 KiB) even for a one-page window; read it in windows with getxattr user.gmem.attributes:START-END (hex byte offsets)",
+        ENODATA: "not a gmem file (no user.gmem.attributes)",
+    ]
 
     /// Appends window results, merging a range split at a window boundary.
     private static func append(_ more: [AttributeRange], to ranges: inout [AttributeRange]) {
@@ -63,7 +73,7 @@ struct AttributeMap: Equatable, Sendable {
             let parts = line.split(separator: " ")
             guard parts.count == 2 else { return nil }
             let bounds = parts[0].split(separator: "-")
-            guard bounds.count == 2, let s = UInt64(bounds[0], radix: 16), let e = UInt64(bounds[1], radix: 16) else { return nil }
+            guard bounds.count == 2, let s = UInt64(bounds[0], radix: 16), let e = UInt64(bounds[1], radix: 16), s < e else { return nil }
             return AttributeRange(start: s, end: e, isPrivate: parts[1] == "private")
         }
     }

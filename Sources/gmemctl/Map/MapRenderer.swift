@@ -1,8 +1,10 @@
 import Foundation
 
 /// Draws an ``AttributeMap`` for a terminal: a bar of the whole file, a scale, a legend and a
-/// table of ranges. Without colour the bar uses `#` (private), `.` (shared) and `%` (a cell
-/// holding both).
+/// table of ranges. Colour is never the only cue: with colour the bar uses `█` (private, red),
+/// `░` (shared, green) and `▒` (a cell holding both, yellow); without colour (not a TTY,
+/// `NO_COLOR`, `--color never`) `#` (private), `.` (shared) and `%` (both). The legend names
+/// each glyph and the table names each range's attribute.
 struct MapRenderer {
     var terminal: Terminal
     /// Table rows to print at most (0: all).
@@ -45,14 +47,24 @@ struct MapRenderer {
         return Int(pages) * (avail / Int(pages))
     }
 
-    func glyph(_ cell: Cell) -> String {
+    /// The character of a cell: a shape that differs per attribute, with or without colour.
+    func character(_ cell: Cell) -> String {
         switch (cell, terminal.color) {
-        case (.private, true): return terminal.sgr("31") + "█"
-        case (.shared, true): return terminal.sgr("32") + "█"
-        case (.mixed, true): return terminal.sgr("33") + "▒"
+        case (.private, true): return "█"
+        case (.shared, true): return "░"
+        case (.mixed, true): return "▒"
         case (.private, false): return "#"
         case (.shared, false): return "."
         case (.mixed, false): return "%"
+        }
+    }
+
+    /// The character with its colour (red private, green shared, yellow both), when colour is on.
+    func glyph(_ cell: Cell) -> String {
+        switch cell {
+        case .private: return terminal.sgr("31") + character(cell)
+        case .shared: return terminal.sgr("32") + character(cell)
+        case .mixed: return terminal.sgr("33") + character(cell)
         }
     }
 
@@ -61,7 +73,7 @@ struct MapRenderer {
         var previous: Cell?
         for cell in Self.cells(of: map, count: width) {
             // Repeat the colour code only where it changes.
-            if terminal.color && cell == previous { s += cell == .mixed ? "▒" : "█" } else { s += glyph(cell) }
+            if terminal.color && cell == previous { s += character(cell) } else { s += glyph(cell) }
             previous = cell
         }
         return s + terminal.reset

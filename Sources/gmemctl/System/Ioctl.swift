@@ -22,15 +22,16 @@ enum MemoryAttributesIoctl {
 
     /// Converts `[offset, offset + size)` of the file at `path` (opened read-write: the ioctl
     /// needs a writable descriptor, EBADF otherwise).
-    static func setAttributes(path: String, offset: UInt64, size: UInt64, private isPrivate: Bool) throws {
+    static func setAttributes(path: String, offset: UInt64, size: UInt64, private isPrivate: Bool,
+                              hints: [Int32: String] = [:]) throws {
         let fd = open(path, O_RDWR)
-        guard fd >= 0 else { throw SystemError("open \(path)") }
+        guard fd >= 0 else { throw SystemError("open \(path) for writing", hints: hints) }
         defer { close(fd) }
         var words = [UInt64](repeating: 0, count: 16)   // 16 x u64 = 128 bytes
         words[0] = offset.littleEndian
         words[1] = size.littleEndian
         words[2] = (isPrivate ? privateBit : 0).littleEndian
         let rc = words.withUnsafeMutableBytes { clinux_ioctl_ptr(fd, number, $0.baseAddress) }
-        guard rc == 0 else { throw SystemError("ioctl KVM_SET_MEMORY_ATTRIBUTES2 on \(path)") }
+        guard rc == 0 else { throw SystemError("ioctl KVM_SET_MEMORY_ATTRIBUTES2 on \(path)", hints: hints) }
     }
 }

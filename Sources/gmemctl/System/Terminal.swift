@@ -7,7 +7,7 @@ struct Terminal: Sendable {
     var width: Int
 
     /// Colour when stdout is a TTY and `NO_COLOR` is unset or empty (https://no-color.org);
-    /// width from `COLUMNS`, else TIOCGWINSZ on stdout, else 80.
+    /// width from `COLUMNS`, else TIOCGWINSZ on stdout, else 80 (at most ``maxColumns``).
     static func stdout(color choice: ColorChoice = .auto) -> Terminal {
         let noColor = (getenv("NO_COLOR").map { String(cString: $0) } ?? "").isEmpty == false
         let color: Bool
@@ -19,10 +19,13 @@ struct Terminal: Sendable {
         return Terminal(color: color, width: columns())
     }
 
+    /// The widest line drawn, whatever `COLUMNS` says (a bar is one cell per column).
+    static let maxColumns = 1024
+
     static func columns() -> Int {
-        if let c = getenv("COLUMNS"), let n = Int(String(cString: c)), n > 0 { return n }
+        if let c = getenv("COLUMNS"), let n = Int(String(cString: c)), n > 0 { return min(n, maxColumns) }
         var ws = winsize()
-        if clinux_ioctl_ptr(STDOUT_FILENO, UInt(TIOCGWINSZ), &ws) == 0, ws.ws_col > 0 { return Int(ws.ws_col) }
+        if clinux_ioctl_ptr(STDOUT_FILENO, UInt(TIOCGWINSZ), &ws) == 0, ws.ws_col > 0 { return min(Int(ws.ws_col), maxColumns) }
         return 80
     }
 

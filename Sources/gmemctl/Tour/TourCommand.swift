@@ -26,6 +26,7 @@ struct TourCommand: ParsableCommand {
         getrlimit(__rlimit_resource_t(RLIMIT_CORE.rawValue), &noCore); noCore.rlim_cur = 0
         setrlimit(__rlimit_resource_t(RLIMIT_CORE.rawValue), &noCore)
 
+        if let mountpoint { _ = try GmemPath(mountpoint, .mountRoot) }
         var own: TourMount?
         if mountpoint == nil {
             TourMount.installCleanup()
@@ -77,7 +78,7 @@ struct Tour {
         self.mountpoint = mountpoint; self.terminal = terminal; self.pause = pause; self.ownMount = ownMount
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: mountpoint + "/.guest", isDirectory: &isDir), isDir.boolValue else {
-            throw UsageFailure("\(mountpoint) has no .guest directory: the tour needs a gmemfs mounted with --guest-view")
+            throw Failure("\(mountpoint) has no .guest directory: the tour needs a gmemfs mounted with --guest-view")
         }
         name = FileManager.default.fileExists(atPath: mountpoint + "/demo") ? "demo-\(getpid())" : "demo"
         // Child shells find this gmemctl first on PATH, and see MNT.

@@ -14,7 +14,7 @@ final class TourMount {
     init() throws {
         let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         let daemon = (exe as NSString).deletingLastPathComponent + "/gmemfs"
-        guard access(daemon, X_OK) == 0 else { throw UsageFailure("cannot find gmemfs beside gmemctl (looked for \(daemon)); give a MOUNTPOINT of a running gmemfs --guest-view instead") }
+        guard access(daemon, X_OK) == 0 else { throw Failure("cannot find gmemfs beside gmemctl (looked for \(daemon)); give a MOUNTPOINT of a running gmemfs --guest-view instead") }
         var template = Array("/tmp/gmemctl-tour.XXXXXX".utf8CString)
         guard let dir = mkdtemp(&template) else { throw SystemError("mkdtemp /tmp/gmemctl-tour.XXXXXX") }
         directory = String(cString: dir)
@@ -36,7 +36,7 @@ final class TourMount {
             if !process.isRunning || Date() > deadline {
                 let text = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
                 unmount()
-                throw UsageFailure("gmemfs did not mount on \(mountpoint): \(text)")
+                throw Failure("gmemfs did not mount on \(mountpoint): \(text)")
             }
             usleep(10_000)
         }

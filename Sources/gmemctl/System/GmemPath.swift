@@ -1,0 +1,127 @@
+import Glibc
+
+/// A path checked to lie on a gmemfs mount, before gmemctl sends anything to it.
+///
+/// Without the check an xattr meant for gmemfs lands on whatever file system the path is on:
+/// `setxattr user.gmem.create` on `/tmp` (tmpfs) succeeds and stores a plain attribute, and
+/// gmemctl would report a file that does not exist. The check uses what the kernel states in
+/// `/proc/self/mountinfo`: the mount holding the path (the longest mount-point prefix of its
+/// real path, the last listed when mounts are stacked) has the file system type `fuse.gmemfs`
+/// (gmemfs mounts with `subtype=gmemfs`), and its device number is the path's `st_dev`.
+struct GmemPath {
+    /// What a subcommand needs the path to be.
+    enum Kind {
+        /// The mount point itself (`create`).
+        case mountRoot
+        /// A regular file on the mount: a gmem file, host or guest view.
+        case file
+        /// Either (`stats`).
+        case fileOrMountRoot
+    }
+
+    static let fileSystemType = "fuse.gmemfs"
+
+    /// The path as the user gave it (for messages).
+    let path: String
+    /// The canonical absolute path (`realpath`).
+    let realPath: String
+    /// The mount point of the gmemfs mount holding it.
+    let mountPoint: String
+    let status: stat
+
+    /// Resolves `path` and checks that it is on a gmemfs mount and is of `kind`. Throws
+    /// ``SystemError`` when the path cannot be resolved (ENOENT, ENOTCONN on a dead mount) and
+    /// ``Failure`` (exit 1) when it is on another file system or is not of `kind`.
+    init(_ path: String, _ kind: Kind) throws {
+        self.path = path
+        guard let resolved = realpath(path, nil) else { throw SystemError(path, hints: Self.hints) }
+        realPath = String(cString: resolved)
+        free(resolved)
+        var st = stat()
+        guard stat(realPath, &st) == 0 else { throw SystemError("stat \(path)", hints: Self.hints) }
+        status = st
+        let mount = Self.mount(containing: realPath)
+        guard let mount, mount.type == Self.fileSystemType, mount.device == Self.device(st.st_dev) else {
+            let what = mount.map { "it is on \($0.type) mounted at \($0.point)" } ?? "no mount found"
+            throw Failure("\(path) is not on a gmemfs mount (\(what)); start gmemfs first or give a path under its mount point")
+        }
+        mountPoint = mount.point
+        let isRoot = realPath == mountPoint
+        let isFile = st.st_mode & S_IFMT == S_IFREG
+        switch kind {
+        case .mountRoot where !isRoot:
+            throw Failure("\(path) is not the root of a gmemfs mount; give the mount point \(mountPoint)")
+        case .file where !isFile:
+            throw Failure("\(path) is not a gmem file (a \(isRoot ? "mount root" : "directory")); give a file on the mount")
+        case .fileOrMountRoot where !isFile && !isRoot:
+            throw Failure("\(path) is neither a gmem file nor the root of a gmemfs mount")
+        default:
+            break
+        }
+    }
+
+    static let hints: [Int32: String] = [
+        EACCES: "no permission to reach it (only the user who mounted gmemfs may enter the mount, unless it was mounted with -o allow_other)",
+    ]
+
+    /// The file size in bytes.
+    var size: UInt64 { UInt64(clamping: status.st_size) }
+
+    /// The mount whose mount point is the longest prefix of `realPath` (the last one listed when
+    /// several are stacked on one point: the visible one), from `/proc/self/mountinfo`.
+    static func mount(containing realPath: String) -> (point: String, type: String, device: String)? {
+        guard let text = readText("/proc/self/mountinfo") else { return nil }
+        var best: (point: String, type: String, device: String)?
+        for line in text.split(separator: "\n") {
+            // ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPEROPTIONS
+            let fields = line.split(separator: " ")
+            guard fields.count >= 7, let dash = fields.firstIndex(of: "-"), dash + 1 < fields.count else { continue }
+            let point = unescape(fields[4])
+            let inside = point == "/" || realPath == point || realPath.hasPrefix(point + "/")
+            if inside, point.count >= (best?.point.count ?? 0) { best = (point, String(fields[dash + 1]), String(fields[2])) }
+        }
+        return best
+    }
+
+    /// `MAJOR:MINOR` of a device number, as mountinfo writes it (glibc's `major`/`minor` encoding).
+    static func device(_ dev: dev_t) -> String {
+        let d = UInt64(dev)
+        let major = ((d >> 8) & 0xfff) | ((d >> 32) & ~0xfff)
+        let minor = (d & 0xff) | ((d >> 12) & ~0xff)
+        return "\(major):\(minor)"
+    }
+
+    /// Undoes mountinfo's octal escapes (`\040` for a space, `\134` for a backslash).
+    static func unescape(_ field: Substring) -> String {
+        var bytes: [UInt8] = []
+        let raw = Array(field.utf8)
+        var i = 0
+        while i < raw.count {
+            if raw[i] == UInt8(ascii: "\\"), i + 3 < raw.count,
+               let v = UInt8(String(decoding: raw[(i + 1)...(i + 3)], as: UTF8.self), radix: 8) {
+                bytes.append(v)
+                i += 4
+            } else {
+                bytes.append(raw[i])
+                i += 1
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// The whole text of a small file (procfs reports size 0, so read until EOF).
+    static func readText(_ path: String) -> String? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var data: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = read(fd, &chunk, chunk.count)
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { break }
+            data += chunk[..<n]
+        }
+        return String(decoding: data, as: UTF8.self)
+    }
+}
