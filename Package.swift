@@ -38,7 +38,7 @@ let package = Package(
                            .product(name: "Logging", package: "swift-log")]),
         .target(
             name: "GmemFS",
-            dependencies: ["GmemCore", "FuseKit", .product(name: "Logging", package: "swift-log")]),
+            dependencies: ["GmemCore", "FuseKit", "CLinuxSys", .product(name: "Logging", package: "swift-log")]),
 
         // MARK: - Executables
         .executableTarget(

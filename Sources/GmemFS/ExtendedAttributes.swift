@@ -86,6 +86,7 @@ extension GmemFilesystem {
             let files = namespace.withLock { $0.count }
             var s = "files=\(files)\nallocated_bytes=\(budget.usedPages * pageSize)\n"
             s += "max_memory=\(budget.limitPages.map { String($0 * pageSize) } ?? "none")\n"
+            s += "populate_kills=\(populateGuard.kills.load(ordering: .relaxed))\n"
             return s
         case .host(let f), .guest(let f):
             let file = f.file

@@ -43,12 +43,14 @@ public final class GmemFilesystem: LowLevelFilesystem {
     let rootMetadata: Mutex<Metadata>
     let daemonUID = getuid()
     let daemonGID = getgid()
+    let populateGuard: PopulateGuard
 
     public init(options: GmemOptions, notifier: Notifier, logger: Logger) {
         self.options = options
         self.notifier = notifier
         self.logger = logger
         budget = MemoryBudget(limitBytes: options.maxMemory)
+        populateGuard = PopulateGuard(logger: logger)
         rootMetadata = Mutex(Metadata(mode: S_IFDIR | 0o755, uid: getuid(), gid: getgid()))
     }
 
@@ -61,7 +63,7 @@ public final class GmemFilesystem: LowLevelFilesystem {
         let node = try namespace.withLock { (ns: inout Namespace) throws(GmemError) in
             try ns.insert(request.name) { ino in
                 FileNode(name: request.name, file: file, hostInode: ino,
-                         metadata: Metadata(mode: S_IFREG | 0o644, uid: daemonUID, gid: daemonGID))
+                         metadata: Metadata(mode: S_IFREG | 0o600, uid: daemonUID, gid: daemonGID))
             }
         }
         logger.info("created \(request.name): \(request.size) bytes, flags [\(request.flags.description)]")
@@ -275,6 +277,11 @@ public final class GmemFilesystem: LowLevelFilesystem {
                 withUnsafePointer(to: &iov) { pending.take()!.data(UnsafeBufferPointer(start: $0, count: 1)) }
             }
         } catch {
+            // Only the page cache faults through READ; a populate loop there never ends by itself.
+            // The kill goes first: the task cannot send another READ before it lands.
+            if cached, case .privatePage = error {
+                populateGuard.refused(tid: ctx.pid, file: f, offset: offset, size: size)?.send()
+            }
             pending.take()?.error(error.errno)
         }
     }

@@ -25,7 +25,18 @@ struct PermissionTests {
         #expect(Sys.setxattr(f, "user.gmem.set_attributes", "0 4096 shared") == 0)
         #expect(try Sys.withFD(f, O_RDWR) { Sys.pwrite($0, Array("shared!".utf8), offset: 0) } == .success(7))
 
-        // 0644 root file: nobody reads shared pages, and private pages fail as for root.
+        // New files are 0600 (as guest_memfd): even with allow_other, nobody cannot read the
+        // shared pages, map the file or read its map.
+        #expect(Sys.stat(f).value.map { $0.st_mode & 0o7777 } == 0o600)
+        let denied = try Self.asNobody(["dd", "if=\(f)", "bs=7", "count=1", "status=none"])
+        #expect(!denied.succeeded && denied.stderr.contains("Permission denied"), "\(denied)")
+        let deniedMap = try Self.asNobody(["getfattr", "--only-values", "-n", "user.gmem.attributes", f])
+        #expect(!deniedMap.succeeded && deniedMap.stderr.contains("Permission denied"), "\(deniedMap)")
+        let created = try run(["setfattr", "-n", "user.gmem.create", "-v", "later 4096", m.path])
+        #expect(created.succeeded && Sys.stat(m.file("later")).value.map { $0.st_mode & 0o7777 } == 0o600)
+
+        // chmod 0644 shares the file: nobody reads shared pages, and private pages fail as for root.
+        #expect(chmod(f, 0o644) == 0)
         let head = try Self.asNobody(["dd", "if=\(f)", "bs=7", "count=1", "status=none"])
         #expect(head.output == "shared!", "\(head)")
         let priv = try Self.asNobody(["dd", "if=\(f)", "bs=4096", "skip=1", "count=1", "status=none"])

@@ -147,7 +147,7 @@ struct XattrTests {
         #expect(s["conversions"] == "1")
         #expect(s["flags"] == "mmap init-shared")
         let root = try #require(Sys.getxattr(m.path, "user.gmem.stats").value)
-        #expect(root == "files=3\nallocated_bytes=8192\nmax_memory=1048576\n")
+        #expect(root == "files=3\nallocated_bytes=8192\nmax_memory=1048576\npopulate_kills=0\n")
         #expect(Sys.listxattr(m.file("a")).value == ["user.gmem.attributes", "user.gmem.flags", "user.gmem.stats"])
         #expect(Sys.listxattr(m.path).value == ["user.gmem.stats"])
         let tool = try run(["getfattr", "-d", "-m", "-", m.file("b")])

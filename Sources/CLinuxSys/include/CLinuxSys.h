@@ -1,7 +1,7 @@
 /*
  * CLinuxSys: Linux calls and constants that Swift's Glibc module leaves out
- * (xattrs, fallocate, SEEK_DATA/SEEK_HOLE, O_DIRECT, ioctl with a pointer).
- * Used by FuseKit (constants only), gmemctl and the tests.
+ * (xattrs, fallocate, SEEK_DATA/SEEK_HOLE, O_DIRECT, ioctl with a pointer, pidfd).
+ * Used by FuseKit (constants only), GmemFS (pidfd), gmemctl and the tests.
  *
  * No _GNU_SOURCE here: it would change glibc's struct definitions against the other Clang
  * modules Swift imports. The few GNU declarations needed are written out instead.
@@ -12,6 +12,7 @@
 #include <sys/xattr.h>
 #include <sys/ioctl.h>
 #include <linux/falloc.h>
+#include <signal.h>
 
 extern int fallocate(int fd, int mode, off_t offset, off_t len);
 
@@ -22,6 +23,11 @@ extern int fallocate(int fd, int mode, off_t offset, off_t len);
 #else
 #define CLINUX_O_DIRECT 0200000
 #endif
+
+/* pidfd (glibc 2.36); PIDFD_THREAD (Linux 6.9) names a thread, not only a thread-group leader. */
+extern int pidfd_open(pid_t pid, unsigned int flags);
+extern int pidfd_send_signal(int pidfd, int sig, siginfo_t *info, unsigned int flags);
+#define CLINUX_PIDFD_THREAD 0200
 
 /* ioctl is variadic. */
 static inline int clinux_ioctl_ptr(int fd, unsigned long request, void *arg) { return ioctl(fd, request, arg); }
