@@ -10,7 +10,7 @@ struct Requester {
     /// The system call the thread is blocked in and its arguments, or nil if it is not in one
     /// (a page fault from user mode), is gone, or cannot be inspected.
     var syscall: (number: Int, arguments: [UInt64])? {
-        guard let text = Self.contents("/proc/\(tid)/syscall") else { return nil }
+        guard let text = PopulateGuard.readProc("/proc/\(tid)/syscall") else { return nil }
         let fields = text.split(whereSeparator: { $0 == " " || $0 == "\n" })
         guard let first = fields.first, let number = Int(first), number >= 0 else { return nil }
         let arguments = fields.dropFirst().prefix(6).map { UInt64($0.dropFirst(2), radix: 16) ?? 0 }
@@ -27,7 +27,7 @@ struct Requester {
     func isReading(inode: UInt64, under mountpoint: String) -> Bool {
         guard let call = syscall, let index = Self.readSyscalls[call.number], index < call.arguments.count else { return false }
         let fd = call.arguments[index]
-        guard let info = Self.contents("/proc/\(tid)/fdinfo/\(fd)"),
+        guard let info = PopulateGuard.readProc("/proc/\(tid)/fdinfo/\(fd)"),
               let line = info.split(separator: "\n").first(where: { $0.hasPrefix("ino:") }),
               UInt64(line.dropFirst(4).trimmingPrefix(while: { $0 == " " || $0 == "\t" })) == inode else { return false }
         var target = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
@@ -35,15 +35,5 @@ struct Requester {
         guard n > 0 else { return false }
         let path = String(decoding: target[..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
         return path.hasPrefix(mountpoint.hasSuffix("/") ? mountpoint : mountpoint + "/")
-    }
-
-    /// A small /proc file's text, or nil.
-    private static func contents(_ path: String) -> String? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var buffer = [UInt8](repeating: 0, count: 512)
-        let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-        return n > 0 ? String(decoding: buffer[..<n], as: UTF8.self) : nil
     }
 }

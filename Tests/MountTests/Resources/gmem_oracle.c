@@ -350,7 +350,7 @@ static void mmap_cases(uint64_t flags) {
 	int fd = fresh(flags);
 	char path[64]; snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
 	int ro = open(path, O_RDONLY);
-	if (ro < 0) out(g, "reopen-readonly", "%s", errname(errno));
+	if (ro < 0) { out(g, "reopen-readonly", "%s", errname(errno)); out(g, "readonly-fd-shared-rw", "not-opened"); }
 	else {
 		out(g, "reopen-readonly", "ok");
 		void *m = mmap(NULL, P, PROT_READ | PROT_WRITE, MAP_SHARED, ro, 0);
@@ -413,7 +413,12 @@ static void fault_cases(uint64_t flags) {
 	for (size_t i = 0; i < sizeof adv / sizeof *adv; i++) rc(g, adv[i].name, madvise(m, 4 * P, adv[i].advice), 0);
 	out(g, "after-madvise-read-page1", "%s", touch(m + P + 1, 0, 0, b));
 	void *grown = mremap(m, 4 * P, 8 * P, MREMAP_MAYMOVE);
-	if (grown == MAP_FAILED) { out(g, "mremap-grow", "%s", errname(errno)); munmap(m, 4 * P); }
+	if (grown == MAP_FAILED) {
+		out(g, "mremap-grow", "%s", errname(errno));
+		out(g, "mremap-read-page1", "not-mapped");
+		out(g, "mremap-read-page5", "not-mapped");
+		munmap(m, 4 * P);
+	}
 	else {
 		out(g, "mremap-grow", "ok");
 		out(g, "mremap-read-page1", "%s", touch((unsigned char *)grown + P + 1, 0, 0, b));
