@@ -80,8 +80,11 @@ public struct OpenOptions: Sendable {
     public var directIO = false
     /// FOPEN_KEEP_CACHE: do not drop the inode's page cache on this open.
     public var keepCache = false
-    public init(handle: UInt64 = 0, directIO: Bool = false, keepCache: Bool = false) {
-        self.handle = handle; self.directIO = directIO; self.keepCache = keepCache
+    /// FOPEN_NONSEEKABLE: the kernel refuses `lseek`, `pread` and `pwrite` on this open file
+    /// (ESPIPE) without asking the daemon.
+    public var nonseekable = false
+    public init(handle: UInt64 = 0, directIO: Bool = false, keepCache: Bool = false, nonseekable: Bool = false) {
+        self.handle = handle; self.directIO = directIO; self.keepCache = keepCache; self.nonseekable = nonseekable
     }
 }
 
@@ -91,6 +94,7 @@ extension Reply where Kind == OpenReply {
         fi.pointee.fh = o.handle
         cfuse_fi_set_direct_io(fi, o.directIO ? 1 : 0)
         cfuse_fi_set_keep_cache(fi, o.keepCache ? 1 : 0)
+        cfuse_fi_set_nonseekable(fi, o.nonseekable ? 1 : 0)
         fuse_reply_open(req, fi)
         discard self
     }

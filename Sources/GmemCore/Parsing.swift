@@ -134,9 +134,12 @@ public struct CreateRequest: Equatable, Sendable {
         }
     }
 
-    /// SIZE must be a positive multiple of 4096 (KVM_CREATE_GUEST_MEMFD's rule).
+    /// SIZE must be a positive multiple of 4096 that fits a signed 64-bit file size
+    /// (KVM_CREATE_GUEST_MEMFD's rule: `size <= 0 || !PAGE_ALIGNED(size)` is EINVAL, with size a
+    /// `loff_t`, so any size with bit 63 set is EINVAL too).
     public static func validate(size: UInt64) throws(GmemError) {
         guard size > 0, size % pageSize == 0 else { throw .invalidArgument("size must be a positive multiple of 4096") }
+        guard size <= UInt64(Int64.max) else { throw .invalidArgument("size must be below 2^63") }
     }
 
     /// FLAGS: a comma list of `mmap`, `init-shared` (also `init_shared`), or a number

@@ -11,8 +11,12 @@ public struct GmemOptions: Sendable {
     public var guestView = false
     /// Cap on allocated page memory, in bytes.
     public var maxMemory: UInt64?
-    public init(guestView: Bool = false, maxMemory: UInt64? = nil) {
-        self.guestView = guestView; self.maxMemory = maxMemory
+    /// How closely host files follow the kernel's guest_memfd (`--kernel-compat`).
+    public var fidelity: Fidelity = .tools
+    /// The absolute path the file system is mounted on (to recognise the requester's file).
+    public var mountpoint = "/"
+    public init(guestView: Bool = false, maxMemory: UInt64? = nil, fidelity: Fidelity = .tools) {
+        self.guestView = guestView; self.maxMemory = maxMemory; self.fidelity = fidelity
     }
 }
 
@@ -95,7 +99,11 @@ public final class GmemFilesystem: LowLevelFilesystem {
             st.st_atim = m.atime; st.st_mtim = m.mtime; st.st_ctim = m.ctime
             st.st_nlink = f.lifetime.withLock { $0.unlinked } ? 0 : 1
             st.st_size = Int(f.file.size)
-            st.st_blocks = Int(f.file.allocatedBytes / 512)
+            if case .host = node, options.fidelity == .kernel {
+                st.st_blocks = 0   // the kernel's guest_memfd inode never counts blocks
+            } else {
+                st.st_blocks = Int(f.file.allocatedBytes / 512)
+            }
         }
         st.st_blksize = Int(pageSize)
         return st
@@ -163,6 +171,8 @@ public final class GmemFilesystem: LowLevelFilesystem {
         guard let n = node(inode) else { return reply.error(.noSuchFileOrDirectory) }
         // The size of a gmem file is fixed at creation (kvm_gmem_setattr: -EINVAL).
         if changes.size != nil { return reply.error(n.file == nil ? .isDirectory : .invalidArgument) }
+        // kvm_gmem_setattr refuses every change; by default gmemfs keeps chmod, chown and touch.
+        if case .host = n, options.fidelity == .kernel { return reply.error(.invalidArgument) }
         func apply(_ m: inout Metadata) {
             if let mode = changes.mode { m.mode = (m.mode & S_IFMT) | (mode & 0o7777) }
             if let uid = changes.uid { m.uid = uid }
@@ -219,8 +229,12 @@ public final class GmemFilesystem: LowLevelFilesystem {
         guard live else { return reply.error(.noSuchFileOrDirectory) }
         let cached: Bool
         if case .host = n { cached = f.file.flags.contains(.mmap) } else { cached = false }
+        // Kernel fidelity: a guest_memfd has no llseek, so lseek, pread and pwrite are ESPIPE.
+        var nonseekable = false
+        if case .host = n { nonseekable = options.fidelity == .kernel }
         // The handle remembers the access mode (for the ioctl's write check).
-        reply.open(OpenOptions(handle: UInt64(UInt32(bitPattern: flags & O_ACCMODE)), directIO: !cached, keepCache: cached))
+        reply.open(OpenOptions(handle: UInt64(UInt32(bitPattern: flags & O_ACCMODE)), directIO: !cached, keepCache: cached,
+                               nonseekable: nonseekable))
     }
 
     public func release(inode: UInt64, file: FileInfo) {
@@ -242,6 +256,12 @@ public final class GmemFilesystem: LowLevelFilesystem {
         var view = GuestMemFile.View.guest
         var cached = false
         if case .host = n { view = .host; cached = f.file.flags.contains(.mmap) && file.flags & LinuxConstants.openDirect == 0 }
+        // Kernel fidelity: a guest_memfd has no read; only page faults (and the kernel's own
+        // page-ins) may fill the host's pages. Uncached files are only read by read(2).
+        if view == .host, options.fidelity == .kernel,
+           !cached || Requester(ctx.pid).isReading(inode: f.hostInode, under: options.mountpoint) {
+            return reply.error(.invalidArgument)
+        }
         // Guest view of an mmap file: bytes the host stored through a shared mapping may still be
         // dirty in the host's page cache. Write them back first (the invalidation launders dirty
         // pages), so the guest sees what the host wrote, as with the kernel's single shared page.
@@ -272,6 +292,8 @@ public final class GmemFilesystem: LowLevelFilesystem {
         guard offset >= 0 else { return reply.error(.invalidArgument) }
         do throws(GmemError) {
             if case .host = n {
+                // Kernel fidelity: a guest_memfd has no write; dirty mapped pages still write back.
+                if options.fidelity == .kernel && !file.isWritepage { return reply.error(.invalidArgument) }
                 let written = try f.file.write(offset: UInt64(offset), data, view: .host, writepage: file.isWritepage)
                 f.touchModified()
                 return reply.written(written)
@@ -319,6 +341,14 @@ public final class GmemFilesystem: LowLevelFilesystem {
         } catch {
             reply.error(error.errno)
         }
+    }
+
+    /// The kernel's guest_memfd has no fsync (EINVAL, also for `msync(MS_SYNC)`); by default
+    /// gmemfs answers success: its memory has no backing store to flush.
+    public func fsync(_ ctx: RequestContext, inode: UInt64, file: FileInfo, reply: consuming Reply<EmptyReply>) {
+        guard let n = node(inode) else { return reply.error(.noSuchFileOrDirectory) }
+        if case .host = n, options.fidelity == .kernel { return reply.error(.invalidArgument) }
+        reply.complete(nil)
     }
 
     public func lseek(_ ctx: RequestContext, inode: UInt64, offset: Int, whence: Int32, file: FileInfo, reply: consuming Reply<LseekReply>) {

@@ -45,6 +45,9 @@ struct GmemfsCommand: ParsableCommand {
     @Flag(name: .customLong("guest-view"), help: "Also expose MOUNTPOINT/.guest/NAME: the guest's view, which ignores attributes (mode 0600).")
     var guestView = false
 
+    @Flag(name: .customLong("kernel-compat"), help: "Answer as the kernel's guest_memfd wherever FUSE allows: read/write EINVAL, lseek/pread/pwrite ESPIPE, fsync and chmod/chown/touch EINVAL, st_blocks 0.")
+    var kernelCompat = false
+
     @Option(name: .customLong("max-memory"), help: ArgumentHelp("Cap on allocated page memory (ENOSPC past it).", valueName: "SIZE"))
     var maxMemory: String?
 
@@ -80,6 +83,14 @@ struct GmemfsCommand: ParsableCommand {
         }
     }
 
+    /// `path` made absolute against the working directory (the daemon later changes to `/`).
+    static func absolute(_ path: String) -> String {
+        if path.hasPrefix("/") { return path }
+        guard let cwd = getcwd(nil, 0) else { return path }
+        defer { free(cwd) }
+        return String(cString: cwd) + "/" + path
+    }
+
     func run() throws {
         let debug = self.debug
         LoggingSystem.bootstrap { label in
@@ -90,13 +101,17 @@ struct GmemfsCommand: ParsableCommand {
         let logger = Logger(label: "gmemfs")
         let requests = try (files.isEmpty ? ["gmem:1G:mmap"] : files).map(Self.parseFileSpec)
         let notifier = Notifier()
-        let fs = GmemFilesystem(options: GmemOptions(guestView: guestView, maxMemory: try maxMemory.map { try Self.size($0, what: "--max-memory") }),
-                                notifier: notifier, logger: logger)
+        var options = GmemOptions(guestView: guestView, maxMemory: try maxMemory.map { try Self.size($0, what: "--max-memory") },
+                                  fidelity: kernelCompat ? .kernel : .tools)
+        options.mountpoint = Self.absolute(mountpoint)
+        let fs = GmemFilesystem(options: options, notifier: notifier, logger: logger)
         for r in requests {
             do { try fs.createFile(r) } catch { throw ValidationError("cannot create \(r.name): \(error)") }
         }
-        let options = ["default_permissions", "fsname=gmemfs", "subtype=gmemfs"] + mountOptions
-        let session = try Session(filesystem: fs, notifier: notifier, options: options, debug: debug)
+        // noexec: the kernel refuses executable mappings of a guest_memfd (mmap PROT_EXEC is
+        // EPERM, mprotect to PROT_EXEC EACCES); a later "-o exec" overrides it.
+        let mountOptions = ["default_permissions", "noexec", "fsname=gmemfs", "subtype=gmemfs"] + self.mountOptions
+        let session = try Session(filesystem: fs, notifier: notifier, options: mountOptions, debug: debug)
         try session.mount(at: mountpoint)
         logger.info("mounted on \(mountpoint)")
         if !foreground && !debug { session.daemonize() }

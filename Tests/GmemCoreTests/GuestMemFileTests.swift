@@ -129,6 +129,12 @@ private func map(_ f: GuestMemFile) -> [String] {
         #expect(throws: GmemError.self) { try f.seek(offset: 8 * pageSize, data: false) }
         #expect(throws: GmemError.self) { try f.allocate(offset: 7 * pageSize, length: 2 * pageSize) }
         #expect(throws: GmemError.self) { try f.allocate(offset: .max, length: pageSize) }
+        // kvm_gmem_fallocate checks alignment before either mode: nothing is allocated.
+        let before = f.allocatedBytes
+        for (offset, length) in [(pageSize - 1, pageSize), (pageSize, pageSize - 1), (pageSize, 1)] {
+            #expect(throws: GmemError.self) { try f.allocate(offset: offset, length: length) }
+        }
+        #expect(f.allocatedBytes == before)
     }
 
     @Test func memoryBudget() throws {

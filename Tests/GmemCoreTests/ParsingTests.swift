@@ -67,6 +67,11 @@ private func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
             #expect(throws: GmemError.self, "\(v)") { try CreateRequest(xattrValue: bytes(v)) }
         }
         #expect(try CreateRequest(xattrValue: bytes(String(repeating: "n", count: 255) + " 4096")).name.count == 255)
+        // KVM_CREATE_GUEST_MEMFD's size is a loff_t: bit 63 set is EINVAL (not EFBIG).
+        for size in ["0x8000000000000000", "0xfffffffffffff000"] {
+            #expect(throws: GmemError.invalidArgument("size must be below 2^63")) { try CreateRequest(xattrValue: bytes("a \(size)")) }
+        }
+        #expect(try CreateRequest(xattrValue: bytes("a 0x7ffffffffffff000")).size == 0x7fff_ffff_ffff_f000)
     }
 
     @Test func errnoMapping() {

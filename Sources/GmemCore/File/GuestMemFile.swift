@@ -175,9 +175,13 @@ public final class GuestMemFile: Sendable {
         }
     }
 
-    /// `FALLOC_FL_KEEP_SIZE`: allocates the pages. `offset + length` past the end is EINVAL;
-    /// past the memory cap, ENOSPC with nothing allocated.
+    /// `FALLOC_FL_KEEP_SIZE`: allocates the pages. Page-aligned offset and length required
+    /// (EINVAL: `kvm_gmem_fallocate` checks alignment before either mode); `offset + length` past
+    /// the end is EINVAL; past the memory cap, ENOSPC with nothing allocated.
     public func allocate(offset: UInt64, length: UInt64) throws(GmemError) {
+        guard offset % pageSize == 0, length % pageSize == 0 else {
+            throw .invalidArgument("offset and length must be multiples of 4096")
+        }
         let (end, overflow) = offset.addingReportingOverflow(length)
         guard !overflow, end <= size, length > 0 else { throw .invalidArgument("range past the end of the file") }
         guard let pages = pages(offset: offset, count: length) else { return }
