@@ -131,6 +131,8 @@ struct GmemctlInputTests {
         // mkdtemp made the parent 0700: let nobody reach the mount point.
         chmod((m.path as NSString).deletingLastPathComponent, 0o755)
         let f = m.file("f")
+        // Files are created 0600; share reading, as a user would with chmod.
+        #expect(chmod(f, 0o644) == 0)
         func asNobody(_ args: [String]) throws -> CommandResult {
             try run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", GmemctlTests.gmemctl] + args, timeout: 30)
         }
