@@ -28,9 +28,14 @@ extension GmemFilesystem {
         do {
             switch (n, name) {
             case (.root, XattrName.create):
-                try createFile(try CreateRequest(xattrValue: Array(value)))
+                let request = try CreateRequest(xattrValue: Array(value))
+                try createFile(request)
+                events.emit(Event(kind: .create, file: request.name, offset: 0, length: request.size, outcome: .ok,
+                                  requester: Self.requester(ctx), detail: "flags=" + Self.flagsWord(request.flags)))
             case (.host(let f), XattrName.setAttributes), (.guest(let f), XattrName.setAttributes):
-                convert(f, try ConversionRequest(xattrValue: Array(value), fileSize: f.file.size))
+                try convert(f, ctx, via: "xattr") { () throws(GmemError) in
+                    try ConversionRequest(xattrValue: Array(value), fileSize: f.file.size)
+                }
             case (_, _) where name.hasPrefix(XattrName.prefix):
                 throw GmemError.invalidArgument("\(name) cannot be set here")
             default:
@@ -66,7 +71,7 @@ extension GmemFilesystem {
         switch n {
         case .root: names = XattrName.rootReadable
         case .host, .guest: names = XattrName.fileReadable
-        case .guestDirectory: names = []
+        case .guestDirectory, .trace, .mapsDirectory, .map: names = []
         }
         let bytes = names.reduce(into: [UInt8]()) { $0 += Array($1.utf8) + [0] }
         if size == 0 { return reply.size(bytes.count) }
@@ -148,8 +153,9 @@ extension GmemFilesystem {
         // A conversion changes the file: like write(2), it needs a handle open for writing.
         guard Int32(truncatingIfNeeded: file.handle) & O_ACCMODE != O_RDONLY else { return reply.error(.badFileDescriptor) }
         do {
-            let args = try KVMMemoryAttributes2(bytes: input)
-            convert(f, try args.request(fileSize: f.file.size))
+            try convert(f, ctx, via: "ioctl") { () throws(GmemError) in
+                try KVMMemoryAttributes2(bytes: input).request(fileSize: f.file.size)
+            }
             // Success copies nothing back, as in the kernel (error_offset is only written on failure).
             reply.result(0, output: UnsafeRawBufferPointer(start: nil, count: 0))
         } catch {

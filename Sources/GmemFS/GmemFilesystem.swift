@@ -44,6 +44,10 @@ public final class GmemFilesystem: LowLevelFilesystem {
     let daemonUID = getuid()
     let daemonGID = getgid()
     let populateGuard: PopulateGuard
+    /// Where handlers report what they did (``TraceFile`` reads it).
+    let events = EventHub()
+    let trace: TraceFile
+    let maps = MapsDirectory()
 
     public init(options: GmemOptions, notifier: Notifier, logger: Logger) {
         self.options = options
@@ -51,6 +55,7 @@ public final class GmemFilesystem: LowLevelFilesystem {
         self.logger = logger
         budget = MemoryBudget(limitBytes: options.maxMemory)
         populateGuard = PopulateGuard(logger: logger)
+        trace = TraceFile(events: events)
         rootMetadata = Mutex(Metadata(mode: S_IFDIR | 0o755, uid: getuid(), gid: getgid()))
     }
 
@@ -74,6 +79,10 @@ public final class GmemFilesystem: LowLevelFilesystem {
         switch inode {
         case FixedInode.root: return .root
         case FixedInode.guestDirectory: return options.guestView ? .guestDirectory : nil
+        case FixedInode.trace: return .trace
+        case FixedInode.mapsDirectory: return .mapsDirectory
+        case _ where inode & MapsDirectory.inodeBit != 0:
+            return namespace.withLock { ns in ns.byInode[inode & ~MapsDirectory.inodeBit].map { .map($0) } }
         default:
             let host = inode & ~1 == inode  // file inodes are allocated in even/odd pairs from an even base
             return namespace.withLock { ns in
@@ -87,6 +96,8 @@ public final class GmemFilesystem: LowLevelFilesystem {
         st.st_ino = UInt(inode)
         st.st_nlink = 1
         switch node {
+        case .trace, .mapsDirectory, .map:
+            specialStat(node, into: &st)
         case .root, .guestDirectory:
             let m = node.isRoot ? rootMetadata.withLock { $0 } : Metadata(mode: S_IFDIR | 0o700, uid: daemonUID, gid: daemonGID)
             st.st_mode = m.mode; st.st_uid = m.uid; st.st_gid = m.gid
@@ -118,7 +129,10 @@ public final class GmemFilesystem: LowLevelFilesystem {
 
     /// Seconds the kernel may cache a node's attributes.
     static func attributeTimeout(_ node: Node) -> Double {
-        if case .guest = node { return 0 }
+        switch node {
+        case .guest, .map: return 0   // (a map's mode follows its file's)
+        default: break
+        }
         return 1
     }
 
@@ -128,20 +142,35 @@ public final class GmemFilesystem: LowLevelFilesystem {
         notifier.invalidate(inode: f.hostInode, offset: -1, length: 0)
     }
 
-    /// Drops the host's cached pages of `[offset, offset + length)`. Call with no lock held.
-    func invalidateHost(_ f: FileNode, offset: UInt64, length: UInt64) {
-        if let e = notifier.invalidate(inode: f.hostInode, offset: Int(offset), length: Int(length)) {
-            logger.warning("invalidating \(f.name) [\(offset), +\(length)) failed: \(e)")
-        }
+    /// Drops the host's cached pages of `[offset, offset + length)`, on behalf of `ctx`'s
+    /// request. Call with no lock held.
+    func invalidateHost(_ f: FileNode, offset: UInt64, length: UInt64, for ctx: RequestContext? = nil) {
+        let start = events.start()
+        let e = notifier.invalidate(inode: f.hostInode, offset: Int(offset), length: Int(length))
+        if let e { logger.warning("invalidating \(f.name) [\(offset), +\(length)) failed: \(e)") }
+        trace(since: start, .invalidate, f, offset, length, e.map { .failed($0) } ?? .ok, ctx)
     }
 
-    /// Runs a conversion to completion: update the tree (under the file lock), then, with no lock
-    /// held, drop the host's cached copies when pages became private. Returns once no process
-    /// can read the converted pages' old contents.
-    func convert(_ f: FileNode, _ request: ConversionRequest) {
-        if f.file.setAttributes(request) == .becamePrivate {
-            invalidateHost(f, offset: request.offset, length: request.size)
+    /// Runs a conversion to completion: validate (`make`), update the tree (under the file lock),
+    /// then, with no lock held, drop the host's cached copies when pages became private. Returns
+    /// once no process can read the converted pages' old contents. `via` names the interface
+    /// (`xattr`, `ioctl`) in the trace.
+    func convert(_ f: FileNode, _ ctx: RequestContext, via: String,
+                 _ make: () throws(GmemError) -> ConversionRequest) throws(GmemError) {
+        let start = events.start()
+        let request: ConversionRequest
+        do {
+            request = try make()
+        } catch {
+            trace(since: start, .convert, f, 0, 0, .failed(error.errno), ctx, detail: "via=" + via)
+            throw error
         }
+        let outcome = f.file.setAttributes(request)
+        if outcome == .becamePrivate {
+            invalidateHost(f, offset: request.offset, length: request.size, for: ctx)
+        }
+        trace(since: start, .convert, f, request.offset, request.size, Event.Outcome(outcome), ctx,
+              detail: "via=\(via) to=\(request.attributes.name)")
         logger.debug("\(f.name): [\(request.offset), +\(request.size)) -> \(request.attributes.name)")
     }
 
@@ -149,6 +178,8 @@ public final class GmemFilesystem: LowLevelFilesystem {
 
     public func lookup(_ ctx: RequestContext, parent: UInt64, name: String, reply: consuming Reply<EntryReply>) {
         switch (node(parent), name) {
+        case (.root?, ".trace"), (.root?, ".maps"), (.mapsDirectory?, _):
+            lookupSpecial(parent: parent, name: name, reply: reply)
         case (.root?, ".guest") where options.guestView:
             reply.entry(entry(.guestDirectory, inode: FixedInode.guestDirectory))
         case (.root?, _):
@@ -184,8 +215,8 @@ public final class GmemFilesystem: LowLevelFilesystem {
         switch n {
         case .root: rootMetadata.withLock { apply(&$0) }
         case .host(let f): f.metadata.withLock { apply(&$0) }
-        case .guestDirectory, .guest:
-            // The guest view's owner and mode are fixed; only its times may be "set" (ignored).
+        case .guestDirectory, .guest, .trace, .mapsDirectory, .map:
+            // The guest view's (and the special files') owner and mode are fixed; only its times may be "set" (ignored).
             if changes.mode != nil || changes.uid != nil || changes.gid != nil { return reply.error(.notPermitted) }
         }
         reply.attr(stat(of: n, inode: inode), timeout: Self.attributeTimeout(n))
@@ -205,6 +236,8 @@ public final class GmemFilesystem: LowLevelFilesystem {
             entries += files.map { ($0.name, $0.hostInode, S_IFREG, $0.hostInode) }
         case .guestDirectory:
             entries += files.map { ($0.name, $0.guestInode, S_IFREG, $0.hostInode) }
+        case .mapsDirectory:
+            entries += files.map { ($0.name, $0.hostInode | MapsDirectory.inodeBit, S_IFREG, $0.hostInode) }
         default: return reply.error(.notDirectory)
         }
         var buffer = reply.makeBuffer(capacity: size)
@@ -216,6 +249,7 @@ public final class GmemFilesystem: LowLevelFilesystem {
 
     public func open(_ ctx: RequestContext, inode: UInt64, flags: Int32, reply: consuming Reply<OpenReply>) {
         guard let n = node(inode) else { return reply.error(.noSuchFileOrDirectory) }
+        if n.isSpecial { return openSpecial(n, flags: flags, reply: reply) }
         guard let f = n.file else { return reply.error(.isDirectory) }
         // The size never changes, so O_TRUNC cannot be honoured (libfuse delivers it here).
         if flags & O_TRUNC != 0 { return reply.error(.invalidArgument) }
@@ -238,6 +272,7 @@ public final class GmemFilesystem: LowLevelFilesystem {
     }
 
     public func release(inode: UInt64, file: FileInfo) {
+        if releaseSpecial(inode: inode, file: file) { return }
         guard let f = node(inode)?.file else { return }
         let gone = f.lifetime.withLock { l -> Bool in
             l.openHandles -= 1
@@ -251,6 +286,7 @@ public final class GmemFilesystem: LowLevelFilesystem {
 
     public func read(_ ctx: RequestContext, inode: UInt64, offset: Int, size: Int, file: FileInfo, reply: consuming Reply<DataReply>) {
         guard let n = node(inode) else { return reply.error(.noSuchFileOrDirectory) }
+        if n.isSpecial { return readSpecial(ctx, n, offset: offset, size: size, file: file, reply: reply) }
         guard let f = n.file else { return reply.error(.isDirectory) }
         guard offset >= 0 else { return reply.error(.invalidArgument) }
         var view = GuestMemFile.View.guest
@@ -266,7 +302,7 @@ public final class GmemFilesystem: LowLevelFilesystem {
         // dirty in the host's page cache. Write them back first (the invalidation launders dirty
         // pages), so the guest sees what the host wrote, as with the kernel's single shared page.
         if view == .guest, f.file.flags.contains(.mmap), f.file.hasSharedPage(offset: UInt64(offset), count: size) {
-            invalidateHost(f, offset: UInt64(offset), length: UInt64(size))
+            invalidateHost(f, offset: UInt64(offset), length: UInt64(size), for: ctx)
         }
         // A short reply is fine without the page cache; with it, the kernel would take a short
         // read for EOF and shrink the file (fuse-facts §1), so those get EACCES instead.
@@ -277,6 +313,9 @@ public final class GmemFilesystem: LowLevelFilesystem {
                 withUnsafePointer(to: &iov) { pending.take()!.data(UnsafeBufferPointer(start: $0, count: 1)) }
             }
         } catch {
+            if case .privatePage = error {
+                trace(.readRefused, f, UInt64(offset), UInt64(size), .failed(error.errno), ctx, detail: cached ? "cache=page" : "cache=none")
+            }
             // Only the page cache faults through READ; a populate loop there never ends by itself.
             // The kill goes first: the task cannot send another READ before it lands.
             if cached, case .privatePage = error {
@@ -290,11 +329,18 @@ public final class GmemFilesystem: LowLevelFilesystem {
         guard let n = node(inode) else { return reply.error(.noSuchFileOrDirectory) }
         guard let f = n.file else { return reply.error(.isDirectory) }
         guard offset >= 0 else { return reply.error(.invalidArgument) }
+        let start = events.start()
         do throws(GmemError) {
             if case .host = n {
                 // Kernel fidelity: a guest_memfd has no write; dirty mapped pages still write back.
                 if options.fidelity == .kernel && !file.isWritepage { return reply.error(.invalidArgument) }
-                let written = try f.file.write(offset: UInt64(offset), data, view: .host, writepage: file.isWritepage)
+                let written: Int
+                do {
+                    written = try f.file.write(offset: UInt64(offset), data, view: .host, writepage: file.isWritepage)
+                } catch {
+                    if case .privatePage = error { trace(.writeRefused, f, UInt64(offset), UInt64(data.count), .failed(error.errno), ctx) }
+                    throw error
+                }
                 f.touchModified()
                 return reply.written(written)
             }
@@ -302,17 +348,19 @@ public final class GmemFilesystem: LowLevelFilesystem {
             // copies first (so that they cannot be written back over this write), write, then
             // drop whatever the host re-read in between.
             let sharedTouched = f.file.hasSharedPage(offset: UInt64(offset), count: data.count)
-            if sharedTouched { invalidateHost(f, offset: UInt64(offset), length: UInt64(data.count)) }
+            if sharedTouched { invalidateHost(f, offset: UInt64(offset), length: UInt64(data.count), for: ctx) }
             let written = try f.file.write(offset: UInt64(offset), data, view: .guest)
             // (A data invalidation also refreshes the host's attributes: st_blocks may have grown.)
             if sharedTouched {
-                invalidateHost(f, offset: UInt64(offset), length: UInt64(written))
+                invalidateHost(f, offset: UInt64(offset), length: UInt64(written), for: ctx)
             } else {
                 invalidateHostAttributes(f)
             }
             f.touchModified()
+            trace(since: start, .guestWrite, f, UInt64(offset), UInt64(written), .ok, ctx)
             reply.written(written)
         } catch {
+            if case .guest = n { trace(since: start, .guestWrite, f, UInt64(offset), UInt64(data.count), .failed(error.errno), ctx) }
             reply.error(error.errno)
         }
     }
@@ -325,11 +373,15 @@ public final class GmemFilesystem: LowLevelFilesystem {
             return reply.error(.notSupported)
         }
         guard offset >= 0, length > 0 else { return reply.error(.invalidArgument) }
+        let start = events.start()
+        let kind: Event.Kind = mode & LinuxConstants.fallocPunchHole != 0 ? .punch : .allocate
+        var outcome = Event.Outcome.ok
+        defer { trace(since: start, kind, f, UInt64(offset), UInt64(length), outcome, ctx) }
         do throws(GmemError) {
             if mode & LinuxConstants.fallocPunchHole != 0 {
                 try f.file.punchHole(offset: UInt64(offset), length: UInt64(length))
                 // The kernel drops the host's pages itself for a punch on the host file.
-                if case .guest = n { invalidateHost(f, offset: UInt64(offset), length: UInt64(length)) }
+                if case .guest = n { invalidateHost(f, offset: UInt64(offset), length: UInt64(length), for: ctx) }
                 f.touchModified()
             } else {
                 try f.file.allocate(offset: UInt64(offset), length: UInt64(length))
@@ -339,6 +391,7 @@ public final class GmemFilesystem: LowLevelFilesystem {
             }
             reply.complete(nil)
         } catch {
+            outcome = .failed(error.errno)
             reply.error(error.errno)
         }
     }
@@ -371,6 +424,7 @@ public final class GmemFilesystem: LowLevelFilesystem {
             return l.openHandles == 0
         }
         if gone { namespace.withLock { $0.forget(f) } }
+        trace(.remove, f, 0, f.file.size, .ok, ctx)
         logger.info("removed \(name)\(gone ? "" : " (memory freed at last close)")")
         reply.complete(nil)
     }

@@ -7,6 +7,10 @@ enum FixedInode {
     static let root: UInt64 = 1
     /// `MOUNTPOINT/.guest` (with `--guest-view`).
     static let guestDirectory: UInt64 = 2
+    /// `MOUNTPOINT/.maps` (docs/trace.md).
+    static let mapsDirectory: UInt64 = 3
+    /// `MOUNTPOINT/.trace` (docs/trace.md).
+    static let trace: UInt64 = 4
     /// The first inode number handed to files; each file takes two (host view, guest view).
     static let firstFile: UInt64 = 16
 }
@@ -57,11 +61,16 @@ enum Node: Sendable {
     case guestDirectory
     case host(FileNode)
     case guest(FileNode)
+    /// `MOUNTPOINT/.trace`, `MOUNTPOINT/.maps` and `MOUNTPOINT/.maps/NAME` (TraceFile, MapsDirectory).
+    case trace
+    case mapsDirectory
+    case map(FileNode)
 
+    /// The gmem file a host or guest node serves (nil for directories and the special files).
     var file: FileNode? {
         switch self {
         case .host(let f), .guest(let f): f
-        case .root, .guestDirectory: nil
+        case .root, .guestDirectory, .trace, .mapsDirectory, .map: nil
         }
     }
 }

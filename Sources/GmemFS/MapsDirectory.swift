@@ -1,0 +1,69 @@
+import FuseKit
+import Glibc
+import GmemCore
+import Synchronization
+
+/// `MOUNTPOINT/.maps/NAME`: a file's attribute map as a file, of any length (the
+/// `user.gmem.attributes` xattr stops at 64 KiB with E2BIG).
+///
+/// Contract:
+/// - Contents: the lines of `user.gmem.attributes` (`START-END ATTR`, lowercase hex, END
+///   exclusive), for the whole file.
+/// - Consistency: each open takes a **snapshot** of the map: a reader sees the map exactly as
+///   it was at one instant (between two conversions), however long it takes to read. The file
+///   lock is held shared only while the ranges are copied out (about 10 ms for 400,000 ranges),
+///   never while the text is built or read; a conversion waits for at most that copy. Reopen
+///   to see later conversions.
+/// - Permissions: the same as reading `user.gmem.attributes` on the file: the file's owner and
+///   group, and the read bits of its mode (`0600` → `0400`). The map is metadata anyone who may
+///   read the file already sees; the guest view's rule (the daemon's user alone) would hide it
+///   from the VMM user that owns the file.
+/// - Size 0 and direct_io (as /proc files): read until a read returns 0.
+final class MapsDirectory: Sendable {
+    /// Map inodes are the file's host inode with this bit set.
+    static let inodeBit: UInt64 = 1 << 62
+
+    final class Snapshot: Sendable {
+        let text: [UInt8]
+        init(_ text: [UInt8]) { self.text = text }
+    }
+
+    private let snapshots = Mutex<(next: UInt64, byHandle: [UInt64: Snapshot])>((1, [:]))
+
+    /// Snapshots the map of `file`; returns the handle.
+    func open(_ file: GuestMemFile) -> UInt64 {
+        var ranges: [(UInt64, UInt64, MemoryAttributes)] = []
+        ranges.reserveCapacity(64)
+        file.forEachAttributeRange { ranges.append(($0, $1, $2)) }
+        var text: [UInt8] = []
+        text.reserveCapacity(ranges.count * 24)
+        for (s, e, a) in ranges {
+            text += String(s, radix: 16).utf8
+            text.append(UInt8(ascii: "-"))
+            text += String(e, radix: 16).utf8
+            text.append(UInt8(ascii: " "))
+            text += a.name.utf8
+            text.append(UInt8(ascii: "\n"))
+        }
+        let snapshot = Snapshot(text)
+        return snapshots.withLock { s in
+            let h = s.next
+            s.next += 1
+            s.byHandle[h] = snapshot
+            return h
+        }
+    }
+
+    func release(handle: UInt64) { snapshots.withLock { _ = $0.byHandle.removeValue(forKey: handle) } }
+
+    func read(handle: UInt64, offset: Int, size: Int, reply: consuming Reply<DataReply>) {
+        guard let snapshot = snapshots.withLock({ $0.byHandle[handle] }) else { return reply.error(.badFileDescriptor) }
+        let start = min(max(0, offset), snapshot.text.count)
+        let end = start + min(max(0, size), snapshot.text.count - start)
+        var pending: Reply<DataReply>? = consume reply
+        snapshot.text.withUnsafeBytes { bytes in
+            var iov = iovec(iov_base: UnsafeMutableRawPointer(mutating: bytes.baseAddress.map { $0 + start }), iov_len: end - start)
+            withUnsafePointer(to: &iov) { pending.take()!.data(UnsafeBufferPointer(start: $0, count: 1)) }
+        }
+    }
+}

@@ -1,0 +1,222 @@
+import FuseKit
+import Glibc
+import GmemCore
+import Synchronization
+
+/// `MOUNTPOINT/.trace`: the live event trace, in the style of the kernel's `trace_pipe`
+/// (docs/trace.md).
+///
+/// Contract:
+/// - Each open subscribes to the ``EventHub``: it gets every event from that moment, as text
+///   lines (``Event/traceLine``), each exactly once; nothing is shared between opens.
+/// - A READ with nothing to return is **parked**: the worker thread returns to the loop at once
+///   (so blocked readers never hold the loop's threads), and the reply is answered later by the
+///   flusher thread or by an interrupt. Parked READs are answered at most ``flushInterval``
+///   after an event arrives; READs are not answered early for a few events, so that a busy
+///   trace costs one READ per batch, not per event.
+/// - A reader that falls behind loses its oldest events (the hub's ring is bounded) and reads a
+///   `lost N events` line in their place; emitting never waits for a reader.
+/// - A signal to a parked reader (FUSE_INTERRUPT) answers EINTR when it would end the process
+///   or run a handler; a stop signal (SIGSTOP, SIGTSTP, …) or one whose default is to be ignored
+///   leaves the READ parked (an EINTR would make `cat` fail after SIGCONT), and the flusher
+///   re-checks such READs every ``signalRecheck`` so that a later kill still ends the wait.
+///
+/// Locking: `readers` is taken after a request's own libfuse lock (the interrupt callback runs
+/// under it) and before the hub's; replies are written under `readers`, which only libfuse's
+/// session lock follows.
+final class TraceFile: Sendable {
+    /// How long an event may wait before a parked READ is answered.
+    static let flushInterval: UInt32 = 2_000   // µs
+    /// How often a READ kept parked after a stop signal is checked for a later fatal one.
+    static let signalRecheck = 50               // flush intervals (100 ms)
+
+    /// One open of `.trace`. Its fields are guarded by ``TraceFile/readers``.
+    final class Reader: @unchecked Sendable {
+        let subscription: EventHub.Subscription
+        /// Formatted text that did not fit the last reply.
+        var carry: [UInt8] = []
+        var parked: Reply<DataReply>?
+        var parkedID: RequestID?
+        var parkedSize = 0
+        var parkedTID: pid_t = 0
+        /// The parked READ was interrupted by a signal that does not end the process.
+        var interruptKept = false
+        init(_ s: EventHub.Subscription) { subscription = s }
+    }
+
+    struct Readers: ~Copyable {
+        var byHandle: [UInt64: Reader] = [:]
+        var nextHandle: UInt64 = 1
+        var flusherRunning = false
+        /// Interrupts that arrived before their READ was parked.
+        var earlyInterrupts: Set<RequestID> = []
+    }
+
+    let events: EventHub
+    let readers = Mutex(Readers())
+    /// Set once in `init`; libfuse holds it unretained for every registered READ.
+    nonisolated(unsafe) private(set) var interrupts: InterruptHandler!
+
+    init(events: EventHub) {
+        self.events = events
+        interrupts = InterruptHandler { [unowned self] id in self.interrupted(id) }
+    }
+
+    // MARK: - Requests
+
+    /// Subscribes a new reader; returns its handle.
+    func open() -> UInt64 {
+        let reader = Reader(events.subscribe())
+        let (handle, startFlusher) = readers.withLock { r -> (UInt64, Bool) in
+            let h = r.nextHandle
+            r.nextHandle += 1
+            r.byHandle[h] = reader
+            defer { r.flusherRunning = true }
+            return (h, !r.flusherRunning)
+        }
+        if startFlusher, !startThread({ [self] in flushLoop() }) {
+            readers.withLock { $0.flusherRunning = false }   // the next open tries again
+        }
+        return handle
+    }
+
+    func release(handle: UInt64) {
+        guard let reader = readers.withLock({ $0.byHandle.removeValue(forKey: handle) }) else { return }
+        events.unsubscribe(reader.subscription)
+        // The kernel releases only once every READ of the file has returned.
+        readers.withLock { _ in reader.parked.take()?.error(.interrupted) }
+    }
+
+    func read(_ ctx: RequestContext, handle: UInt64, size: Int, reply: consuming Reply<DataReply>) {
+        let id = reply.id
+        readers.withLock { _ = $0.earlyInterrupts.remove(id) }   // a stale mark of a freed request
+        reply.notifyInterrupt(to: interrupts)
+        var pending: Reply<DataReply>? = consume reply
+        readers.withLock { r in
+            guard let reader = r.byHandle[handle] else { return pending.take()!.error(.badFileDescriptor) }
+            let interrupted = r.earlyInterrupts.remove(id) != nil
+            if interrupted, !Self.onlyStopOrIgnoredSignals(ctx.pid) { return pending.take()!.error(.interrupted) }
+            let waiting = events.pending(reader.subscription)
+            if !reader.carry.isEmpty || waiting.lost || waiting.events >= events.capacity / 2 {
+                return answer(reader, pending.take()!, size: size)
+            }
+            reader.parked = pending.take()
+            reader.parkedID = id
+            reader.parkedSize = size
+            reader.parkedTID = ctx.pid
+            reader.interruptKept = interrupted
+        }
+    }
+
+    /// Answers `reply` with up to `size` bytes of the reader's lines. Call under `readers`.
+    private func answer(_ reader: Reader, _ reply: consuming Reply<DataReply>, size: Int) {
+        var out = reader.carry
+        reader.carry = []
+        while out.count < size {
+            let (lost, batch) = events.drain(reader.subscription, max: 256)
+            if lost > 0 { out += Event.lostLine(lost).utf8 }
+            if batch.isEmpty { break }
+            for e in batch { out += e.traceLine.utf8 }
+        }
+        if out.count > size {
+            reader.carry = Array(out[size...])
+            out.removeSubrange(size...)
+        }
+        var pending: Reply<DataReply>? = consume reply
+        out.withUnsafeBytes { bytes in
+            var iov = iovec(iov_base: UnsafeMutableRawPointer(mutating: bytes.baseAddress), iov_len: bytes.count)
+            withUnsafePointer(to: &iov) { pending.take()!.data(UnsafeBufferPointer(start: $0, count: 1)) }
+        }
+    }
+
+    /// FUSE_INTERRUPT for `id` (under the request's libfuse lock).
+    private func interrupted(_ id: RequestID) {
+        readers.withLock { r in
+            guard let reader = r.byHandle.values.first(where: { $0.parkedID == id && $0.parked != nil }) else {
+                r.earlyInterrupts.insert(id)   // not parked yet (or already answered: harmless)
+                return
+            }
+            if Self.onlyStopOrIgnoredSignals(reader.parkedTID) {
+                reader.interruptKept = true
+            } else {
+                reader.parkedID = nil
+                reader.parked.take()!.error(.interrupted)
+            }
+        }
+    }
+
+    // MARK: - Flusher
+
+    /// Answers parked READs that have something to say, every ``flushInterval``, until the last
+    /// reader closes.
+    private func flushLoop() {
+        var tick = 0
+        while true {
+            usleep(Self.flushInterval)
+            tick += 1
+            let recheck = tick % Self.signalRecheck == 0
+            let done = readers.withLock { r -> Bool in
+                if r.byHandle.isEmpty { r.flusherRunning = false; return true }
+                for reader in r.byHandle.values where reader.parked != nil {
+                    let waiting = events.pending(reader.subscription)
+                    if !reader.carry.isEmpty || waiting.events > 0 || waiting.lost {
+                        reader.parkedID = nil
+                        answer(reader, reader.parked.take()!, size: reader.parkedSize)
+                    } else if recheck, reader.interruptKept, !Self.onlyStopOrIgnoredSignals(reader.parkedTID) {
+                        reader.parkedID = nil
+                        reader.parked.take()!.error(.interrupted)
+                    }
+                }
+                return false
+            }
+            if done { return }
+        }
+    }
+
+    // MARK: - Signals
+
+    /// Whether every signal pending for thread `tid` leaves it waiting: none is SIGKILL, caught,
+    /// or fatal by default. False when the thread cannot be inspected (gone: nobody waits).
+    static func onlyStopOrIgnoredSignals(_ tid: pid_t) -> Bool {
+        guard tid > 0, let status = readStatus(tid) else { return false }
+        func mask(_ key: String) -> UInt64 {
+            guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix(key + ":") }) else { return 0 }
+            return UInt64(line.dropFirst(key.count + 1).trimmingPrefix(while: { $0 == " " || $0 == "\t" }), radix: 16) ?? 0
+        }
+        let deliverable = (mask("SigPnd") | mask("ShdPnd")) & ~mask("SigBlk")
+        let harmless: Set<Int32> = [SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU, SIGCHLD, SIGCONT, SIGURG, SIGWINCH]
+        let ignored = mask("SigIgn"), caught = mask("SigCgt")
+        for sig in Int32(1)...64 where deliverable & (1 << UInt64(sig - 1)) != 0 {
+            let bit = UInt64(1) << UInt64(sig - 1)
+            if sig == SIGKILL || caught & bit != 0 { return false }
+            if ignored & bit == 0 && !harmless.contains(sig) { return false }
+        }
+        return true
+    }
+
+    private static func readStatus(_ tid: pid_t) -> String? {
+        let fd = Glibc.open("/proc/\(tid)/status", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+        return n > 0 ? String(decoding: buffer[..<n], as: UTF8.self) : nil
+    }
+}
+
+/// Runs `body` on a new detached thread; false if none could be made.
+func startThread(_ body: @escaping @Sendable () -> Void) -> Bool {
+    final class Work: Sendable {
+        let body: @Sendable () -> Void
+        init(_ body: @escaping @Sendable () -> Void) { self.body = body }
+    }
+    let context = Unmanaged.passRetained(Work(body)).toOpaque()
+    var thread = pthread_t()
+    let rc = pthread_create(&thread, nil, { context in
+        Unmanaged<Work>.fromOpaque(context!).takeRetainedValue().body()
+        return nil
+    }, context)
+    guard rc == 0 else { Unmanaged<Work>.fromOpaque(context).release(); return false }
+    pthread_detach(thread)
+    return true
+}
