@@ -1,0 +1,266 @@
+import Foundation
+import GmemTestSupport
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A command that reads `MOUNTPOINT/.trace` in the background (by default `cat`), its output
+/// going to a file the test polls.
+final class TraceReader {
+    let process = Process()
+    let outputPath: String
+
+    /// Starts `argv` (default: `cat TRACE`) and waits until it has the trace open, so that
+    /// every event after `init` returns reaches it.
+    init(_ m: GmemMount, _ argv: [String]? = nil) throws {
+        outputPath = try makeTemporaryDirectory("gmemfs-trace") + "/out"
+        guard FileManager.default.createFile(atPath: outputPath, contents: nil),
+              let out = FileHandle(forWritingAtPath: outputPath) else { throw HarnessError("cannot create \(outputPath)") }
+        defer { try? out.close() }
+        let argv = argv ?? ["cat", "\(m.path)/.trace"]
+        process.executableURL = URL(fileURLWithPath: findExecutable(argv[0]) ?? argv[0])
+        process.arguments = Array(argv.dropFirst())
+        process.standardOutput = out
+        process.standardError = out
+        try process.run()
+        let deadline = Date().addingTimeInterval(10)
+        while !Self.hasOpen("\(m.path)/.trace", pid: process.processIdentifier) {
+            guard process.isRunning, Date() < deadline else { stop(); throw HarnessError("the reader did not open .trace: \(text)") }
+            usleep(5_000)
+        }
+    }
+
+    deinit { stop() }
+
+    /// Whether process `pid` (or one of its children: `setpriv` execs, `timeout` forks) has `path` open.
+    static func hasOpen(_ path: String, pid: pid_t) -> Bool {
+        let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []
+        return fds.contains { (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\($0)")) == path }
+    }
+
+    var text: String { (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "" }
+    /// Lines split into fields.
+    var lines: [[String]] { text.split(separator: "\n").map { $0.split(separator: " ").map(String.init) } }
+
+    /// Waits (up to `timeout` seconds) until `done(lines)` holds; returns whether it did.
+    @discardableResult
+    func wait(timeout: TimeInterval = 10, until done: ([[String]]) -> Bool) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if done(lines) { return true }
+            usleep(10_000)
+        }
+        return done(lines)
+    }
+
+    func stop() {
+        guard process.isRunning else { return }
+        kill(process.processIdentifier, SIGCONT)
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+}
+
+/// Issue 13: `MOUNTPOINT/.trace`, read with `cat` as the kernel's trace_pipe.
+@Suite(.serialized, .enabled(if: FUSE.available))
+struct TraceTests {
+    /// Line fields: TIME FILE EVENT START-END PID COMM OUTCOME DURATION [DETAIL...]
+    static func find(_ lines: [[String]], file: String, event: String, range: String? = nil, outcome: String? = nil) -> [String]? {
+        lines.first { l in
+            l.count >= 8 && l[1] == file && l[2] == event && (range == nil || l[3] == range) && (outcome == nil || l[6] == outcome)
+        }
+    }
+
+    /// The issue's "done when": another process's `cat` of a private page shows up with its pid,
+    /// the file, the offset and EACCES.
+    @Test func refusedReadNamesTheReader() throws {
+        let m = try GmemMount(["--file", "f:16K"])
+        defer { m.unmount() }
+        let reader = try TraceReader(m)
+        let cat = Process()
+        cat.executableURL = URL(fileURLWithPath: findExecutable("cat")!)
+        cat.arguments = [m.file("f")]
+        cat.standardOutput = FileHandle.nullDevice
+        cat.standardError = FileHandle.nullDevice
+        try cat.run()
+        cat.waitUntilExit()
+        #expect(cat.terminationStatus == 1)   // cat: f: Permission denied
+        let pid = String(cat.processIdentifier)
+        #expect(reader.wait { Self.find($0, file: "f", event: "read-refused") != nil }, "\(reader.text)")
+        let line = try #require(Self.find(reader.lines, file: "f", event: "read-refused"), "\(reader.text)")
+        #expect(line[3].hasPrefix("0-"))
+        #expect(line[4] == pid && line[5] == "cat" && line[6] == "EACCES", "\(line)")
+        #expect(Double(line[0]) != nil && line[7] == "-")
+        #expect(m.unmount() == 0)
+    }
+
+    /// Every kind of event, with its outcome, range, duration and detail.
+    @Test func everyKindIsTraced() throws {
+        let m = try GmemMount(["--guest-view", "--max-memory", "40K", "--file", "f:32K:mmap", "--file", "s:16K:init-shared"])
+        defer { m.unmount() }
+        let reader = try TraceReader(m)
+        let f = m.file("f"), s = m.file("s")
+        #expect(Sys.setxattr(m.path, "user.gmem.create", "g 8K init-shared") == 0)
+        #expect(convert(f, "0 8192 shared") == 0)
+        #expect(convert(f, "0 4096 shared") == 0)
+        #expect(convert(f, "1 4096 shared") == EINVAL)
+        try Sys.withFD(f, O_RDWR) { fd in
+            #expect(Sys.setMemoryAttributes2(fd, offset: 4096, size: 4096, attributes: 8) == 0)
+        }
+        #expect(contents(f, count: 4096, offset: 4096).errnoCode == EACCES)
+        #expect(write(f, [1], at: 8192).errnoCode == EACCES)
+        #expect(write(m.guest("s"), Array("guest".utf8), at: 100).value == 5)
+        try Sys.withFD(s, O_RDWR) { fd in
+            #expect(Sys.fallocate(fd, mode: 1, offset: 0, length: 8192) == 0)             // KEEP_SIZE
+            #expect(Sys.fallocate(fd, mode: 3, offset: 0, length: 4096) == 0)             // PUNCH_HOLE
+        }
+        try Sys.withFD(f, O_RDWR) { fd in
+            #expect(Sys.fallocate(fd, mode: 1, offset: 0, length: 32768) == 0)
+        }
+        try Sys.withFD(m.file("g"), O_RDWR) { fd in
+            #expect(Sys.fallocate(fd, mode: 1, offset: 0, length: 8192) == ENOSPC)          // 4K (s) + 32K (f) + 8K > 40K
+        }
+        #expect(unlink(m.file("g")) == 0)
+
+        let expected: [(file: String, event: String, range: String, outcome: String)] = [
+            ("g", "create", "0-2000", "ok"),
+            ("f", "convert", "0-2000", "became-shared"),
+            ("f", "convert", "0-1000", "unchanged"),
+            ("f", "convert", "0-0", "EINVAL"),
+            ("f", "invalidate", "1000-2000", "ok"),
+            ("f", "convert", "1000-2000", "became-private"),
+            ("f", "read-refused", "1000-2000", "EACCES"),
+            ("f", "write-refused", "2000-2001", "EACCES"),
+            ("s", "guest-write", "64-69", "ok"),
+            ("s", "allocate", "0-2000", "ok"),
+            ("s", "punch", "0-1000", "ok"),
+            ("f", "allocate", "0-8000", "ok"),
+            ("g", "allocate", "0-2000", "ENOSPC"),
+            ("g", "remove", "0-2000", "ok"),
+        ]
+        #expect(reader.wait { lines in expected.allSatisfy { Self.find(lines, file: $0.file, event: $0.event, range: $0.range, outcome: $0.outcome) != nil } },
+                "\(reader.text)")
+        let lines = reader.lines
+        // In the order they happened (the invalidation completes inside its conversion).
+        let order = expected.compactMap { e in lines.firstIndex { $0.count >= 8 && $0[1] == e.file && $0[2] == e.event && $0[3] == e.range && $0[6] == e.outcome } }
+        #expect(order == order.sorted() && order.count == expected.count, "\(reader.text)")
+        for l in lines {
+            // Timed kinds carry a duration, the others "-"; every requester is this test process.
+            let timed = ["convert", "invalidate", "guest-write", "allocate", "punch"].contains(l[2])
+            #expect(timed ? l[7].hasSuffix("us") : l[7] == "-", "\(l)")
+            #expect(l[4] == String(getpid()) || ["cat", "setfattr"].contains(l[5]) || l[5] == "-" || Int(l[4]) != nil, "\(l)")
+        }
+        #expect(Self.find(lines, file: "f", event: "convert", outcome: "became-private")?.suffix(2) == ["via=ioctl", "to=private"])
+        #expect(Self.find(lines, file: "f", event: "convert", outcome: "became-shared")?.suffix(2) == ["via=xattr", "to=shared"])
+        #expect(Self.find(lines, file: "g", event: "create")?.last == "flags=init-shared")
+        // Only a handler thread of this test process made these requests (comm varies by thread).
+        #expect(lines.allSatisfy { $0[4] != "-" })
+        #expect(m.unmount() == 0)
+    }
+
+    @Test func twoReadersGetEveryEvent() throws {
+        let m = try GmemMount(["--file", "f:64K:init-shared"])
+        defer { m.unmount() }
+        let a = try TraceReader(m), b = try TraceReader(m)
+        for i in 0..<100 { #expect(convert(m.file("f"), "\(i / 2 % 16 * 4096) 4096 \(i % 2 == 0 ? "private" : "shared")") == 0) }
+        // 100 conversions; the 50 to private each invalidate too.
+        for r in [a, b] {
+            #expect(r.wait { $0.filter { $0.count > 2 && $0[2] == "convert" }.count == 100 }, "\(r.text)")
+            #expect(r.lines.filter { $0[2] == "invalidate" }.count == 50)
+            #expect(!r.text.contains("lost"))
+        }
+        #expect(a.lines.map { $0[0] + $0[3] + $0[6] } == b.lines.map { $0[0] + $0[3] + $0[6] })
+        #expect(m.unmount() == 0)
+    }
+
+    /// A stopped reader costs nothing: conversions run while its ring overflows, and after
+    /// SIGCONT it reads `lost N events` and then the newest events; nothing is counted twice or
+    /// lost silently.
+    @Test func stoppedReaderLosesEventsNotTime() throws {
+        let m = try GmemMount(["--file", "f:16K:init-shared"])
+        defer { m.unmount() }
+        let reader = try TraceReader(m)
+        kill(reader.process.processIdentifier, SIGSTOP)
+        // 3000 to-private conversions (convert + invalidate) and 3000 to-shared: 9000 events,
+        // more than twice a reader's ring (4096).
+        let py = try Python.run("""
+            import time
+            f = sys.argv[1]
+            t = time.monotonic()
+            for i in range(3000):
+                os.setxattr(f, 'user.gmem.set_attributes', b'0 4096 private')
+                os.setxattr(f, 'user.gmem.set_attributes', b'0 4096 shared')
+            print('%.3f' % (time.monotonic() - t))
+            """, [m.file("f")], timeout: 60)
+        #expect(py.succeeded, "\(py)")
+        #expect(stats(m.file("f"))["conversions"] == "6000")
+        kill(reader.process.processIdentifier, SIGCONT)
+        func count(_ lines: [[String]]) -> (events: Int, lost: Int) {
+            (lines.filter { $0.count >= 8 }.count, lines.filter { $0.first == "lost" }.reduce(0) { $0 + (Int($1[1]) ?? 0) })
+        }
+        #expect(reader.wait { count($0).events + count($0).lost == 9000 }, "\(count(reader.lines))")
+        let (events, lost) = count(reader.lines)
+        #expect(lost > 0 && events >= 4096, "events \(events), lost \(lost)")
+        // The newest event is there: the last conversion, to shared.
+        #expect(reader.lines.last.map { $0[2] == "convert" && $0[6] == "became-shared" } == true)
+        #expect(m.unmount() == 0)
+    }
+
+    /// `argv` run with no signal blocked.
+    static func unblocked(_ argv: [String]) -> [String] {
+        ["python3", "-c", "import os, signal, sys; signal.pthread_sigmask(signal.SIG_SETMASK, []); os.execvp(sys.argv[1], sys.argv[1:])"] + argv
+    }
+
+    /// A reader blocked in read(2) ends on a signal: the daemon answers the interrupted READ.
+    @Test func interruptedReaderExits() throws {
+        let m = try GmemMount(["--file", "f:16K"])
+        defer { m.unmount() }
+        for signal in ["TERM", "INT", "KILL"] {
+            let started = Date()
+            // Children of the test process inherit its blocked SIGINT/SIGTERM: unblock first,
+            // as a shell would have them.
+            let r = try run(Self.unblocked(["timeout", "-s", signal, "1", "cat", "\(m.path)/.trace"]), timeout: 20)
+            #expect(r.status == 124 || r.signal == SIGKILL || r.status == 128 + 9, "\(signal): \(r)")
+            #expect(Date().timeIntervalSince(started) < 10, "\(signal)")
+        }
+        // A stop signal does not end the read: after SIGCONT the reader still gets events.
+        let reader = try TraceReader(m)
+        kill(reader.process.processIdentifier, SIGSTOP)
+        usleep(300_000)
+        kill(reader.process.processIdentifier, SIGCONT)
+        #expect(convert(m.file("f"), "0 4096 shared") == 0)
+        #expect(reader.wait { Self.find($0, file: "f", event: "convert") != nil }, "\(reader.text)")
+        #expect(reader.process.isRunning)
+        // The daemon served all of this on its worker threads and is still answering.
+        #expect(Sys.stat(m.file("f")).value != nil)
+        #expect(m.unmount() == 0)
+    }
+
+    /// Readers parked in read(2) do not hold the daemon's worker threads: more of them than the
+    /// daemon has threads, and the mount still answers.
+    @Test func parkedReadersDoNotHoldWorkers() throws {
+        let m = try GmemMount(["--threads", "2", "--file", "f:16K"])
+        defer { m.unmount() }
+        let readers = try (0..<6).map { _ in try TraceReader(m) }
+        #expect(convert(m.file("f"), "0 4096 shared") == 0)
+        #expect(contents(m.file("f"), count: 4096).value?.count == 4096)
+        for r in readers { #expect(r.wait { Self.find($0, file: "f", event: "convert") != nil }, "\(r.text)") }
+        #expect(m.unmount() == 0)
+    }
+
+    /// The trace is the daemon's user's, as the guest view: nobody gets EACCES even with
+    /// allow_other; writing it is refused even to root.
+    @Test(.enabled(if: getuid() == 0)) func otherUsersCannotTrace() throws {
+        let m = try PermissionTests.mount(["-o", "allow_other", "--file", "f:16K"])
+        defer { m.unmount() }
+        let trace = "\(m.path)/.trace"
+        #expect(Sys.stat(trace).value.map { "\(String($0.st_mode & 0o7777, radix: 8)) \($0.st_uid)" } == "400 0")
+        let denied = try PermissionTests.asNobody(["timeout", "5", "cat", trace])
+        #expect(!denied.succeeded && denied.stderr.contains("Permission denied"), "\(denied)")
+        #expect(Sys.openFD(trace, O_WRONLY).errnoCode == EACCES)
+        #expect(Sys.openFD(trace, O_RDWR).errnoCode == EACCES)
+        #expect(chmod(trace, 0o444) != 0 && errno == EPERM)
+        #expect(m.unmount() == 0)
+    }
+}
