@@ -1,0 +1,93 @@
+import Foundation
+import GmemTestSupport
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Issue 13: `MOUNTPOINT/.maps/NAME`, the attribute map as a file of any length.
+@Suite(.serialized, .enabled(if: FUSE.available))
+struct MapsTests {
+    /// 10,001 ranges (200 KiB of text, three times the xattr limit): `wc -l`, `grep` and `cat`
+    /// work, and the text is exactly the naive model's. (400,000 ranges take minutes to build
+    /// against a debug daemon, which checks the whole tree after every conversion; the
+    /// release-build measurement is in docs/trace.md.)
+    @Test func mapOfAnySize() throws {
+        let m = try GmemMount(["--file", "f:64M:init-shared"])
+        defer { m.unmount() }
+        let f = m.file("f"), map = "\(m.path)/.maps/f"
+        let n = 5000
+        let py = try Python.run("""
+            f, n = sys.argv[1], int(sys.argv[2])
+            for i in range(n):
+                os.setxattr(f, 'user.gmem.set_attributes', b'%d 4096 private' % ((2 * i + 1) * 4096))
+            """, [f, String(n)], timeout: 120)
+        #expect(py.succeeded, "\(py)")
+        var model = ""
+        for i in 0..<n {
+            model += "\(String(2 * i * page, radix: 16))-\(String((2 * i + 1) * page, radix: 16)) shared\n"
+            model += "\(String((2 * i + 1) * page, radix: 16))-\(String((2 * i + 2) * page, radix: 16)) private\n"
+        }
+        model += "\(String(2 * n * page, radix: 16))-4000000 shared\n"
+        #expect(Sys.getxattrErrno(f, "user.gmem.attributes") == E2BIG)
+        #expect(try sh("wc -l < \(map)").output == "\(2 * n + 1)\n")
+        #expect(try sh("grep -c private \(map)").output == "\(n)\n")
+        let cat = try run(["cat", map])
+        #expect(cat.succeeded && cat.output == model)
+        // The same lines as the xattr's windows.
+        #expect(try Sys.getxattr(f, "user.gmem.attributes:0-8000").get() == String(model.split(separator: "\n").prefix(8).joined(separator: "\n") + "\n"))
+        #expect(m.unmount() == 0)
+    }
+
+    /// Each open reads one snapshot, taken at open: conversions go ahead while it is read (the
+    /// file lock is not held) and show up at the next open.
+    @Test func eachOpenReadsOneSnapshot() throws {
+        let m = try GmemMount(["--file", "f:16K:init-shared"])
+        defer { m.unmount() }
+        let f = m.file("f"), map = "\(m.path)/.maps/f"
+        try Sys.withFD(map, O_RDONLY) { fd in
+            #expect(Sys.pread(fd, count: 3, offset: 0).value.map { String(decoding: $0, as: UTF8.self) } == "0-4")
+            #expect(convert(f, "4096 4096 private") == 0)     // while the map is open
+            #expect(Sys.pread(fd, count: 100, offset: 3).value.map { String(decoding: $0, as: UTF8.self) } == "000 shared\n")
+            #expect(Sys.pread(fd, count: 100, offset: 14).value == [])
+        }
+        #expect(try run(["cat", map]).output == "0-1000 shared\n1000-2000 private\n2000-4000 shared\n")
+        #expect(try run(["cat", map]).output == attributes(f))
+        #expect(m.unmount() == 0)
+    }
+
+    @Test func directoryAndNames() throws {
+        let m = try GmemMount(["--file", "a:4K", "--file", "b:8K:init-shared"])
+        defer { m.unmount() }
+        #expect(try run(["ls", "-a", "\(m.path)/.maps"]).output == ".\n..\na\nb\n")
+        // The special names are reachable but not listed in the root.
+        #expect(try run(["ls", "-a", m.path]).output == ".\n..\na\nb\n")
+        #expect(Sys.stat("\(m.path)/.maps/c").errnoCode == ENOENT)
+        #expect(Sys.setxattr(m.path, "user.gmem.create", "c 4096") == 0)
+        #expect(try run(["cat", "\(m.path)/.maps/c"]).output == "0-1000 private\n")
+        #expect(unlink(m.file("c")) == 0)
+        #expect(Sys.stat("\(m.path)/.maps/c").errnoCode == ENOENT)
+        // Read-only, even for root; no names can be made in .maps.
+        #expect(Sys.openFD("\(m.path)/.maps/a", O_RDWR).errnoCode == EACCES)
+        #expect(Sys.openFD("\(m.path)/.maps/x", O_RDWR | O_CREAT).errnoCode == EPERM)
+        #expect(unlink("\(m.path)/.maps/a") != 0)
+        #expect(m.unmount() == 0)
+    }
+
+    /// A map may be read by whoever may read its file's `user.gmem.attributes`: the file's
+    /// owner and the read bits of its mode.
+    @Test(.enabled(if: getuid() == 0)) func mapsFollowTheFilesReadPermission() throws {
+        let m = try PermissionTests.mount(["-o", "allow_other", "--file", "f:16K"])
+        defer { m.unmount() }
+        let map = "\(m.path)/.maps/f"
+        func mode() -> String? { Sys.stat(map).value.map { String($0.st_mode & 0o7777, radix: 8) } }
+        #expect(mode() == "400")
+        let denied = try PermissionTests.asNobody(["cat", map])
+        #expect(!denied.succeeded && denied.stderr.contains("Permission denied"), "\(denied)")
+        #expect(chmod(m.file("f"), 0o644) == 0)
+        #expect(mode() == "444")
+        #expect(try PermissionTests.asNobody(["cat", map]).output == "0-4000 private\n")
+        #expect(chmod(map, 0o666) != 0 && errno == EPERM)
+        #expect(m.unmount() == 0)
+    }
+}
