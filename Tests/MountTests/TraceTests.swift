@@ -249,6 +249,42 @@ struct TraceTests {
         #expect(m.unmount() == 0)
     }
 
+    /// `gmemctl trace`: filtered by file and kind, JSON for scripts, aligned text without colour
+    /// when stdout is not a terminal.
+    @Test func gmemctlTrace() throws {
+        let m = try GmemMount(["--file", "f:64K:mmap", "--file", "g:16K"])
+        defer { m.unmount() }
+        let gmemctl = binDirectory() + "/gmemctl"
+        let json = try TraceReader(m, [gmemctl, "trace", m.file("f"), "--events", "convert,read-refused", "--json", "--count", "3"])
+        let text = try TraceReader(m, [gmemctl, "trace", m.path])
+        #expect(convert(m.file("g"), "0 4096 shared") == 0)      // another file: filtered out
+        #expect(convert(m.file("f"), "0 8192 shared") == 0)
+        #expect(convert(m.file("f"), "0 4096 private") == 0)     // + invalidate: another kind
+        #expect(contents(m.file("f"), count: 4096).errnoCode == EACCES)
+        json.process.waitUntilExit()
+        #expect(json.process.terminationStatus == 0)
+        let objects = json.text.split(separator: "\n")
+        #expect(objects.count == 3, "\(json.text)")
+        #expect(objects.first?.hasPrefix("{\"time\":") == true)
+        #expect(objects[0].contains("\"file\":\"f\",\"event\":\"convert\",\"start\":0,\"end\":8192,\"pid\":") && objects[0].contains("\"outcome\":\"became-shared\""))
+        #expect(objects[0].hasSuffix("\"detail\":{\"via\":\"xattr\",\"to\":\"shared\"}}"))
+        #expect(objects[1].contains("\"outcome\":\"became-private\"") && objects[2].contains("\"event\":\"read-refused\""))
+        #expect(objects[2].contains("\"outcome\":\"EACCES\"") && objects[2].contains("\"duration_us\":null"))
+        #expect(text.wait { $0.contains { $0.contains("read-refused") } }, "\(text.text)")
+        let rows = text.text.split(separator: "\n")
+        #expect(!text.text.contains("\u{1B}"))
+        #expect(rows.count >= 5 && rows.allSatisfy { $0.split(separator: " ")[1] == "f" || $0.split(separator: " ")[1] == "g" }, "\(text.text)")
+        // Aligned: the event column starts at the same place on every row.
+        let kinds = ["convert", "invalidate", "read-refused"]
+        for row in rows {
+            let event = String(row.dropFirst(28).prefix(while: { $0 != " " }))
+            #expect(kinds.contains(event), "\(row)")
+        }
+        let bad = try run([gmemctl, "trace", m.path, "--events", "bogus"])
+        #expect(bad.status == 64 && bad.stderr.contains("unknown kind 'bogus'"))
+        #expect(m.unmount() == 0)
+    }
+
     /// The trace is the daemon's user's, as the guest view: nobody gets EACCES even with
     /// allow_other; writing it is refused even to root.
     @Test(.enabled(if: getuid() == 0)) func otherUsersCannotTrace() throws {

@@ -1,0 +1,149 @@
+import ArgumentParser
+import Glibc
+
+/// `gmemctl trace [PATH] [--events LIST] [--json]`: a live view of `MOUNTPOINT/.trace`.
+struct TraceCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "trace",
+        abstract: "Show gmemfs events live: conversions, invalidations, refused accesses (Ctrl-C to stop).",
+        discussion: """
+            Reads MOUNTPOINT/.trace (readable by the daemon's user only). PATH is the mount
+            point (every file) or a file on it (that file only). Event kinds: \(Self.kinds.joined(separator: ", ")).
+            --json prints one object per line: {"time", "file", "event", "start", "end", "pid",
+            "comm", "outcome", "duration_us", "detail"}, and {"lost": N} where events were dropped
+            because the reader fell behind.
+            """)
+
+    static let kinds = ["create", "remove", "convert", "invalidate", "read-refused", "write-refused", "punch", "allocate", "guest-write"]
+
+    @Argument(help: "The mount point, or a file on it (default: the current directory).") var path = "."
+    @Option(help: ArgumentHelp("Comma-separated event kinds to show (default: all).", valueName: "LIST")) var events: String?
+    @Flag(help: "One JSON object per line.") var json = false
+    @Option(help: "Stop after this many events.") var count: Int?
+    @Option(help: "auto, always, never.") var color: ColorChoice = .auto
+
+    func validate() throws {
+        if let events {
+            for k in events.split(separator: ",", omittingEmptySubsequences: false) where !Self.kinds.contains(String(k)) {
+                throw ValidationError("--events: unknown kind '\(k)' (kinds: \(Self.kinds.joined(separator: ",")))")
+            }
+        }
+        if let count, count < 1 { throw ValidationError("--count must be at least 1") }
+    }
+
+    func run() throws {
+        let target = try GmemPath(path, .fileOrMountRoot)
+        let fileFilter = target.realPath == target.mountPoint ? nil : String(target.realPath.split(separator: "/").last ?? "")
+        let kinds = events.map { Set($0.split(separator: ",").map(String.init)) }
+        let trace = target.mountPoint + "/.trace"
+        let fd = open(trace, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            throw SystemError("open \(trace)", hints: [EACCES: "the trace is readable by the daemon's user only (it shows private-page activity)",
+                                                       ENOENT: "this gmemfs has no trace (an older daemon)"])
+        }
+        defer { close(fd) }
+        let view = TraceView(terminal: Terminal.stdout(color: color), json: json)
+        var shown = 0
+        var pending: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = read(fd, &chunk, chunk.count)
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else {
+                // The daemon stopped or the mount went away (ECONNABORTED, ENOTCONN, ENODEV): the end.
+                if n < 0, ![ECONNABORTED, ENOTCONN, ENODEV].contains(errno) { throw SystemError("read \(trace)") }
+                return
+            }
+            pending += chunk[..<n]
+            while let nl = pending.firstIndex(of: UInt8(ascii: "\n")) {
+                let line = String(decoding: pending[..<nl], as: UTF8.self)
+                pending.removeSubrange(...nl)
+                switch TraceLine(line[...]) {
+                case .event(let e)?:
+                    if let fileFilter, e.file != fileFilter { continue }
+                    if let kinds, !kinds.contains(e.event) { continue }
+                    print(view.render(e))
+                    shown += 1
+                case .lost(let k)?:
+                    print(view.renderLost(k))
+                case nil:
+                    print(line)
+                }
+                flushOutput()
+                if let count, shown >= count { return }
+            }
+        }
+    }
+}
+
+/// How `gmemctl trace` prints an event: aligned columns with colour, or JSON.
+struct TraceView {
+    let terminal: Terminal
+    let json: Bool
+
+    func render(_ e: TraceEvent) -> String {
+        if json { return renderJSON(e) }
+        let t = terminal
+        func pad(_ s: String, _ w: Int) -> String { s.count >= w ? s : s + String(repeating: " ", count: w - s.count) }
+        func lpad(_ s: String, _ w: Int) -> String { s.count >= w ? s : String(repeating: " ", count: w - s.count) + s }
+        let range = "\(Units.hex(e.start))-\(Units.hex(e.end))"
+        let who = (e.pid.map(String.init) ?? "-") + " " + (e.comm ?? "-")
+        let duration = e.durationMicroseconds.map { String(format1: $0) + " µs" } ?? ""
+        var s = t.dim(lpad(e.time, 14)) + "  " + t.bold(pad(e.file, 10)) + "  "
+        s += t.paint(pad(e.event, 13), Self.eventColor(e.event)) + "  " + pad(range, 23) + "  " + pad(who, 22) + "  "
+        s += t.paint(pad(e.outcome, 14), Self.outcomeColor(e.outcome)) + "  " + lpad(duration, 10)
+        if !e.detail.isEmpty { s += "  " + t.dim(e.detail.map { "\($0.0)=\($0.1)" }.joined(separator: " ")) }
+        return s
+    }
+
+    func renderLost(_ n: UInt64) -> String {
+        json ? "{\"lost\":\(n)}" : terminal.paint("lost \(n) events (this reader fell behind)", "1;31")
+    }
+
+    static func eventColor(_ event: String) -> String {
+        switch event {
+        case "convert": "36"
+        case "invalidate": "34"
+        case "read-refused", "write-refused": "31"
+        case "create", "remove": "32"
+        case "guest-write": "35"
+        default: "33"
+        }
+    }
+
+    static func outcomeColor(_ outcome: String) -> String {
+        switch outcome {
+        case "ok", "unchanged": "32"
+        case "became-private": "35"
+        case "became-shared": "36"
+        default: "1;31"
+        }
+    }
+
+    func renderJSON(_ e: TraceEvent) -> String {
+        var s = "{\"time\":\(e.time),\"file\":\(Self.quote(e.file)),\"event\":\(Self.quote(e.event))"
+        s += ",\"start\":\(e.start),\"end\":\(e.end),\"pid\":\(e.pid.map(String.init) ?? "null")"
+        s += ",\"comm\":\(e.comm.map(Self.quote) ?? "null"),\"outcome\":\(Self.quote(e.outcome))"
+        s += ",\"duration_us\":\(e.durationMicroseconds.map { String($0) } ?? "null")"
+        s += ",\"detail\":{" + e.detail.map { Self.quote($0.0) + ":" + Self.quote($0.1) }.joined(separator: ",") + "}}"
+        return s
+    }
+
+    /// A JSON string literal.
+    static func quote(_ s: String) -> String {
+        var out = "\""
+        for u in s.unicodeScalars {
+            switch u {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\t": out += "\\t"
+            case _ where u.value < 0x20:
+                let h = String(u.value, radix: 16)
+                out += "\\u" + String(repeating: "0", count: 4 - h.count) + h
+            default: out.unicodeScalars.append(u)
+            }
+        }
+        return out + "\""
+    }
+}
