@@ -52,7 +52,7 @@ let package = Package(
                            .product(name: "SystemPackage", package: "swift-system")]),
         .executableTarget(
             name: "gmem-bench",
-            dependencies: ["GmemCore", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+            dependencies: ["GmemCore", "CLinuxSys", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
         // MARK: - Tests
         .target(name: "GmemTestSupport", dependencies: ["GmemCore", "CLinuxSys"], path: "Tests/GmemTestSupport"),

@@ -6,5 +6,5 @@ struct GmemBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gmem-bench",
         abstract: "Benchmarks for gmemfs components.",
-        subcommands: [TreeBench.self])
+        subcommands: [TreeBench.self, ConvertBench.self])
 }

@@ -15,6 +15,7 @@ struct TourTests {
         // Real outcomes, not just narration.
         #expect(r.output.contains("Permission denied"))
         #expect(r.output.contains("[killed by SIGBUS (Bus error)]"))
+        #expect(r.output.contains(" read-refused ") && r.output.contains("became-private"), "step 8 shows the trace")
         #expect(r.output.contains("the secret"))
         #expect(!r.output.contains("\u{1B}["), "no colour when stdout is not a TTY")
         // The tour's own mount is gone, and so is its directory.

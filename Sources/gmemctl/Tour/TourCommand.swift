@@ -281,6 +281,21 @@ struct Tour {
     /// Step 8's two-terminal dance: a `peek --hold` child maps and reads the shared page, the
     /// page is converted to private, then the child reads again and must die by SIGBUS.
     mutating func revokeMapping() {
+        // Terminal 3 watches the events (the trace is the daemon's user's; on someone else's
+        // mount it may stay silent, which only the tour's own mount counts as a failure).
+        let tracer = "gmemctl trace \(file)"
+        prompt(tracer + "                       " + terminal.dim("# terminal 3: watch what happens"))
+        let (t, traceOut) = shell.process(tracer)
+        t.standardInput = FileHandle.nullDevice
+        let tracing = (try? t.run()) != nil
+        try? traceOut.fileHandleForWriting.close()
+        defer {
+            if tracing {
+                if t.isRunning { kill(t.processIdentifier, SIGKILL) }
+                t.waitUntilExit()
+            }
+        }
+        usleep(300_000)   // until it has the trace open
         let holder = "gmemctl peek --hold \(file) 32K --count 10"
         prompt(holder + "        " + terminal.dim("# terminal 1: map, read, keep the mapping"))
         let (p, out) = shell.process(holder)
@@ -314,5 +329,27 @@ struct Tour {
         let r = Shell.result(p, transcript + rest)
         if let s = r.signal { say(terminal.paint("[killed by \(s == SIGBUS ? "SIGBUS (Bus error)" : "signal \(s)")]", "35")) }
         if r.signal != SIGBUS { fail("the holder's second read should be killed by SIGBUS (status \(r.status), signal \(r.signal.map(String.init) ?? "none"))") }
+        showTrace(tracing ? Shell.readAll(traceOut.fileHandleForReading.fileDescriptor, until: Date().addingTimeInterval(0.5)) : "",
+                  holder: p.processIdentifier)
+    }
+
+    /// Terminal 3's view of step 8: the conversion, its invalidation, and the holder's refused
+    /// READ (its page fault) under the holder's own pid.
+    mutating func showTrace(_ text: String, holder pid: pid_t) {
+        say(terminal.dim("  terminal 3 meanwhile (one line per event):"))
+        let lines = text.split(separator: "\n").map(String.init)
+        for line in lines { say(line) }
+        let converted = lines.contains { $0.contains(" convert ") && $0.contains("became-private") }
+        let refused = lines.contains { $0.contains(" read-refused ") && $0.contains(" \(pid) gmemctl ") && $0.contains("EACCES") }
+        if converted && refused {
+            explain("""
+                The conversion (became-private) invalidated the page first: the kernel unmapped
+                it from every process. The holder's next read faulted, the fault's READ was
+                refused (read-refused, EACCES, pid \(pid): the peek), and the kernel turned
+                that into SIGBUS.
+                """)
+        } else if ownMount {
+            fail("the trace should show the to-private conversion and the holder's (pid \(pid)) refused read")
+        }
     }
 }
