@@ -1,6 +1,7 @@
 import FuseKit
 import Glibc
 import GmemCore
+import Synchronization
 
 /// The bridge's side of the event trace and of the special files `.trace` and `.maps/NAME`
 /// (docs/trace.md): adding the requester to events, and open/read/release dispatch.
@@ -11,13 +12,27 @@ import GmemCore
 extension GmemFilesystem {
     // MARK: - Events
 
-    /// Who sent `ctx`'s request; `comm` is read now (one small /proc read, only while someone
-    /// traces).
+    /// Who sent `ctx`'s request. `comm` comes from `/proc/PID/comm` when the event happens
+    /// (only while someone traces); a thread's name read in the last ``commLifetime`` is reused,
+    /// so that a conversion's two events and a busy caller's stream cost one /proc read, not one
+    /// each (a rename by exec or prctl shows after at most that long).
     static func requester(_ ctx: RequestContext?) -> Event.Requester {
         guard let ctx, ctx.pid > 0 else { return ctx.map { .init(pid: 0, uid: $0.uid, gid: $0.gid, comm: "-") } ?? .none }
+        let now = Event.now()
+        if let cached = commCache.withLock({ $0[ctx.pid] }), now &- cached.time < commLifetime {
+            return Event.Requester(pid: ctx.pid, uid: ctx.uid, gid: ctx.gid, comm: cached.comm)
+        }
         let comm = PopulateGuard.readProc("/proc/\(ctx.pid)/comm")?.split(separator: "\n").first.map(String.init) ?? "-"
+        commCache.withLock { c in
+            if c.count >= 256 { c.removeAll(keepingCapacity: true) }   // bounded: many short-lived callers
+            c[ctx.pid] = (comm, now)
+        }
         return Event.Requester(pid: ctx.pid, uid: ctx.uid, gid: ctx.gid, comm: comm)
     }
+
+    /// Nanoseconds a thread's name is reused (20 ms).
+    static let commLifetime: UInt64 = 20_000_000
+    static let commCache = Mutex<[pid_t: (comm: String, time: UInt64)]>([:])
 
     /// `mmap,init-shared`, or `none`.
     static func flagsWord(_ flags: GmemFlags) -> String {

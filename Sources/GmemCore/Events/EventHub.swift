@@ -18,7 +18,8 @@ public final class EventHub: Sendable {
     /// Events each subscriber's ring holds before it drops the oldest.
     public let capacity: Int
     private let subscribers = Atomic<Int>(0)
-    private let state = Mutex<(nextID: UInt64, rings: [UInt64: EventRing])>((1, [:]))
+    /// The rings in subscription order (few: one per open of `.trace`).
+    private let state = Mutex<(nextID: UInt64, rings: [(id: UInt64, ring: EventRing)])>((1, []))
 
     public init(capacity: Int = 4096) {
         precondition(capacity > 0, "a ring holds at least one event")
@@ -52,7 +53,9 @@ public final class EventHub: Sendable {
 
     private func deliver(_ event: Event) {
         state.withLock { s in
-            for id in s.rings.keys { s.rings[id]!.push(event) }
+            // By index, in place: iterating the array itself would share its storage, and each
+            // push would then copy a whole ring (4,096 events) before writing.
+            for i in s.rings.indices { s.rings[i].ring.push(event) }
         }
     }
 
@@ -61,7 +64,7 @@ public final class EventHub: Sendable {
         let id = state.withLock { s -> UInt64 in
             let id = s.nextID
             s.nextID += 1
-            s.rings[id] = EventRing(capacity: capacity)
+            s.rings.append((id, EventRing(capacity: capacity)))
             return id
         }
         subscribers.add(1, ordering: .relaxed)
@@ -70,7 +73,11 @@ public final class EventHub: Sendable {
 
     /// Ends a subscription and discards what it had not drained. Unknown handles are ignored.
     public func unsubscribe(_ s: Subscription) {
-        let removed = state.withLock { $0.rings.removeValue(forKey: s.id) != nil }
+        let removed = state.withLock { st -> Bool in
+            guard let i = st.rings.firstIndex(where: { $0.id == s.id }) else { return false }
+            st.rings.remove(at: i)
+            return true
+        }
         if removed { subscribers.subtract(1, ordering: .relaxed) }
     }
 
@@ -78,14 +85,14 @@ public final class EventHub: Sendable {
     /// because its ring was full) before them; both are then gone from the ring.
     public func drain(_ s: Subscription, max: Int) -> (lost: UInt64, events: [Event]) {
         state.withLock { st in
-            guard st.rings[s.id] != nil else { return (0, []) }
-            return st.rings[s.id]!.drain(max: max)
+            guard let i = st.rings.firstIndex(where: { $0.id == s.id }) else { return (0, []) }
+            return st.rings[i].ring.drain(max: max)
         }
     }
 
     /// Events waiting in the subscriber's ring, and whether losses are waiting to be reported.
     public func pending(_ s: Subscription) -> (events: Int, lost: Bool) {
-        state.withLock { st in st.rings[s.id].map { ($0.count, $0.lost > 0) } ?? (0, false) }
+        state.withLock { st in st.rings.first(where: { $0.id == s.id }).map { ($0.ring.count, $0.ring.lost > 0) } ?? (0, false) }
     }
 }
 
