@@ -52,14 +52,21 @@ final class TraceFile: Sendable {
         var earlyInterrupts: Set<RequestID> = []
     }
 
+    /// The readers' state behind one lock (a class, so that the interrupt handler can hold it).
+    final class ReaderTable: Sendable {
+        private let state = Mutex(Readers())
+        func withLock<R>(_ body: (inout sending Readers) -> sending R) -> sending R { state.withLock(body) }
+    }
+
     let events: EventHub
-    let readers = Mutex(Readers())
-    /// Set once in `init`; libfuse holds it unretained for every registered READ.
-    nonisolated(unsafe) private(set) var interrupts: InterruptHandler!
+    let readers = ReaderTable()
+    /// Lives as long as the file system: libfuse holds it unretained for every registered READ.
+    let interrupts: InterruptHandler
 
     init(events: EventHub) {
         self.events = events
-        interrupts = InterruptHandler { [unowned self] id in self.interrupted(id) }
+        let readers = self.readers
+        interrupts = InterruptHandler { id in TraceFile.interrupted(id, readers) }
     }
 
     // MARK: - Requests
@@ -130,7 +137,7 @@ final class TraceFile: Sendable {
     }
 
     /// FUSE_INTERRUPT for `id` (under the request's libfuse lock).
-    private func interrupted(_ id: RequestID) {
+    private static func interrupted(_ id: RequestID, _ readers: ReaderTable) {
         readers.withLock { r in
             guard let reader = r.byHandle.values.first(where: { $0.parkedID == id && $0.parked != nil }) else {
                 r.earlyInterrupts.insert(id)   // not parked yet (or already answered: harmless)
