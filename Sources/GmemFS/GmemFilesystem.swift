@@ -375,8 +375,7 @@ public final class GmemFilesystem: LowLevelFilesystem {
         guard offset >= 0, length > 0 else { return reply.error(.invalidArgument) }
         let start = events.start()
         let kind: Event.Kind = mode & LinuxConstants.fallocPunchHole != 0 ? .punch : .allocate
-        var outcome = Event.Outcome.ok
-        defer { trace(since: start, kind, f, UInt64(offset), UInt64(length), outcome, ctx) }
+        // Traced before the reply, so that the trace's order is the order callers saw.
         do throws(GmemError) {
             if mode & LinuxConstants.fallocPunchHole != 0 {
                 try f.file.punchHole(offset: UInt64(offset), length: UInt64(length))
@@ -389,9 +388,10 @@ public final class GmemFilesystem: LowLevelFilesystem {
                 // kernel holds the inode for this very fallocate.
                 invalidateHostAttributes(f)
             }
+            trace(since: start, kind, f, UInt64(offset), UInt64(length), .ok, ctx)
             reply.complete(nil)
         } catch {
-            outcome = .failed(error.errno)
+            trace(since: start, kind, f, UInt64(offset), UInt64(length), .failed(error.errno), ctx)
             reply.error(error.errno)
         }
     }

@@ -12,8 +12,8 @@ import Synchronization
 /// - A READ with nothing to return is **parked**: the worker thread returns to the loop at once
 ///   (so blocked readers never hold the loop's threads), and the reply is answered later by the
 ///   flusher thread or by an interrupt. Parked READs are answered at most ``flushInterval``
-///   after an event arrives; READs are not answered early for a few events, so that a busy
-///   trace costs one READ per batch, not per event.
+///   after an event arrives while events flow, ``idleInterval`` after a quiet spell; READs are
+///   not answered early for a few events, so that a busy trace costs one READ per batch.
 /// - A reader that falls behind loses its oldest events (the hub's ring is bounded) and reads a
 ///   `lost N events` line in their place; emitting never waits for a reader.
 /// - A signal to a parked reader (FUSE_INTERRUPT) answers EINTR when it would end the process
@@ -25,10 +25,13 @@ import Synchronization
 /// under it) and before the hub's; replies are written under `readers`, which only libfuse's
 /// session lock follows.
 final class TraceFile: Sendable {
-    /// How long an event may wait before a parked READ is answered.
-    static let flushInterval: UInt32 = 2_000   // µs
+    /// How long an event may wait before a parked READ is answered while events flow.
+    static let flushInterval: UInt32 = 2_000    // µs
+    /// The flusher's period once a round found nothing to answer (an idle `cat .trace` costs
+    /// 50 wake-ups a second, not 500); the first event after a quiet spell waits at most this.
+    static let idleInterval: UInt32 = 20_000    // µs
     /// How often a READ kept parked after a stop signal is checked for a later fatal one.
-    static let signalRecheck = 50               // flush intervals (100 ms)
+    static let signalRecheck: UInt64 = 100_000_000   // ns
 
     /// One open of `.trace`. Its fields are guarded by ``TraceFile/readers``.
     final class Reader: @unchecked Sendable {
@@ -157,16 +160,22 @@ final class TraceFile: Sendable {
     /// Answers parked READs that have something to say, every ``flushInterval``, until the last
     /// reader closes.
     private func flushLoop() {
-        var tick = 0
+        var busy = true
+        var lastRecheck = Event.now()
         while true {
-            usleep(Self.flushInterval)
-            tick += 1
-            let recheck = tick % Self.signalRecheck == 0
-            let done = readers.withLock { r -> Bool in
-                if r.byHandle.isEmpty { r.flusherRunning = false; return true }
-                for reader in r.byHandle.values where reader.parked != nil {
+            usleep(busy ? Self.flushInterval : Self.idleInterval)
+            let now = Event.now()
+            let recheck = now &- lastRecheck >= Self.signalRecheck
+            if recheck { lastRecheck = now }
+            let (done, answered) = readers.withLock { r -> (Bool, Bool) in
+                if r.byHandle.isEmpty { r.flusherRunning = false; return (true, false) }
+                var answered = false
+                for reader in r.byHandle.values {
                     let waiting = events.pending(reader.subscription)
-                    if !reader.carry.isEmpty || waiting.events > 0 || waiting.lost {
+                    let hasData = !reader.carry.isEmpty || waiting.events > 0 || waiting.lost
+                    if hasData { answered = true }   // (an unparked reader with data keeps the pace too)
+                    guard reader.parked != nil else { continue }
+                    if hasData {
                         reader.parkedID = nil
                         answer(reader, reader.parked.take()!, size: reader.parkedSize)
                     } else if recheck, reader.interruptKept, !Self.onlyStopOrIgnoredSignals(reader.parkedTID) {
@@ -174,9 +183,10 @@ final class TraceFile: Sendable {
                         reader.parked.take()!.error(.interrupted)
                     }
                 }
-                return false
+                return (false, answered)
             }
             if done { return }
+            busy = answered
         }
     }
 

@@ -14,6 +14,7 @@ struct Gmemctl: ParsableCommand {
               gmemctl create /mnt/gmem demo 64K --flags mmap
               gmemctl convert shared /mnt/gmem/demo 0 16K
               gmemctl map /mnt/gmem/demo
+              gmemctl trace /mnt/gmem   # live events (conversions, refused accesses, ...)
               gmemctl tour            # a ten-minute guided demo on a private mount
 
             Every path must be on a gmemfs mount (checked first; nothing is sent
