@@ -28,8 +28,9 @@ public struct GmemOptions: Sendable {
 /// kernel's back (conversions to private, guest-view writes and punches), always with no lock
 /// held. Files without `mmap` and the guest view are direct_io.
 ///
-/// Metadata caching: names are cached for an hour (a name only goes away through unlink, which
-/// the kernel sees; a failed lookup is never cached) and attributes for a second. The kernel
+/// Metadata caching: host names are cached for an hour (a host name only goes away through
+/// unlink, which the kernel sees; a failed lookup is never cached), guest names never (see
+/// ``entryTimeout(_:)``), and host attributes for a second. The kernel
 /// refreshes `st_blocks` itself after its own writes, punches and invalidations; the daemon
 /// invalidates the host inode's attributes when the guest view changes its allocation. The guest
 /// view's attributes are never cached. Without this, every path-based call (`setfattr`, `open`)
@@ -111,10 +112,19 @@ public final class GmemFilesystem: LowLevelFilesystem {
 
     func entry(_ node: Node, inode: UInt64) -> EntryParameters {
         EntryParameters(inode: inode, attributes: stat(of: node, inode: inode),
-                        attributeTimeout: Self.attributeTimeout(node), entryTimeout: Self.entryTimeout)
+                        attributeTimeout: Self.attributeTimeout(node), entryTimeout: Self.entryTimeout(node))
     }
 
-    static let entryTimeout = 3600.0
+    /// Seconds the kernel may cache a name. Host names: an hour (a host name goes away only
+    /// through an unlink, which the kernel sees and drops). Guest names: never cached. `rm M/NAME`
+    /// removes `.guest/NAME` behind the kernel's back; a cached guest entry would point at the
+    /// old inode after a re-create (ENOENT for an hour). Invalidating it instead
+    /// (`notify_inval_entry`) from the unlink or create handler deadlocks: the kernel holds the
+    /// parent directory's lock while that request is in flight. See docs/semantics.md.
+    static func entryTimeout(_ node: Node) -> Double {
+        if case .guest = node { return 0 }
+        return 3600
+    }
 
     /// Seconds the kernel may cache a node's attributes.
     static func attributeTimeout(_ node: Node) -> Double {
