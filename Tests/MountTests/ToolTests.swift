@@ -74,8 +74,13 @@ struct ToolTests {
         #expect(convert(m.file("c"), "0 4K Shared") == 0)
         // Unknown words are still EINVAL, in any case.
         #expect(Sys.setxattr(m.path, "user.gmem.create", "d 4K MMAPX") == EINVAL)
-        let bad = try run([binDirectory() + "/gmemfs", "-f", "--file", "e:4K:Shared", "/nonexistent-mountpoint"])
+        // --file: refused before mounting (an accepted spec would mount: auto_unmount and the
+        // timeout clean up after such a regression).
+        let dir = try makeTemporaryDirectory("gmemfs-flags")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let bad = try run([binDirectory() + "/gmemfs", "-f", "-o", "auto_unmount", "--file", "e:4K:Shared", dir], timeout: 10)
         #expect(!bad.succeeded && bad.stderr.contains("unknown flag"), "\(bad)")
+        #expect(!GmemMount.isMounted(dir))
     }
 
     /// The map too large for one xattr value: E2BIG, and the daemon's log names the windowed form.
