@@ -58,7 +58,8 @@ enum Node: Sendable {
     case host(FileNode)
     case guest(FileNode)
 
-    var file: FileNode? {
+    /// The file behind a file inode (host or guest view); nil for a directory.
+    var fileNode: FileNode? {
         switch self {
         case .host(let f), .guest(let f): f
         case .root, .guestDirectory: nil
@@ -98,5 +99,7 @@ struct Namespace: ~Copyable {
         return node
     }
 
-    mutating func forget(_ node: FileNode) { byInode[node.hostInode] = nil }
+    /// Removes the file's inodes once its name is gone and no handle is open; its memory goes
+    /// with the last reference.
+    mutating func drop(_ node: FileNode) { byInode[node.hostInode] = nil }
 }

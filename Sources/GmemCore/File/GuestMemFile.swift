@@ -190,17 +190,17 @@ public final class GuestMemFile: Sendable {
         }
     }
 
-    /// SEEK_DATA (`data`) or SEEK_HOLE: the first offset at or after `offset` in allocated
-    /// memory (data) or not (hole; the end of the file counts as a hole). ENXIO at or past the
-    /// end, or when no data follows.
-    public func seek(offset: UInt64, data: Bool) throws(GmemError) -> UInt64 {
-        guard offset < size else { throw .noSuchOffset(offset) }
+    /// SEEK_DATA or SEEK_HOLE: the first offset at or after `offset` in allocated memory (data)
+    /// or not (hole; the end of the file counts as a hole). ENXIO at or past the end, or when no
+    /// data follows.
+    public func seek(offset: UInt64, whence: SeekWhence) throws(GmemError) -> UInt64 {
+        guard offset < size else { throw .noSuchOffset(Int64(clamping: offset)) }
         let first = offset >> pageShift
         let found = allocation.withLock {
-            $0.map.firstIndex(in: first...(pageCount - 1), notEqualTo: data ? AllocationMap.hole : AllocationMap.allocated)
+            $0.map.firstIndex(in: first...(pageCount - 1), notEqualTo: whence == .data ? AllocationMap.hole : AllocationMap.allocated)
         }
         guard let page = found else {
-            if data { throw .noSuchOffset(offset) }
+            if whence == .data { throw .noSuchOffset(Int64(clamping: offset)) }
             return size
         }
         return max(offset, page << pageShift)
