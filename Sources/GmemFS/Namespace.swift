@@ -82,6 +82,8 @@ struct Namespace: ~Copyable {
 
     subscript(name: String) -> FileNode? { byName[Array(name.utf8)] }
 
+    /// Adds the file `make` builds for the next free inode pair; EEXIST for a taken name.
+    /// `make` runs with the namespace lock held: it must not take the namespace again.
     mutating func insert(_ name: String, make: (UInt64) throws(GmemError) -> FileNode) throws(GmemError) -> FileNode {
         let key = Array(name.utf8)
         guard byName[key] == nil else { throw .exists(name) }
