@@ -30,7 +30,7 @@ let package = Package(
         .target(name: "CLinuxSys"),
         .target(
             name: "GmemCore",
-            dependencies: [.product(name: "SystemPackage", package: "swift-system")],
+            dependencies: ["CLinuxSys", .product(name: "SystemPackage", package: "swift-system")],
             swiftSettings: internalChecks),
         .target(
             name: "FuseKit",

@@ -30,7 +30,7 @@ private func existingName(_ p: UnsafePointer<CChar>?) -> String? { String(valida
 /// Capabilities this layer turns off in `init`, with the reason for each.
 private func negotiate(_ conn: UnsafeMutablePointer<fuse_conn_info>) {
     // Splice did not help on this platform and replying with writev from page memory is faster
-    // (fuse-facts §9).
+    // (docs/fuse-kernel-notes.md, "Splice").
     conn.pointee.want &= ~UInt32(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE)
     // The file system invalidates the page cache itself, exactly where contents change behind the
     // kernel's back; mtime-driven invalidation would only throw away good pages.
@@ -103,7 +103,7 @@ let operations: fuse_lowlevel_ops = {
         filesystem(req).link(context(req), inode: ino, newParent: newParent, newName: string(newName), reply: Reply(req!))
     }
     o.create = { req, parent, name, mode, fi in
-        filesystem(req).create(context(req), parent: parent, name: string(name), mode: mode, flags: fi?.pointee.flags ?? 0, reply: Reply(req!))
+        filesystem(req).create(context(req), parent: parent, name: string(name), mode: mode, flags: fi?.pointee.flags ?? 0, reply: Reply(req!, fi))
     }
     o.open = { req, ino, fi in
         filesystem(req).open(context(req), inode: ino, flags: fi!.pointee.flags, reply: Reply(req!, fi))

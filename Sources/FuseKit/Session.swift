@@ -4,15 +4,33 @@ import SystemPackage
 
 /// Sends kernel cache invalidations for a session (`fuse_lowlevel_notify_inval_inode`).
 ///
-/// Contract (fuse-facts §2): call it with **no lock held that a READ or WRITE handler may need**,
-/// and never from the only session thread: the kernel waits for page locks whose READs the
-/// daemon must still be able to serve, and dirty mmap pages are written back (WRITE requests
-/// arrive on other threads) while the call is in progress.
+/// Contract (docs/fuse-kernel-notes.md, "Invalidation"): call it with **no lock held that a READ
+/// or WRITE handler may need**, and never from the only session thread: the kernel waits for
+/// page locks whose READs the daemon must still be able to serve, and dirty mmap pages are
+/// written back (WRITE requests arrive on other threads) while the call is in progress.
+///
+/// The session is attached by `Session.init` and detached before the session is destroyed:
+/// an invalidation after that (or before any session) does nothing. Invalidations in flight
+/// hold `lock` shared, so detaching waits for them and they never touch a destroyed session.
 public final class Notifier: @unchecked Sendable {
-    // Set once by `Session.init`, before the loop starts; read-only afterwards.
-    fileprivate var session: OpaquePointer?
+    private let lock: UnsafeMutablePointer<pthread_rwlock_t>
+    private var session: OpaquePointer?   // guarded by lock
 
-    public init() {}
+    public init() {
+        lock = .allocate(capacity: 1)
+        pthread_rwlock_init(lock, nil)
+    }
+
+    deinit {
+        pthread_rwlock_destroy(lock)
+        lock.deallocate()
+    }
+
+    fileprivate func attach(_ se: OpaquePointer?) {
+        pthread_rwlock_wrlock(lock)
+        session = se
+        pthread_rwlock_unlock(lock)
+    }
 
     /// Drops the kernel's cached pages of `inode` in `[offset, offset + length)` and unmaps them
     /// from every process; returns once that is done. A length of 0 means "to the end".
@@ -20,6 +38,8 @@ public final class Notifier: @unchecked Sendable {
     /// file system is being unmounted: ENOENT, EBADF, ENODEV) are not reported.
     @discardableResult
     public func invalidate(inode: UInt64, offset: Int, length: Int) -> Errno? {
+        pthread_rwlock_rdlock(lock)
+        defer { pthread_rwlock_unlock(lock) }
         guard let se = session else { return nil }
         let rc = fuse_lowlevel_notify_inval_inode(se, inode, offset, length)
         if rc == 0 || [ENOENT, EBADF, ENODEV].contains(-rc) { return nil }
@@ -35,6 +55,7 @@ public struct FuseError: Error, CustomStringConvertible {
 public final class Session: @unchecked Sendable {
     private let se: OpaquePointer
     private let box: Unmanaged<FilesystemBox>
+    private let notifier: Notifier
     private var mounted = false
 
     /// - Parameters:
@@ -56,7 +77,8 @@ public final class Session: @unchecked Sendable {
         }
         fuse_opt_free_args(&args)
         se = s
-        notifier.session = s
+        self.notifier = notifier
+        notifier.attach(s)
     }
 
     /// Mounts the session. The kernel starts sending requests once `run` is called.
@@ -78,7 +100,7 @@ public final class Session: @unchecked Sendable {
 
     /// Sets the mount's read-ahead window (`/sys/class/bdi/MAJ:MIN/read_ahead_kb`) once the
     /// mount answers. The kernel's default of 128 KiB caps buffered READs at 128 KiB; 1024 lets
-    /// sequential reads arrive in 1 MiB requests (fuse-facts §1, §9). Needs root; without it, or
+    /// sequential reads arrive in 1 MiB requests (docs/fuse-kernel-notes.md, "Read-ahead"). Needs root; without it, or
     /// without sysfs, nothing changes. Runs on a helper thread (the stat of the mountpoint needs
     /// the loop to be serving): call it after `daemonize`, right before `run`.
     public func setReadAhead(kilobytes: Int, mountpoint: String, done: @escaping @Sendable (Bool) -> Void = { _ in }) {
@@ -134,6 +156,7 @@ public final class Session: @unchecked Sendable {
 
     deinit {
         unmount()
+        notifier.attach(nil)   // waits for invalidations in flight
         fuse_session_destroy(se)
         box.release()
     }

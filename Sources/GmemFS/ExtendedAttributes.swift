@@ -24,8 +24,8 @@ enum XattrName {
 
 extension GmemFilesystem {
     public func setxattr(_ ctx: RequestContext, inode: UInt64, name: String, value: UnsafeRawBufferPointer, flags: Int32, reply: consuming Reply<EmptyReply>) {
-        guard let n = node(inode) else { return reply.error(.noSuchFileOrDirectory) }
-        do {
+        guard let n = node(inode) else { return reply.error(.notFound("inode \(inode)")) }
+        do throws(GmemError) {
             switch (n, name) {
             case (.root, XattrName.create):
                 try createFile(try CreateRequest(xattrValue: Array(value)))
@@ -37,34 +37,30 @@ extension GmemFilesystem {
                 throw GmemError.notSupported("only user.gmem.* xattrs exist")
             }
             reply.complete(nil)
-        } catch let e as GmemError {
-            logger.debug("setxattr \(name): \(e)")
-            reply.error(e.errno)
         } catch {
-            reply.error(.ioError)
+            logger.debug("setxattr \(name): \(error)")
+            reply.error(error)
         }
     }
 
     public func getxattr(_ ctx: RequestContext, inode: UInt64, name: String, size: Int, reply: consuming Reply<XattrReply>) {
-        guard let n = node(inode) else { return reply.error(.noSuchFileOrDirectory) }
-        do {
+        guard let n = node(inode) else { return reply.error(.notFound("inode \(inode)")) }
+        do throws(GmemError) {
             let value = try xattrValue(of: n, name: name)
             guard value.utf8.count <= XattrName.sizeMax else { throw GmemError.valueTooLarge(value.utf8.count) }
             if size == 0 { return reply.size(value.utf8.count) }
             guard value.utf8.count <= size else { throw GmemError.bufferTooSmall(needed: value.utf8.count) }
             reply.value(Array(value.utf8))
-        } catch let e as GmemError {
-            if case .valueTooLarge = e, name == XattrName.attributes {
-                logger.info("getxattr \(name): the map is \(e) (E2BIG); read it in windows with \(XattrName.attributes):START-END (hex byte offsets, see docs/xattr-interface.md)")
-            }
-            reply.error(e.errno)
         } catch {
-            reply.error(.ioError)
+            if case .valueTooLarge = error, name == XattrName.attributes {
+                logger.info("getxattr \(name): the map is \(error) (E2BIG); read it in windows with \(XattrName.attributes):START-END (hex byte offsets, see docs/xattr-interface.md)")
+            }
+            reply.error(error)
         }
     }
 
     public func listxattr(_ ctx: RequestContext, inode: UInt64, size: Int, reply: consuming Reply<XattrReply>) {
-        guard let n = node(inode) else { return reply.error(.noSuchFileOrDirectory) }
+        guard let n = node(inode) else { return reply.error(.notFound("inode \(inode)")) }
         let names: [String]
         switch n {
         case .root: names = XattrName.rootReadable
@@ -73,12 +69,12 @@ extension GmemFilesystem {
         }
         let bytes = names.reduce(into: [UInt8]()) { $0 += Array($1.utf8) + [0] }
         if size == 0 { return reply.size(bytes.count) }
-        guard bytes.count <= size else { return reply.error(.outOfRange) }
+        guard bytes.count <= size else { return reply.error(.bufferTooSmall(needed: bytes.count)) }
         reply.value(bytes)
     }
 
     public func removexattr(_ ctx: RequestContext, inode: UInt64, name: String, reply: consuming Reply<EmptyReply>) {
-        reply.error(node(inode) == nil ? .noSuchFileOrDirectory : .notSupported)
+        reply.error(node(inode) == nil ? .notFound("inode \(inode)") : .notSupported("user.gmem.* xattrs cannot be removed"))
     }
 
     /// The text of a readable xattr. Unknown names are ENODATA (never ENOSYS: that would make the
@@ -146,17 +142,15 @@ extension GmemFilesystem {
     // MARK: - ioctl
 
     public func ioctl(_ ctx: RequestContext, inode: UInt64, command: UInt32, input: UnsafeRawBufferPointer, outputSize: Int, file: FileInfo, reply: consuming Reply<IoctlReply>) {
-        guard let f = node(inode)?.file else { return reply.error(.inappropriateIOCTLForDevice) }
-        guard command == KVMMemoryAttributes2.ioctlNumber else { return reply.error(.inappropriateIOCTLForDevice) }
-        // A conversion changes the file: like write(2), it needs a handle open for writing.
-        guard Int32(truncatingIfNeeded: file.handle) & O_ACCMODE != O_RDONLY else { return reply.error(.badFileDescriptor) }
-        do {
+        do throws(GmemError) {
+            guard let f = node(inode)?.fileNode, command == KVMMemoryAttributes2.ioctlNumber else { throw .unknownIoctl(command) }
+            try AccessMode(handle: file.handle).checkConversion()
             let args = try KVMMemoryAttributes2(bytes: input)
             convert(f, try args.request(fileSize: f.file.size))
             // Success copies nothing back, as in the kernel (error_offset is only written on failure).
             reply.result(0, output: UnsafeRawBufferPointer(start: nil, count: 0))
         } catch {
-            reply.error(error.errno)
+            reply.error(error)
         }
     }
 }

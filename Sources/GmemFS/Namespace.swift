@@ -61,7 +61,8 @@ enum Node: Sendable {
     case host(FileNode)
     case guest(FileNode)
 
-    var file: FileNode? {
+    /// The file behind a file inode (host or guest view); nil for a directory.
+    var fileNode: FileNode? {
         switch self {
         case .host(let f), .guest(let f): f
         case .root, .guestDirectory: nil
@@ -84,6 +85,8 @@ struct Namespace: ~Copyable {
 
     subscript(name: String) -> FileNode? { byName[Array(name.utf8)] }
 
+    /// Adds the file `make` builds for the next free inode pair; EEXIST for a taken name.
+    /// `make` runs with the namespace lock held: it must not take the namespace again.
     mutating func insert(_ name: String, make: (UInt64) throws(GmemError) -> FileNode) throws(GmemError) -> FileNode {
         let key = Array(name.utf8)
         guard byName[key] == nil else { throw .exists(name) }
@@ -101,5 +104,7 @@ struct Namespace: ~Copyable {
         return node
     }
 
-    mutating func forget(_ node: FileNode) { byInode[node.hostInode] = nil }
+    /// Removes the file's inodes once its name is gone and no handle is open; its memory goes
+    /// with the last reference.
+    mutating func drop(_ node: FileNode) { byInode[node.hostInode] = nil }
 }

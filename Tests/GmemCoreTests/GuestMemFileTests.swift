@@ -143,26 +143,26 @@ private func map(_ f: GuestMemFile) -> [String] {
                 let p = offset / page
                 let nextData = (p..<pages).first { isData[$0] }.map { max(offset, $0 * page) }
                 let nextHole = (p..<pages).first { !isData[$0] }.map { max(offset, $0 * page) } ?? pages * page
-                #expect((try? f.seek(offset: UInt64(offset), data: true)) == nextData.map(UInt64.init), "seed \(seed) offset \(offset)")
-                #expect(try f.seek(offset: UInt64(offset), data: false) == UInt64(nextHole), "seed \(seed) offset \(offset)")
+                #expect((try? f.seek(offset: UInt64(offset), whence: .data)) == nextData.map(UInt64.init), "seed \(seed) offset \(offset)")
+                #expect(try f.seek(offset: UInt64(offset), whence: .hole) == UInt64(nextHole), "seed \(seed) offset \(offset)")
             }
         }
     }
 
     @Test func allocateAndSeek() throws {
         let f = try file(8, [.initShared])
-        #expect(try f.seek(offset: 0, data: false) == 0)
-        #expect(throws: GmemError.noSuchOffset(0)) { try f.seek(offset: 0, data: true) }
+        #expect(try f.seek(offset: 0, whence: .hole) == 0)
+        #expect(throws: GmemError.noSuchOffset(0)) { try f.seek(offset: 0, whence: .data) }
         try f.allocate(offset: 2 * pageSize, length: pageSize)
         _ = try write(f, 5 * page + 10, [1])
-        #expect(try f.seek(offset: 0, data: true) == 2 * pageSize)
-        #expect(try f.seek(offset: 2 * pageSize + 7, data: true) == 2 * pageSize + 7)
-        #expect(try f.seek(offset: 2 * pageSize, data: false) == 3 * pageSize)
-        #expect(try f.seek(offset: 3 * pageSize, data: true) == 5 * pageSize)
-        #expect(try f.seek(offset: 5 * pageSize, data: false) == 6 * pageSize)
-        #expect(throws: GmemError.noSuchOffset(6 * pageSize)) { try f.seek(offset: 6 * pageSize, data: true) }
-        #expect(try f.seek(offset: 7 * pageSize, data: false) == 7 * pageSize)
-        #expect(throws: GmemError.self) { try f.seek(offset: 8 * pageSize, data: false) }
+        #expect(try f.seek(offset: 0, whence: .data) == 2 * pageSize)
+        #expect(try f.seek(offset: 2 * pageSize + 7, whence: .data) == 2 * pageSize + 7)
+        #expect(try f.seek(offset: 2 * pageSize, whence: .hole) == 3 * pageSize)
+        #expect(try f.seek(offset: 3 * pageSize, whence: .data) == 5 * pageSize)
+        #expect(try f.seek(offset: 5 * pageSize, whence: .hole) == 6 * pageSize)
+        #expect(throws: GmemError.noSuchOffset(Int64(6 * pageSize))) { try f.seek(offset: 6 * pageSize, whence: .data) }
+        #expect(try f.seek(offset: 7 * pageSize, whence: .hole) == 7 * pageSize)
+        #expect(throws: GmemError.self) { try f.seek(offset: 8 * pageSize, whence: .hole) }
         #expect(throws: GmemError.self) { try f.allocate(offset: 7 * pageSize, length: 2 * pageSize) }
         #expect(throws: GmemError.self) { try f.allocate(offset: .max, length: pageSize) }
         // kvm_gmem_fallocate checks alignment before either mode: nothing is allocated.
