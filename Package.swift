@@ -28,9 +28,13 @@ let package = Package(
         // MARK: - Libraries
         .systemLibrary(name: "CFuse", path: "CFuse", pkgConfig: "fuse3", providers: [.apt(["libfuse3-dev"])]),
         .target(name: "CLinuxSys"),
+        // The public interface (xattr names, ioctl struct, number grammar, map lines): CGmemABI's
+        // header holds the literal values for Swift and the C test programs alike.
+        .target(name: "CGmemABI"),
+        .target(name: "GmemABI", dependencies: ["CGmemABI"]),
         .target(
             name: "GmemCore",
-            dependencies: [.product(name: "SystemPackage", package: "swift-system")],
+            dependencies: ["GmemABI", .product(name: "SystemPackage", package: "swift-system")],
             swiftSettings: internalChecks),
         .target(
             name: "FuseKit",
@@ -38,7 +42,7 @@ let package = Package(
                            .product(name: "Logging", package: "swift-log")]),
         .target(
             name: "GmemFS",
-            dependencies: ["GmemCore", "FuseKit", "CLinuxSys", .product(name: "Logging", package: "swift-log")]),
+            dependencies: ["GmemABI", "GmemCore", "FuseKit", "CLinuxSys", .product(name: "Logging", package: "swift-log")]),
 
         // MARK: - Executables
         .executableTarget(
@@ -48,7 +52,7 @@ let package = Package(
                            .product(name: "Logging", package: "swift-log")]),
         .executableTarget(
             name: "gmemctl",
-            dependencies: ["CLinuxSys", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            dependencies: ["GmemABI", "CLinuxSys", .product(name: "ArgumentParser", package: "swift-argument-parser"),
                            .product(name: "SystemPackage", package: "swift-system")]),
         .executableTarget(
             name: "gmem-bench",
@@ -57,7 +61,7 @@ let package = Package(
         // MARK: - Tests
         .target(name: "GmemTestSupport", dependencies: ["GmemCore", "CLinuxSys"], path: "Tests/GmemTestSupport"),
         .testTarget(name: "GmemCoreTests",
-                    dependencies: ["GmemCore", "GmemTestSupport", "GmemFS", "FuseKit", .product(name: "Logging", package: "swift-log")],
+                    dependencies: ["GmemABI", "GmemCore", "GmemTestSupport", "GmemFS", "FuseKit", .product(name: "Logging", package: "swift-log")],
                     swiftSettings: internalChecks),
         .testTarget(name: "MountTests", dependencies: ["GmemTestSupport", "CLinuxSys"],
                     exclude: ["Resources"]),   // C load generators, compiled by the tests

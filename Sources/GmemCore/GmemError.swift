@@ -1,3 +1,4 @@
+import GmemABI
 import SystemPackage
 
 /// Everything that can go wrong in GmemCore, with where it went wrong.
@@ -48,6 +49,17 @@ public enum GmemError: Error, Equatable, Sendable {
         case .fileTooLarge: .fileTooLarge
         case .notPermitted: .notPermitted
         case .badHandle: .badFileDescriptor
+        }
+    }
+}
+
+extension GmemError {
+    /// Interface text or bytes the daemon refuses: a bad window name reads as a missing
+    /// attribute (ENODATA), everything else is EINVAL.
+    public init(_ error: GmemABIError) {
+        switch error {
+        case .malformedWindow: self = .noData(error.description)
+        default: self = .invalidArgument(error.description)
         }
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import FuseKit
+import GmemABI
 @testable import GmemCore
 @testable import GmemFS
 import Logging
