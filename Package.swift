@@ -59,11 +59,14 @@ let package = Package(
             dependencies: ["GmemCore", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
         // MARK: - Tests
-        .target(name: "GmemTestSupport", dependencies: ["GmemCore", "CLinuxSys"], path: "Tests/GmemTestSupport"),
+        .target(name: "GmemTestSupport",
+                dependencies: ["GmemABI", "CLinuxSys", .product(name: "SystemPackage", package: "swift-system")],
+                path: "Tests/GmemTestSupport",
+                exclude: ["Resources"]),   // prelude.py, read by path
         .testTarget(name: "GmemCoreTests",
                     dependencies: ["GmemABI", "GmemCore", "GmemTestSupport", "GmemFS", "FuseKit", .product(name: "Logging", package: "swift-log")],
                     swiftSettings: internalChecks),
-        .testTarget(name: "MountTests", dependencies: ["GmemTestSupport", "CLinuxSys"],
+        .testTarget(name: "MountTests", dependencies: ["GmemABI", "GmemTestSupport", "CLinuxSys"],
                     exclude: ["Resources"]),   // C load generators, compiled by the tests
     ],
     swiftLanguageModes: [.v6]
