@@ -32,6 +32,8 @@ let package = Package(
         // header holds the literal values for Swift and the C test programs alike.
         .target(name: "CGmemABI"),
         .target(name: "GmemABI", dependencies: ["CGmemABI"]),
+        // Starts, waits for and stops a gmemfs child: shared by the tests and `gmemctl tour`.
+        .target(name: "GmemDaemonProcess"),
         .target(
             name: "GmemCore",
             dependencies: ["GmemABI", .product(name: "SystemPackage", package: "swift-system")],
@@ -52,7 +54,7 @@ let package = Package(
                            .product(name: "Logging", package: "swift-log")]),
         .executableTarget(
             name: "gmemctl",
-            dependencies: ["GmemABI", "CLinuxSys", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            dependencies: ["GmemABI", "GmemDaemonProcess", "CLinuxSys", .product(name: "ArgumentParser", package: "swift-argument-parser"),
                            .product(name: "SystemPackage", package: "swift-system")]),
         .executableTarget(
             name: "gmem-bench",
@@ -60,7 +62,7 @@ let package = Package(
 
         // MARK: - Tests
         .target(name: "GmemTestSupport",
-                dependencies: ["GmemABI", "CLinuxSys", .product(name: "SystemPackage", package: "swift-system")],
+                dependencies: ["GmemABI", "GmemDaemonProcess", "CLinuxSys", .product(name: "SystemPackage", package: "swift-system")],
                 path: "Tests/GmemTestSupport",
                 exclude: ["Resources"]),   // prelude.py, read by path
         .testTarget(name: "GmemCoreTests",
