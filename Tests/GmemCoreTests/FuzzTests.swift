@@ -334,9 +334,8 @@ import Testing
             if name.hasPrefix(GmemXattr.attributes + ":"), let w = try? GmemFilesystem.parseWindow(name.dropFirst((GmemXattr.attributes + ":").count)) {
                 #expect(w.start < w.end)
                 for line in value.split(separator: "\n") {
-                    let parts = line.split(separator: " ")
-                    let range = parts[0].split(separator: "-").compactMap { UInt64($0, radix: 16) }
-                    #expect(parts.count == 2 && range.count == 2 && range[0] < range[1] && range[0] >= w.start && range[1] <= min(w.end, file.size))
+                    let l = try? AttributeLine(parsing: line)
+                    #expect(l.map { $0.start >= w.start && $0.end <= min(w.end, file.size) } == true, "\(line)")
                 }
             }
         }

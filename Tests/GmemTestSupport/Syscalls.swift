@@ -125,6 +125,8 @@ public enum Falloc {
     public static let keepSize = Int32(FALLOC_FL_KEEP_SIZE)
     public static let punchHole = Int32(FALLOC_FL_PUNCH_HOLE)
     public static let zeroRange = Int32(FALLOC_FL_ZERO_RANGE)
+    public static let collapseRange = Int32(FALLOC_FL_COLLAPSE_RANGE)
+    public static let insertRange = Int32(FALLOC_FL_INSERT_RANGE)
 }
 
 private func cStat(_ path: String, _ st: inout stat) -> Int32 { stat(path, &st) }

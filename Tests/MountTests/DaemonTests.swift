@@ -1,4 +1,5 @@
 import Foundation
+import GmemABI
 import GmemTestSupport
 import Testing
 #if canImport(Glibc)
@@ -48,26 +49,27 @@ struct DaemonTests {
         let m = try GmemMount(["--file", "f:64K:mmap", "--guest-view"])
         defer { m.unmount() }
         let f = m.file("f")
+        let priv = GmemAttributeName.privateBit
         try Sys.withFD(f, O_RDWR) { fd in
             #expect(throws: Never.self) { try Sys.setMemoryAttributes2(fd, offset: 0, size: 8192, attributes: 0) }
             #expect(attributes(f) == "0-2000 shared\n2000-10000 private\n")
             let map = attributes(f)
-            #expect(throws: Errno.invalidArgument) { try Sys.setMemoryAttributes2(fd, offset: 0, size: 4096, attributes: 8, flags: 1) }
-            var reserved = Array(repeating: UInt64(0), count: 11); reserved[10] = 1
-            #expect(throws: Errno.invalidArgument) { try Sys.setMemoryAttributes2(fd, offset: 0, size: 4096, attributes: 8, reserved: reserved) }
-            #expect(throws: Errno.invalidArgument) { try Sys.setMemoryAttributes2(fd, offset: 0, size: 4096, attributes: 16) }
-            #expect(throws: Errno.invalidArgument) { try Sys.setMemoryAttributes2(fd, offset: 0, size: 0, attributes: 8) }
-            #expect(throws: Errno.invalidArgument) { try Sys.setMemoryAttributes2(fd, offset: 1, size: 4096, attributes: 8) }
-            #expect(throws: Errno.invalidArgument) { try Sys.setMemoryAttributes2(fd, offset: 0xffff_ffff_ffff_f000, size: 0x2000, attributes: 8) }
-            #expect(throws: Errno.invalidArgument) { try Sys.setMemoryAttributes2(fd, offset: 65536, size: 4096, attributes: 8) }
-            #expect(throws: Errno.inappropriateIOCTLForDevice) { try Sys.setMemoryAttributes2(fd, offset: 0, size: 4096, attributes: 8, command: 0xC080_AED3) }
+            #expect(throws: Errno.invalidArgument) { try Sys.setMemoryAttributes2(fd, offset: 0, size: 4096, attributes: priv, flags: 1) }
+            var reserved = Array(repeating: UInt64(0), count: KVMMemoryAttributes2.reservedCount); reserved[10] = 1
+            #expect(throws: Errno.invalidArgument) { try Sys.setMemoryAttributes2(fd, offset: 0, size: 4096, attributes: priv, reserved: reserved) }
+            #expect(throws: Errno.invalidArgument) { try Sys.setMemoryAttributes2(fd, offset: 0, size: 4096, attributes: priv << 1) }
+            #expect(throws: Errno.invalidArgument) { try Sys.setMemoryAttributes2(fd, offset: 0, size: 0, attributes: priv) }
+            #expect(throws: Errno.invalidArgument) { try Sys.setMemoryAttributes2(fd, offset: 1, size: 4096, attributes: priv) }
+            #expect(throws: Errno.invalidArgument) { try Sys.setMemoryAttributes2(fd, offset: 0xffff_ffff_ffff_f000, size: 0x2000, attributes: priv) }
+            #expect(throws: Errno.invalidArgument) { try Sys.setMemoryAttributes2(fd, offset: 65536, size: 4096, attributes: priv) }
+            #expect(throws: Errno.inappropriateIOCTLForDevice) { try Sys.setMemoryAttributes2(fd, offset: 0, size: 4096, attributes: priv, command: UInt(KVMMemoryAttributes2.ioctlNumber) + 1) }
             #expect(attributes(f) == map)
         }
         try Sys.withFD(f, O_RDONLY) { fd in
-            #expect(throws: Errno.badFileDescriptor) { try Sys.setMemoryAttributes2(fd, offset: 0, size: 4096, attributes: 8) }
+            #expect(throws: Errno.badFileDescriptor) { try Sys.setMemoryAttributes2(fd, offset: 0, size: 4096, attributes: priv) }
         }
         try Sys.withFD(m.guest("f"), O_RDWR) { fd in
-            #expect(throws: Never.self) { try Sys.setMemoryAttributes2(fd, offset: 0, size: 65536, attributes: 8) }
+            #expect(throws: Never.self) { try Sys.setMemoryAttributes2(fd, offset: 0, size: 65536, attributes: priv) }
         }
         #expect(attributes(f) == "0-10000 private\n")
     }

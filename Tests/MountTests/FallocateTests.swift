@@ -47,8 +47,8 @@ struct FallocateTests {
                     (Falloc.punchHole, 0, 4096, EOPNOTSUPP, "punch without KEEP_SIZE (the VFS refuses it)"),
                     (Falloc.zeroRange, 0, 4096, EOPNOTSUPP, "zero range"),
                     (Falloc.zeroRange | keep, 0, 4096, EOPNOTSUPP, "zero range keep size"),
-                    (0x08, 0, 4096, EOPNOTSUPP, "collapse range"),
-                    (0x20, 0, 4096, EOPNOTSUPP, "insert range"),
+                    (Falloc.collapseRange, 0, 4096, EOPNOTSUPP, "collapse range"),
+                    (Falloc.insertRange, 0, 4096, EOPNOTSUPP, "insert range"),
                 ]
                 for (mode, offset, length, expected, what) in cases {
                     #expect(failure { try Sys.fallocate(fd, mode: mode, offset: offset, length: length) }?.rawValue ?? 0 == expected, "\(what)")

@@ -7,7 +7,7 @@ import Glibc
 #endif
 
 /// Small helpers shared by the mount suites.
-let page = 4096
+let page = Int(gmemPageSize)
 
 /// `user.gmem.attributes` of `path` (fails the test on error).
 func attributes(_ path: String, sourceLocation: SourceLocation = #_sourceLocation) -> String {
