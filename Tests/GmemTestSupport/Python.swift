@@ -23,7 +23,12 @@ public enum Python {
     /// The prelude's text, after checking that each of ``constants`` is defined once at top
     /// level with the Swift value (`NAME = 'text'` or `NAME = number`, decimal or 0x hex).
     public static func prelude() throws -> String {
-        let text = try String(contentsOfFile: preludePath, encoding: .utf8)
+        try checkedPrelude(String(contentsOfFile: preludePath, encoding: .utf8))
+    }
+
+    /// `text` if it defines each of ``constants`` as GmemABI has it, else an error naming the
+    /// first that differs.
+    public static func checkedPrelude(_ text: String) throws -> String {
         var defined: [String: [String]] = [:]
         for line in text.split(separator: "\n") {
             let parts = line.split(separator: "=", maxSplits: 1)
