@@ -53,8 +53,8 @@ struct AttributeMap: Equatable, Sendable {
 
     /// What a failed read of the map means.
     static let hints: [Int32: String] = [
-        E2BIG: "the map is larger than one xattr value (64 KiB) even for a one-page window; read it in windows with getxattr user.gmem.attributes:START-END (hex byte offsets)",
-        ENODATA: "not a gmem file (no user.gmem.attributes)",
+        E2BIG: "the map is larger than one xattr value (64 KiB) even for a one-page window; read it in windows with getxattr \(GmemXattr.attributes):START-END (hex byte offsets)",
+        ENODATA: "not a gmem file (no \(GmemXattr.attributes))",
     ]
 
     /// Appends window results, merging a range split at a window boundary.
