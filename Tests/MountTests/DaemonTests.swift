@@ -15,8 +15,8 @@ struct DaemonTests {
         #expect((try? write(m.file("a"), Array(repeating: 1, count: 8192), at: 0)) == 8192)
         #expect((try? write(m.file("b"), Array(repeating: 2, count: 8192), at: 0)) == 8192)
         #expect(stats(m.path)["allocated_bytes"] == "16384")
-        #expect(failure { try write(m.file("b"), [3], at: 8192) } == .noSpace)
-        #expect(failure { try write(m.file("a"), [3], at: 32768) } == .noSpace)
+        #expect(throws: Errno.noSpace) { try write(m.file("b"), [3], at: 8192) }
+        #expect(throws: Errno.noSpace) { try write(m.file("a"), [3], at: 32768) }
         #expect(throws: Errno.noSpace) { try Sys.withFD(m.file("a"), O_RDWR) { try Sys.fallocate($0, mode: Falloc.keepSize, offset: 16384, length: 4096) } }
         let dd = try run(["dd", "if=/dev/zero", "of=\(m.file("b"))", "bs=4096", "count=4", "conv=notrunc", "status=none"])
         #expect(!dd.succeeded)

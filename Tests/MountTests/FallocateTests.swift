@@ -14,7 +14,7 @@ struct FallocateTests {
         defer { m.unmount() }
         let f = m.file("f")
         #expect((try? write(f, Array(repeating: 0xaa, count: 16384), at: 0)) == 16384)
-        #expect(failure { try convert(f, "8K 4K private") } == nil)
+        #expect(throws: Never.self) { try convert(f, "8K 4K private") }
         let map = attributes(f)
         let tool = try run(["fallocate", "--punch-hole", "--offset", "4096", "--length", "8192", f])
         #expect(tool.succeeded, "\(tool.stderr)")
@@ -22,8 +22,8 @@ struct FallocateTests {
         #expect(stats(f)["allocated_bytes"] == "8192")
         #expect((try? contents(f, count: 4096)) == Array(repeating: 0xaa, count: 4096))
         #expect((try? contents(f, count: 4096, offset: 4096)) == Array(repeating: 0, count: 4096))
-        #expect(failure { try contents(f, count: 4096, offset: 8192) } == .permissionDenied)   // still private
-        #expect(failure { try convert(f, "8K 4K shared") } == nil)
+        #expect(throws: Errno.permissionDenied) { try contents(f, count: 4096, offset: 8192) }   // still private
+        #expect(throws: Never.self) { try convert(f, "8K 4K shared") }
         #expect((try? contents(f, count: 4096, offset: 8192)) == Array(repeating: 0, count: 4096))
         #expect((try? contents(f, count: 4096, offset: 12288)) == Array(repeating: 0xaa, count: 4096))
     }

@@ -39,8 +39,8 @@ struct GmemctlInputTests {
         }
         #expect(!FileManager.default.fileExists(atPath: dir + "/zz"))
         // Nothing was sent: no attribute landed on the directory or the file.
-        #expect(failure { try Sys.getxattr(dir, GmemXattr.create) } != nil)
-        #expect(failure { try Sys.getxattr(plain, GmemXattr.setAttributes) } != nil)
+        #expect(throws: Errno.self) { try Sys.getxattr(dir, GmemXattr.create) }
+        #expect(throws: Errno.self) { try Sys.getxattr(plain, GmemXattr.setAttributes) }
     }
 
     @Test func pathsOnTheMountMustBeOfTheRightKind() throws {
@@ -168,7 +168,7 @@ struct GmemctlInputTests {
         let m = try GmemMount(["--file", "gmem:64K:mmap"])
         defer { m.unmount() }
         let f = m.file("gmem")
-        #expect(failure { try convert(f, "0 16K shared") } == nil)
+        #expect(throws: Never.self) { try convert(f, "0 16K shared") }
         // 16 pages in 76 columns: 4 cells per page.
         let colored = try Self.ctl(["map", f, "--color", "always"])
         #expect(colored.succeeded, "\(colored)")

@@ -32,8 +32,8 @@ struct ReadWriteTests {
         defer { m.unmount() }
         for name in ["f", "d"] {
             let f = m.file(name)
-            #expect(failure { try write(f, [1], at: 16384) } == .noSpace)
-            #expect(failure { try write(f, [1], at: 1 << 20) } == .noSpace)
+            #expect(throws: Errno.noSpace) { try write(f, [1], at: 16384) }
+            #expect(throws: Errno.noSpace) { try write(f, [1], at: 1 << 20) }
             // A write crossing EOF stores what fits.
             #expect((try? write(f, [7, 7, 7, 7], at: 16382)) == 2)
             #expect((try? contents(f, count: 4, offset: 16380)) == [0, 0, 7, 7])
@@ -56,15 +56,15 @@ struct ReadWriteTests {
             // Guest puts a secret in page 1 (private) and data in page 0 (to become shared).
             #expect((try? write(m.guest(name), Array(repeating: 0x53, count: 4096), at: 4096)) == 4096)
             #expect((try? write(m.guest(name), Array(repeating: 0x41, count: 4096), at: 0)) == 4096)
-            #expect(failure { try contents(f, count: 1) } == .permissionDenied)
-            #expect(failure { try contents(f, count: 4096, offset: 4096) } == .permissionDenied)
+            #expect(throws: Errno.permissionDenied) { try contents(f, count: 1) }
+            #expect(throws: Errno.permissionDenied) { try contents(f, count: 4096, offset: 4096) }
             let cat = try run(["cat", f])
             #expect(cat.status == 1)
             #expect(cat.stderr.contains("Permission denied"))
             #expect(cat.stdout.isEmpty)
-            #expect(failure { try write(f, [1], at: 4096) } == .permissionDenied)
-            #expect(failure { try write(f, [1], at: 0) } == .permissionDenied)
-            #expect(failure { try convert(f, "0 4K shared") } == nil)
+            #expect(throws: Errno.permissionDenied) { try write(f, [1], at: 4096) }
+            #expect(throws: Errno.permissionDenied) { try write(f, [1], at: 0) }
+            #expect(throws: Never.self) { try convert(f, "0 4K shared") }
             #expect((try? contents(f, count: 4096)) == Array(repeating: 0x41, count: 4096))
             // A write crossing into the private page is short; nothing is stored past the boundary.
             #expect((try? write(f, Array(repeating: 0x42, count: 8192), at: 0)) == 4096)
@@ -80,12 +80,12 @@ struct ReadWriteTests {
         defer { m.unmount() }
         let d = m.file("d")
         #expect((try? write(d, Array(repeating: 5, count: 8192), at: 0)) == 8192)
-        #expect(failure { try convert(d, "4K 4K private") } == nil)
+        #expect(throws: Never.self) { try convert(d, "4K 4K private") }
         let fd = try Sys.open(d, O_RDONLY)
         defer { try? fd.close() }
         #expect((try? Sys.pread(fd, count: 8192, offset: 0)) == Array(repeating: 5, count: 4096))
         #expect((try? Sys.pread(fd, count: 100, offset: 4000))?.count == 96)
-        #expect(failure { try Sys.pread(fd, count: 100, offset: 4096) } == .permissionDenied)
+        #expect(throws: Errno.permissionDenied) { try Sys.pread(fd, count: 100, offset: 4096) }
         #expect((try? Sys.pread(fd, count: 100, offset: 8192))?.count == 100)
         // dd gets the bytes before the boundary, then the error.
         let dd = try run(["dd", "if=\(d)", "bs=8192", "count=1", "status=none"])
@@ -93,7 +93,7 @@ struct ReadWriteTests {
         // O_DIRECT on a buffered (mmap) file behaves the same.
         let f = m.file("f")
         #expect((try? write(f, Array(repeating: 6, count: 8192), at: 0)) == 8192)
-        #expect(failure { try convert(f, "4K 4K private") } == nil)
+        #expect(throws: Never.self) { try convert(f, "4K 4K private") }
         let dfd = try Sys.open(f, O_RDONLY | CLINUX_O_DIRECT)
         defer { try? dfd.close() }
         let buf = UnsafeMutableRawPointer.allocate(byteCount: 8192, alignment: 4096)
@@ -107,7 +107,7 @@ struct ReadWriteTests {
         defer { m.unmount() }
         let f = m.file("f")
         #expect((try? write(f, Array(repeating: 0x61, count: 8192), at: 0)) == 8192)
-        #expect(failure { try convert(f, "4K 60K private") } == nil)
+        #expect(throws: Never.self) { try convert(f, "4K 60K private") }
         // dd delivers the bytes before the boundary (the kernel retries page by page), then fails.
         let dd = try run(["dd", "if=\(f)", "bs=4096", "count=2", "status=none"])
         #expect(dd.status == 1)
@@ -116,7 +116,7 @@ struct ReadWriteTests {
         // A read that would return private bytes never does; st_size is not shrunk by it.
         // pread gets the shared page only: the kernel falls back to reading page by page.
         #expect((try? contents(f, count: 8192)) == Array(repeating: 0x61, count: 4096))
-        #expect(failure { try contents(f, count: 10, offset: 4096) } == .permissionDenied)
+        #expect(throws: Errno.permissionDenied) { try contents(f, count: 10, offset: 4096) }
         #expect((try? Sys.stat(f))?.st_size == 65536)
         #expect((try? contents(f, count: 4096)) == Array(repeating: 0x61, count: 4096))
     }
@@ -174,7 +174,7 @@ struct ReadWriteTests {
         // SEEK_DATA on a private file follows allocation, not attributes (the guest wrote nothing).
         let fd = try Sys.open(m.file("p"), O_RDONLY)
         defer { try? fd.close() }
-        #expect(failure { try Sys.seek(fd, 0, CLINUX_SEEK_DATA) } == .noSuchAddressOrDevice)
+        #expect(throws: Errno.noSuchAddressOrDevice) { try Sys.seek(fd, 0, CLINUX_SEEK_DATA) }
         #expect((try? Sys.seek(fd, 0, CLINUX_SEEK_HOLE)) == 0)
     }
 }

@@ -14,7 +14,7 @@ struct XattrTests {
         let m = try GmemMount(["--file", "f:64K:mmap"])
         defer { m.unmount() }
         let f = m.file("f")
-        #expect(failure { try convert(f, "0 8K shared") } == nil)
+        #expect(throws: Never.self) { try convert(f, "0 8K shared") }
         #expect(try run(["dd", "if=/dev/urandom", "of=\(f)", "bs=4096", "count=2", "conv=notrunc", "status=none"]).succeeded)
         let before = attributes(f)
         #expect(before == "0-2000 shared\n2000-10000 private\n")
@@ -46,7 +46,7 @@ struct XattrTests {
             "0x 4096 shared",                      // empty hex
         ]
         for value in bad {
-            #expect(failure { try convert(f, value) } == .invalidArgument, "value \(value.debugDescription)")
+            #expect(throws: Errno.invalidArgument, "value \(value.debugDescription)") { try convert(f, value) }
         }
         #expect(throws: Errno.invalidArgument, "invalid UTF-8") { try Sys.setxattr(f, GmemXattr.setAttributes, bytes: [0xff, 0xfe, 0x20]) }
         #expect(attributes(f) == before)
@@ -64,13 +64,13 @@ struct XattrTests {
         let m = try GmemMount(["--file", "f:64K:mmap"])
         defer { m.unmount() }
         let f = m.file("f")
-        #expect(failure { try convert(f, "0x1000 4K 0") } == nil)
+        #expect(throws: Never.self) { try convert(f, "0x1000 4K 0") }
         #expect(attributes(f) == "0-1000 private\n1000-2000 shared\n2000-10000 private\n")
-        #expect(failure { try convert(f, "8192 0x1000 0") } == nil)
+        #expect(throws: Never.self) { try convert(f, "8192 0x1000 0") }
         #expect(attributes(f) == "0-1000 private\n1000-3000 shared\n3000-10000 private\n")
-        #expect(failure { try convert(f, "0 64KiB SHARED") } == nil)
+        #expect(throws: Never.self) { try convert(f, "0 64KiB SHARED") }
         #expect(attributes(f) == "0-10000 shared\n")
-        #expect(failure { try convert(f, "0x8000\t0x8000 8\n") } == nil)
+        #expect(throws: Never.self) { try convert(f, "0x8000\t0x8000 8\n") }
         #expect(attributes(f) == "0-8000 shared\n8000-10000 private\n")
         // setfattr decodes a value starting with 0x as hex bytes; quoted it is text.
         #expect(try run(["setfattr", "-n", GmemXattr.setAttributes, "-v", "\"0x0 0x4000 private\"", f]).succeeded)
@@ -80,7 +80,7 @@ struct XattrTests {
         #expect(attributes(f) == "0-10000 private\n")
         // Converting to the current state changes nothing and is not counted.
         let conversions = stats(f)["conversions"]
-        #expect(failure { try convert(f, "0 4K private") } == nil)
+        #expect(throws: Never.self) { try convert(f, "0 4K private") }
         #expect(stats(f)["conversions"] == conversions)
     }
 
@@ -88,8 +88,8 @@ struct XattrTests {
         let m = try GmemMount(["--file", "f:64K:mmap"])
         defer { m.unmount() }
         let f = m.file("f")
-        #expect(failure { try convert(f, "4K 8K shared") } == nil)
-        #expect(failure { try convert(f, "32K 4K shared") } == nil)
+        #expect(throws: Never.self) { try convert(f, "4K 8K shared") }
+        #expect(throws: Never.self) { try convert(f, "32K 4K shared") }
         #expect(attributes(f) == "0-1000 private\n1000-3000 shared\n3000-8000 private\n8000-9000 shared\n9000-10000 private\n")
         // The window is clipped to the requested range and to the file.
         #expect((try? Sys.getxattr(f, GmemXattr.attributes + ":2000-8800")) == "2000-3000 shared\n3000-8000 private\n8000-8800 shared\n")
@@ -124,7 +124,7 @@ struct XattrTests {
         #expect((try? Sys.getxattr(f, GmemXattr.attributes + ":0-4000")) == "0-1000 shared\n1000-2000 private\n2000-3000 shared\n3000-4000 private\n")
         #expect((try? Sys.getxattr(f, GmemXattr.attributes + ":ffe000-1000000")) == "ffe000-fff000 shared\nfff000-1000000 private\n")
         // Merging back shrinks it again.
-        #expect(failure { try convert(f, "0 16M shared") } == nil)
+        #expect(throws: Never.self) { try convert(f, "0 16M shared") }
         #expect(attributes(f) == "0-1000000 shared\n")
     }
 
@@ -137,7 +137,7 @@ struct XattrTests {
         #expect(attributes(m.file("a")) == "0-10000 private\n")
         #expect(attributes(m.file("c")) == "0-10000 shared\n")
         #expect((try? write(m.file("c"), Array(repeating: 7, count: 5000), at: 0)) == 5000)
-        #expect(failure { try convert(m.file("c"), "16K 16K private") } == nil)
+        #expect(throws: Never.self) { try convert(m.file("c"), "16K 16K private") }
         let s = stats(m.file("c"))
         #expect(s["size"] == "65536")
         #expect(s["allocated_bytes"] == "8192")
