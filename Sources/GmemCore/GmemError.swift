@@ -1,3 +1,4 @@
+import GmemABI
 import SystemPackage
 
 /// Everything a request can be refused for, with where it went wrong.
@@ -58,6 +59,17 @@ public enum GmemError: Error, Equatable, Sendable {
         case .fileTooLarge: .fileTooLarge
         case .notPermitted: .notPermitted
         case .badHandle: .badFileDescriptor
+        }
+    }
+}
+
+extension GmemError {
+    /// Interface text or bytes the daemon refuses: a bad window name reads as a missing
+    /// attribute (ENODATA), everything else is EINVAL.
+    public init(_ error: GmemABIError) {
+        switch error {
+        case .malformedWindow: self = .noData(error.description)
+        default: self = .invalidArgument(error.description)
         }
     }
 }

@@ -1,37 +1,25 @@
 import FuseKit
 import Glibc
+import GmemABI
 import GmemCore
 import SystemPackage
 
-/// The ioctl-style xattr interface (docs/xattr-interface.md).
+/// The ioctl-style xattr interface (docs/xattr-interface.md); names, limits and text formats
+/// are ``GmemXattr``'s.
 ///
 /// On the mount root:  `user.gmem.create` (set) · `user.gmem.stats` (get).
 /// On a gmem file:     `user.gmem.set_attributes` (set) · `user.gmem.attributes`,
 ///                     `user.gmem.attributes:START-END`, `user.gmem.flags`, `user.gmem.stats` (get).
-enum XattrName {
-    static let prefix = "user.gmem."
-    static let create = "user.gmem.create"
-    static let setAttributes = "user.gmem.set_attributes"
-    static let attributes = "user.gmem.attributes"
-    static let flags = "user.gmem.flags"
-    static let stats = "user.gmem.stats"
-    /// Readable names, as listxattr reports them.
-    static let fileReadable = [attributes, flags, stats]
-    static let rootReadable = [stats]
-    /// The largest value the VFS passes (XATTR_SIZE_MAX).
-    static let sizeMax = 65536
-}
-
 extension GmemFilesystem {
     public func setxattr(_ ctx: RequestContext, inode: UInt64, name: String, value: UnsafeRawBufferPointer, flags: Int32, reply: consuming Reply<EmptyReply>) {
         guard let n = node(inode) else { return reply.error(.notFound("inode \(inode)")) }
         do throws(GmemError) {
             switch (n, name) {
-            case (.root, XattrName.create):
+            case (.root, GmemXattr.create):
                 try createFile(try CreateRequest(xattrValue: Array(value)))
-            case (.host(let f), XattrName.setAttributes), (.guest(let f), XattrName.setAttributes):
+            case (.host(let f), GmemXattr.setAttributes), (.guest(let f), GmemXattr.setAttributes):
                 convert(f, try ConversionRequest(xattrValue: Array(value), fileSize: f.file.size))
-            case (_, _) where name.hasPrefix(XattrName.prefix):
+            case (_, _) where name.hasPrefix(GmemXattr.prefix):
                 throw GmemError.invalidArgument("\(name) cannot be set here")
             default:
                 throw GmemError.notSupported("only user.gmem.* xattrs exist")
@@ -47,13 +35,13 @@ extension GmemFilesystem {
         guard let n = node(inode) else { return reply.error(.notFound("inode \(inode)")) }
         do throws(GmemError) {
             let value = try xattrValue(of: n, name: name)
-            guard value.utf8.count <= XattrName.sizeMax else { throw GmemError.valueTooLarge(value.utf8.count) }
+            guard value.utf8.count <= GmemXattr.sizeMax else { throw GmemError.valueTooLarge(value.utf8.count) }
             if size == 0 { return reply.size(value.utf8.count) }
             guard value.utf8.count <= size else { throw GmemError.bufferTooSmall(needed: value.utf8.count) }
             reply.value(Array(value.utf8))
         } catch {
-            if case .valueTooLarge = error, name == XattrName.attributes {
-                logger.info("getxattr \(name): the map is \(error) (E2BIG); read it in windows with \(XattrName.attributes):START-END (hex byte offsets, see docs/xattr-interface.md)")
+            if case .valueTooLarge = error, name == GmemXattr.attributes {
+                logger.info("getxattr \(name): the map is \(error) (E2BIG); read it in windows with \(GmemXattr.attributes):START-END (hex byte offsets, see docs/xattr-interface.md)")
             }
             reply.error(error)
         }
@@ -63,8 +51,8 @@ extension GmemFilesystem {
         guard let n = node(inode) else { return reply.error(.notFound("inode \(inode)")) }
         let names: [String]
         switch n {
-        case .root: names = XattrName.rootReadable
-        case .host, .guest: names = XattrName.fileReadable
+        case .root: names = GmemXattr.rootReadable
+        case .host, .guest: names = GmemXattr.fileReadable
         case .guestDirectory: names = []
         }
         let bytes = names.reduce(into: [UInt8]()) { $0 += Array($1.utf8) + [0] }
@@ -81,7 +69,7 @@ extension GmemFilesystem {
     /// kernel stop sending getxattr for the whole mount).
     func xattrValue(of n: Node, name: String) throws(GmemError) -> String {
         switch n {
-        case .root where name == XattrName.stats:
+        case .root where name == GmemXattr.stats:
             let files = namespace.withLock { $0.count }
             var s = "files=\(files)\nallocated_bytes=\(budget.usedPages * pageSize)\n"
             s += "max_memory=\(budget.limitPages.map { String($0 * pageSize) } ?? "none")\n"
@@ -90,9 +78,9 @@ extension GmemFilesystem {
         case .host(let f), .guest(let f):
             let file = f.file
             switch name {
-            case XattrName.flags:
+            case GmemXattr.flags:
                 return file.flags.description
-            case XattrName.stats:
+            case GmemXattr.stats:
                 let s = file.stats
                 return """
                     size=\(s.size)
@@ -104,10 +92,10 @@ extension GmemFilesystem {
                     flags=\(file.flags.description)
 
                     """
-            case XattrName.attributes:
+            case GmemXattr.attributes:
                 return attributesText(file, start: 0, end: file.size)
-            case _ where name.hasPrefix(XattrName.attributes + ":"):
-                let window = try Self.parseWindow(name.dropFirst(XattrName.attributes.count + 1))
+            case _ where name.hasPrefix(GmemXattr.attributes + ":"):
+                let window = try Self.parseWindow(name.dropFirst(GmemXattr.attributes.count + 1))
                 return attributesText(file, start: window.start, end: window.end)
             default:
                 throw .noData(name)
@@ -117,24 +105,18 @@ extension GmemFilesystem {
         }
     }
 
-    /// `START-END` in the listing's own format (hex byte offsets, END exclusive).
+    /// `START-END` in the listing's own format (``GmemXattr/parseWindow(_:)``); ENODATA otherwise.
     static func parseWindow(_ text: Substring) throws(GmemError) -> (start: UInt64, end: UInt64) {
-        let parts = text.split(separator: "-", omittingEmptySubsequences: false)
-        // Only hex digits: UInt64(_:radix:) alone also takes a leading "+".
-        guard parts.count == 2, parts.allSatisfy({ $0.allSatisfy(\.isHexDigit) }),
-              let start = UInt64(parts[0], radix: 16), let end = UInt64(parts[1], radix: 16), start < end else {
-            throw .noData("window must be START-END in hex with START < END")
-        }
-        return (start, end)
+        do { return try GmemXattr.parseWindow(text) } catch { throw GmemError(error) }
     }
 
-    /// One line per maximal range: `START-END ATTR`, lowercase hex byte offsets, END exclusive.
+    /// One ``AttributeLine`` per maximal range.
     func attributesText(_ file: GuestMemFile, start: UInt64, end: UInt64) -> String {
         var text = ""
         file.forEachAttributeRange(start: start, end: end) { s, e, a in
             // Past the xattr limit the caller answers E2BIG: stop building early.
-            guard text.utf8.count <= XattrName.sizeMax else { return }
-            text += String(s, radix: 16) + "-" + String(e, radix: 16) + " " + a.name + "\n"
+            guard text.utf8.count <= GmemXattr.sizeMax else { return }
+            text += AttributeLine.format(start: s, end: e, attribute: a.attributeName)
         }
         return text
     }

@@ -202,7 +202,7 @@ private func map(_ f: GuestMemFile) -> [String] {
     /// Random operations against a naive model: bytes and attributes per page.
     @Test(arguments: [1, 2, 3, 4, 5])
     func matchesNaiveModel(seed: UInt64) throws {
-        var rng = SplitMix(seed: seed)
+        var rng = SplitMix64(seed: seed)
         let pages = 12
         let f = try file(pages, [.initShared])
         var bytes = [UInt8](repeating: 0, count: pages * page)
@@ -252,18 +252,5 @@ private func map(_ f: GuestMemFile) -> [String] {
             expectedMap.append("\(start)-\(p) \(priv[start] ? "private" : "shared")"); start = p
         }
         #expect(map(f) == expectedMap, "seed \(seed)")
-    }
-}
-
-/// splitmix64, for replayable random tests.
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

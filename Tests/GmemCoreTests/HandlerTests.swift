@@ -1,6 +1,7 @@
 import CLinuxSys
 import FuseKit
 import Glibc
+import GmemABI
 import GmemCore
 @testable import GmemFS
 import Logging

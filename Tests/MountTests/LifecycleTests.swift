@@ -1,8 +1,9 @@
 import Foundation
+import GmemABI
 import GmemTestSupport
 import Testing
 
-/// Issue 5 §4: every way a mount ends leaves no dead mount behind.
+/// Guarantee G10 (docs/security.md): every way a mount ends leaves no dead mount behind.
 @Suite(.serialized, .enabled(if: FUSE.available))
 struct LifecycleTests {
     /// Waits up to `seconds` for `condition`.
@@ -41,7 +42,7 @@ struct LifecycleTests {
         defer { m.unmount() }
         // A process holding the file open and mapped while the daemon dies.
         let holder = try Sys.withFD(m.file("f"), O_RDONLY) { fd -> Bool in
-            guard let p = mmap(nil, 65536, PROT_READ, MAP_SHARED, fd, 0), p != MAP_FAILED else { return false }
+            guard let p = mmap(nil, 65536, PROT_READ, MAP_SHARED, fd.rawValue, 0), p != MAP_FAILED else { return false }
             defer { munmap(p, 65536) }
             _ = p.load(as: UInt8.self)
             kill(m.pid, SIGKILL)
@@ -58,14 +59,14 @@ struct LifecycleTests {
         defer { m.unmount() }
         let fd = open(m.file("f"), O_RDWR)
         #expect(fd >= 0)
-        #expect(Sys.pwrite(fd, Array("still here".utf8), offset: 0) == .success(10))
+        #expect((try? Sys.pwrite(FileDescriptor(rawValue: fd), Array("still here".utf8), offset: 0)) == 10)
         // A plain unmount is refused while the file is open; a lazy one detaches at once.
         let busy = try run(["fusermount3", "-u", m.path])
         #expect(!busy.succeeded && busy.stderr.contains("busy"))
         #expect(try run(["fusermount3", "-u", "-z", m.path]).succeeded)
         #expect(!GmemMount.isMounted(m.path))
         // The open file keeps working through the daemon until it is closed…
-        #expect(Sys.pread(fd, count: 10, offset: 0) == .success(Array("still here".utf8)))
+        #expect((try? Sys.pread(FileDescriptor(rawValue: fd), count: 10, offset: 0)) == Array("still here".utf8))
         #expect(m.isAlive)
         close(fd)
         // …then the daemon's loop ends and it exits cleanly by itself.
@@ -78,16 +79,16 @@ struct LifecycleTests {
         defer { a.unmount() }
         let b = try GmemMount(["--file", "f:64K:init-shared", "--file", "g:8K"])
         defer { b.unmount() }
-        #expect(Sys.setxattr(a.file("f"), "user.gmem.set_attributes", "0 4096 private") == 0)
-        #expect(try Sys.withFD(b.file("f"), O_RDWR) { Sys.pwrite($0, Array("b".utf8), offset: 0) } == .success(1))
+        #expect(throws: Never.self) { try Sys.setxattr(a.file("f"), GmemXattr.setAttributes, "0 4096 private") }
+        #expect(try Sys.withFD(b.file("f"), O_RDWR) { try Sys.pwrite($0, Array("b".utf8), offset: 0) } == 1)
         // Independent state: a's conversion is not b's, b's write is not a's.
-        #expect(try Sys.withFD(a.file("f"), O_RDONLY) { Sys.pread($0, count: 1, offset: 0) } == .failure(Sys.Errno(EACCES)))
-        #expect(try Sys.withFD(b.file("f"), O_RDONLY) { Sys.pread($0, count: 1, offset: 0) } == .success(Array("b".utf8)))
+        #expect(throws: Errno.permissionDenied) { try Sys.withFD(a.file("f"), O_RDONLY) { try Sys.pread($0, count: 1, offset: 0) } }
+        #expect(try Sys.withFD(b.file("f"), O_RDONLY) { try Sys.pread($0, count: 1, offset: 0) } == Array("b".utf8))
         #expect(access(a.file("g"), F_OK) != 0 && access(b.file("g"), F_OK) == 0)
         // Stopping one leaves the other serving.
         #expect(a.unmount() == 0)
         #expect(!GmemMount.isMounted(a.path) && GmemMount.isMounted(b.path))
-        #expect(try Sys.withFD(b.file("f"), O_RDONLY) { Sys.pread($0, count: 1, offset: 0) } == .success(Array("b".utf8)))
+        #expect(try Sys.withFD(b.file("f"), O_RDONLY) { try Sys.pread($0, count: 1, offset: 0) } == Array("b".utf8))
         #expect(b.unmount() == 0)
         #expect(!GmemMount.isMounted(b.path))
     }
@@ -108,7 +109,7 @@ struct LifecycleTests {
         let status = system("'\(binDirectory())/gmemfs' -o auto_unmount --file f:64K:init-shared '\(mnt)' >/dev/null 2>&1 </dev/null")
         #expect(status == 0, "gmemfs exited with wait status \(status)")
         #expect(GmemMount.isMounted(mnt), "the mount must be live when gmemfs returns")
-        #expect(try Sys.withFD(mnt + "/f", O_RDWR) { Sys.pwrite($0, Array("up".utf8), offset: 0) } == .success(2))
+        #expect(try Sys.withFD(mnt + "/f", O_RDWR) { try Sys.pwrite($0, Array("up".utf8), offset: 0) } == 2)
         let daemons = try run(["pgrep", "-f", "gmemfs -o auto_unmount --file f:64K:init-shared \(mnt)$"])
         let pid = try #require(daemons.output.split(separator: "\n").first.flatMap { pid_t($0) })
         #expect(try run(["fusermount3", "-u", mnt]).succeeded)

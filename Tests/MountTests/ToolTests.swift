@@ -1,5 +1,6 @@
 import Foundation
 import GmemTestSupport
+import GmemABI
 import Testing
 #if canImport(Glibc)
 import Glibc
@@ -14,11 +15,11 @@ struct ToolTests {
     @Test func duCountsTheGuestViewOnce() throws {
         let m = try GmemMount(["--file", "f:1M:init-shared", "--guest-view"])
         defer { m.unmount() }
-        #expect(write(m.file("f"), Array(repeating: 1, count: 262144), at: 0).value == 262144)
-        #expect(write(m.guest("f"), Array(repeating: 2, count: 4096), at: 524288).value == 4096)
+        #expect((try? write(m.file("f"), Array(repeating: 1, count: 262144), at: 0)) == 262144)
+        #expect((try? write(m.guest("f"), Array(repeating: 2, count: 4096), at: 524288)) == 4096)
         #expect(blocks(m.file("f")) == 65 * 8)
         #expect(blocks(m.guest("f")) == 0)
-        #expect(Sys.stat(m.guest("f")).value?.st_size == 1 << 20)
+        #expect((try? Sys.stat(m.guest("f")))?.st_size == 1 << 20)
         let du = try run(["du", "-sk", m.path])
         #expect(du.output.hasPrefix("260\t"), "\(du.output)")
     }
@@ -65,15 +66,15 @@ struct ToolTests {
     @Test func flagWordsAreCaseInsensitive() throws {
         let m = try GmemMount(["--file", "a:4K:MMAP,Init-Shared"])
         defer { m.unmount() }
-        #expect(Sys.getxattr(m.file("a"), "user.gmem.flags") == .success("mmap init-shared"))
-        #expect(Sys.setxattr(m.path, "user.gmem.create", "b 4K MMAP") == 0)
-        #expect(Sys.getxattr(m.file("b"), "user.gmem.flags") == .success("mmap"))
-        #expect(Sys.setxattr(m.path, "user.gmem.create", "c 4K Init_Shared,mmap") == 0)
-        #expect(Sys.getxattr(m.file("c"), "user.gmem.flags") == .success("mmap init-shared"))
-        #expect(convert(m.file("c"), "0 4K PRIVATE") == 0)
-        #expect(convert(m.file("c"), "0 4K Shared") == 0)
+        #expect((try? Sys.getxattr(m.file("a"), GmemXattr.flags)) == "mmap init-shared")
+        #expect(throws: Never.self) { try Sys.setxattr(m.path, GmemXattr.create, "b 4K MMAP") }
+        #expect((try? Sys.getxattr(m.file("b"), GmemXattr.flags)) == "mmap")
+        #expect(throws: Never.self) { try Sys.setxattr(m.path, GmemXattr.create, "c 4K Init_Shared,mmap") }
+        #expect((try? Sys.getxattr(m.file("c"), GmemXattr.flags)) == "mmap init-shared")
+        #expect(throws: Never.self) { try convert(m.file("c"), "0 4K PRIVATE") }
+        #expect(throws: Never.self) { try convert(m.file("c"), "0 4K Shared") }
         // Unknown words are still EINVAL, in any case.
-        #expect(Sys.setxattr(m.path, "user.gmem.create", "d 4K MMAPX") == EINVAL)
+        #expect(throws: Errno.invalidArgument) { try Sys.setxattr(m.path, GmemXattr.create, "d 4K MMAPX") }
         // --file: refused before mounting (an accepted spec would mount: auto_unmount and the
         // timeout clean up after such a regression).
         let dir = try makeTemporaryDirectory("gmemfs-flags")
@@ -93,7 +94,7 @@ struct ToolTests {
                 setattr(sys.argv[1], pg * P, P, 'shared')
             """, [f])
         #expect(py.succeeded, "\(py.stderr)")
-        #expect(Sys.getxattrErrno(f, "user.gmem.attributes") == E2BIG)
+        #expect(throws: Errno.argListTooLong) { try Sys.getxattr(f, GmemXattr.attributes) }
         #expect(m.log.contains("user.gmem.attributes:START-END"), "\(m.log)")
     }
 

@@ -1,4 +1,5 @@
 import ArgumentParser
+import GmemABI
 import Foundation
 
 /// `gmemctl stats FILE|MOUNTPOINT`: `user.gmem.stats`, with sizes made readable.
@@ -11,7 +12,7 @@ struct StatsCommand: ParsableCommand {
 
     func run() throws {
         _ = try GmemPath(path, .fileOrMountRoot)
-        let pairs = Xattr.keyValues(try Xattr.get(path, Xattr.stats))
+        let pairs = Xattr.keyValues(try Xattr.get(path, GmemXattr.stats))
         print(path)
         let width = (pairs.map(\.key.count).max() ?? 0) + 2
         for (key, value) in pairs {
