@@ -38,11 +38,27 @@ extension GmemFilesystem {
             }
             reply.complete(nil)
         } catch let e as GmemError {
-            logger.debug("setxattr \(name): \(e)")
+            if name.hasPrefix(XattrName.prefix) {
+                refused("setxattr \(name) \(Self.quoted(value))", on: n, ctx, e)
+            }
             reply.error(e.errno)
         } catch {
             reply.error(.ioError)
         }
+    }
+
+    /// Logs one line for a refused `user.gmem.*` request or ioctl: what was asked, by whom, and
+    /// why (the reason a bare errno cannot carry). Level notice: shown at the default level.
+    func refused(_ request: String, on n: Node, _ ctx: RequestContext, _ e: GmemError) {
+        logger.notice("refused \(request) on \(n.displayName) from pid \(ctx.pid): \(e)")
+    }
+
+    /// An xattr value for a log line: quoted, control bytes escaped, at most 128 bytes shown.
+    static func quoted(_ value: UnsafeRawBufferPointer) -> String {
+        let shown = value.prefix(128).map { b -> String in
+            b >= 0x20 && b < 0x7f && b != UInt8(ascii: "\"") && b != UInt8(ascii: "\\") ? String(UnicodeScalar(b)) : "\\x" + String(b, radix: 16)
+        }.joined()
+        return "\"" + shown + (value.count > 128 ? "…" : "") + "\""
     }
 
     public func getxattr(_ ctx: RequestContext, inode: UInt64, name: String, size: Int, reply: consuming Reply<XattrReply>) {
@@ -54,6 +70,10 @@ extension GmemFilesystem {
             guard value.utf8.count <= size else { throw GmemError.bufferTooSmall(needed: value.utf8.count) }
             reply.value(Array(value.utf8))
         } catch let e as GmemError {
+            // Sizing probes (ERANGE) and unknown names (ENODATA) are routine for getfattr.
+            if name.hasPrefix(XattrName.prefix), e.errno != .outOfRange, e.errno != .noData {
+                refused("getxattr \(name)", on: n, ctx, e)
+            }
             reply.error(e.errno)
         } catch {
             reply.error(.ioError)
@@ -143,16 +163,21 @@ extension GmemFilesystem {
     // MARK: - ioctl
 
     public func ioctl(_ ctx: RequestContext, inode: UInt64, command: UInt32, input: UnsafeRawBufferPointer, outputSize: Int, file: FileInfo, reply: consuming Reply<IoctlReply>) {
-        guard let f = node(inode)?.file else { return reply.error(.inappropriateIOCTLForDevice) }
+        guard let n = node(inode), let f = n.file else { return reply.error(.inappropriateIOCTLForDevice) }
         guard command == KVMMemoryAttributes2.ioctlNumber else { return reply.error(.inappropriateIOCTLForDevice) }
         // A conversion changes the file: like write(2), it needs a handle open for writing.
-        guard Int32(truncatingIfNeeded: file.handle) & O_ACCMODE != O_RDONLY else { return reply.error(.badFileDescriptor) }
+        guard Int32(truncatingIfNeeded: file.handle) & O_ACCMODE != O_RDONLY else {
+            let e = GmemError.badHandle("a conversion needs a file descriptor open for writing")
+            refused("ioctl KVM_SET_MEMORY_ATTRIBUTES2", on: n, ctx, e)
+            return reply.error(e.errno)
+        }
         do {
             let args = try KVMMemoryAttributes2(bytes: input)
             convert(f, try args.request(fileSize: f.file.size))
             // Success copies nothing back, as in the kernel (error_offset is only written on failure).
             reply.result(0, output: UnsafeRawBufferPointer(start: nil, count: 0))
         } catch {
+            refused("ioctl KVM_SET_MEMORY_ATTRIBUTES2", on: n, ctx, error)
             reply.error(error.errno)
         }
     }
