@@ -74,7 +74,7 @@ public struct MountInfo: Sendable, Equatable {
     public var readAheadPath: String { "/sys/class/bdi/\(major):\(minor)/read_ahead_kb" }
 
     /// Undoes the kernel's `\OOO` octal escapes; nil for a malformed escape.
-    static func unescape(_ field: Substring) -> String? {
+    public static func unescape(_ field: Substring) -> String? {
         var out: [UInt8] = []
         var bytes = Array(field.utf8)[...]
         while let b = bytes.popFirst() {
