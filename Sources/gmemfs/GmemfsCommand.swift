@@ -59,7 +59,7 @@ struct GmemfsCommand: ParsableCommand {
     var logFile: String?
 
     @Option(name: .customLong("log-level"), help: ArgumentHelp(
-        "Least severe log level written: trace, debug, info, notice (refusals), warning, error, critical.", valueName: "LEVEL"))
+        "Least severe log level written (default info; refusals are notice).", valueName: "LEVEL"))
     var logLevel: Logger.Level?
 
     @Option(name: .customLong("read-ahead-kb"), help: ArgumentHelp(
