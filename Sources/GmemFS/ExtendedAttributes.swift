@@ -49,8 +49,8 @@ extension GmemFilesystem {
 
     /// Logs one line for a refused `user.gmem.*` request or ioctl: what was asked, by whom, and
     /// why (the reason a bare errno cannot carry). Level notice: shown at the default level.
-    func refused(_ request: String, on n: Node, _ ctx: RequestContext, _ e: GmemError) {
-        logger.notice("refused \(request) on \(n.displayName) from pid \(ctx.pid): \(e)")
+    func refused(_ request: String, on n: Node, _ ctx: RequestContext, _ e: GmemError, hint: String = "") {
+        logger.notice("refused \(request) on \(n.displayName) from pid \(ctx.pid): \(e)\(hint)")
     }
 
     /// An xattr value for a log line: quoted, control bytes escaped, at most 128 bytes shown.
@@ -72,7 +72,11 @@ extension GmemFilesystem {
         } catch let e as GmemError {
             // Sizing probes (ERANGE) and unknown names (ENODATA) are routine for getfattr.
             if name.hasPrefix(XattrName.prefix), e.errno != .outOfRange, e.errno != .noData {
-                refused("getxattr \(name)", on: n, ctx, e)
+                var hint = ""
+                if case .valueTooLarge = e, name == XattrName.attributes {
+                    hint = "; read it in windows with \(XattrName.attributes):START-END (hex byte offsets, see docs/xattr-interface.md)"
+                }
+                refused("getxattr \(name)", on: n, ctx, e, hint: hint)
             }
             reply.error(e.errno)
         } catch {
