@@ -3,8 +3,10 @@ import Glibc
 import SystemPackage
 
 /// Holds the file system for the C callbacks; passed to libfuse as userdata.
-final class FilesystemBox: Sendable {
+final class FilesystemBox: @unchecked Sendable {
     let fs: any LowLevelFilesystem
+    /// Runs in INIT before the reply (set before the loop starts, read-only afterwards).
+    var initHook: (@Sendable (UnsafeMutablePointer<fuse_conn_info>) -> Void)?
     init(_ fs: any LowLevelFilesystem) { self.fs = fs }
 }
 
@@ -48,7 +50,9 @@ let operations: fuse_lowlevel_ops = {
     var o = fuse_lowlevel_ops()
     o.`init` = { userdata, conn in
         negotiate(conn!)
-        Unmanaged<FilesystemBox>.fromOpaque(userdata!).takeUnretainedValue().fs.initialize()
+        let box = Unmanaged<FilesystemBox>.fromOpaque(userdata!).takeUnretainedValue()
+        box.initHook?(conn!)
+        box.fs.initialize()
     }
     o.lookup = { req, parent, name in
         guard let n = existingName(name) else { fuse_reply_err(req, ENOENT); return }

@@ -57,6 +57,7 @@ public final class Session: @unchecked Sendable {
     private let box: Unmanaged<FilesystemBox>
     private let notifier: Notifier
     private var mounted = false
+    private var highDeviceFD: Int32 = -1
 
     /// - Parameters:
     ///   - options: `-o` options for libfuse (e.g. `allow_other`, `auto_unmount`, `default_permissions`).
@@ -90,6 +91,27 @@ public final class Session: @unchecked Sendable {
             throw FuseError(description: "cannot mount on \(mountpoint)")
         }
         mounted = true
+        keepDeviceOpenLast()
+    }
+
+    /// Holds a duplicate of the `/dev/fuse` fd at the highest free descriptor number.
+    ///
+    /// Why: with `auto_unmount`, fusermount3 leaves a helper that unmounts once the daemon's end
+    /// of a socket closes, but only if the mount is dead by then (opening it fails with
+    /// ENOTCONN). A killed process closes its descriptors in ascending order and the kernel
+    /// releases the files in the reverse order; when `/dev/fuse` is released after the socket,
+    /// the helper can look while the connection still stands and leave a dead mount behind.
+    /// The last reference to `/dev/fuse` at a number above the socket's makes the connection
+    /// end first (docs/security.md, G10).
+    private func keepDeviceOpenLast() {
+        let fd = fuse_session_fd(se)
+        guard fd >= 0 else { return }
+        var limit = rlimit()
+        let top = getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 ? Int32(clamping: min(limit.rlim_cur, 1 << 20)) : 1024
+        for floor in [top - 1, top / 2, 64] where floor > fd {
+            let high = fcntl(fd, F_DUPFD_CLOEXEC, floor)
+            if high >= 0 { highDeviceFD = high; return }
+        }
     }
 
     /// Detaches from the terminal (forks; the parent exits 0). Call after `mount`, before `run`,
@@ -98,24 +120,28 @@ public final class Session: @unchecked Sendable {
         fuse_daemonize(0)
     }
 
-    /// Sets the mount's read-ahead window (`/sys/class/bdi/MAJ:MIN/read_ahead_kb`) once the
-    /// mount answers. The kernel's default of 128 KiB caps buffered READs at 128 KiB; 1024 lets
-    /// sequential reads arrive in 1 MiB requests (docs/fuse-kernel-notes.md, "Read-ahead"). Needs root; without it, or
-    /// without sysfs, nothing changes. Runs on a helper thread (the stat of the mountpoint needs
-    /// the loop to be serving): call it after `daemonize`, right before `run`.
+    /// Sets the mount's read-ahead window (`/sys/class/bdi/MAJ:MIN/read_ahead_kb`) while the
+    /// kernel's INIT request is served. The kernel's default of 128 KiB caps buffered READs at
+    /// 128 KiB; 1024 lets sequential reads arrive in 1 MiB requests (docs/fuse-kernel-notes.md, "Read-ahead").
+    ///
+    /// Contract: call after `mount`, before `run`; `mountpoint` is the resolved absolute path
+    /// passed to `mount`. The bdi is found in `/proc/self/mountinfo`, never by a request to
+    /// the mount itself (a daemon killed while serving its own request cannot exit). The INIT
+    /// reply lowers the window to its `max_readahead`, so both are set: sysfs first, then the
+    /// reply. Needs root; without it, or without sysfs, the window stays 128 KiB and `done`
+    /// gets false. `done` runs on the thread serving INIT.
     public func setReadAhead(kilobytes: Int, mountpoint: String, done: @escaping @Sendable (Bool) -> Void = { _ in }) {
-        detachThread {
-            var st = stat()
-            guard stat(mountpoint, &st) == 0 else { return done(false) }
-            let dev = UInt64(st.st_dev)  // glibc's gnu_dev_major/minor, which are macros
-            let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & ~0xfff)
-            let minor = (dev & 0xff) | ((dev >> 12) & ~0xff)
-            let path = "/sys/class/bdi/\(major):\(minor)/read_ahead_kb"
-            let fd = open(path, O_WRONLY)
+        box.takeUnretainedValue().initHook = { conn in
+            guard kilobytes > 0, kilobytes <= Int(UInt32.max / 1024),
+                  let mounts = MountInfo.current(),
+                  let m = MountInfo.mount(at: mountpoint, in: mounts), m.isFUSE else { return done(false) }
+            let fd = open(m.readAheadPath, O_WRONLY | O_CLOEXEC)
             guard fd >= 0 else { return done(false) }
             defer { close(fd) }
             let text = Array("\(kilobytes)\n".utf8)
-            done(Glibc.write(fd, text, text.count) == text.count)
+            guard Glibc.write(fd, text, text.count) == text.count else { return done(false) }
+            conn.pointee.max_readahead = UInt32(kilobytes * 1024)
+            done(true)
         }
     }
 
@@ -152,6 +178,7 @@ public final class Session: @unchecked Sendable {
 
     public func unmount() {
         if mounted { fuse_session_unmount(se); mounted = false }
+        if highDeviceFD >= 0 { close(highDeviceFD); highDeviceFD = -1 }
     }
 
     deinit {
@@ -160,20 +187,4 @@ public final class Session: @unchecked Sendable {
         fuse_session_destroy(se)
         box.release()
     }
-}
-
-/// Runs `body` on a new detached pthread (FuseKit avoids Foundation: it would add ~7 MiB of
-/// resident libraries to an idle daemon).
-private func detachThread(_ body: @escaping @Sendable () -> Void) {
-    final class Work: Sendable {
-        let body: @Sendable () -> Void
-        init(_ body: @escaping @Sendable () -> Void) { self.body = body }
-    }
-    let context = Unmanaged.passRetained(Work(body)).toOpaque()
-    var thread = pthread_t()
-    let rc = pthread_create(&thread, nil, { context in
-        Unmanaged<Work>.fromOpaque(context!).takeRetainedValue().body()
-        return nil
-    }, context)
-    if rc == 0 { pthread_detach(thread) } else { Unmanaged<Work>.fromOpaque(context).release() }
 }

@@ -26,9 +26,25 @@ extension GmemFilesystem {
             }
             reply.complete(nil)
         } catch {
-            logger.debug("setxattr \(name): \(error)")
+            if name.hasPrefix(GmemXattr.prefix) {
+                refused("setxattr \(name) \(Self.quoted(value))", on: n, ctx, error)
+            }
             reply.error(error)
         }
+    }
+
+    /// Logs one line for a refused `user.gmem.*` request or ioctl: what was asked, by whom, and
+    /// why (the reason a bare errno cannot carry). Level notice: shown at the default level.
+    func refused(_ request: String, on n: Node, _ ctx: RequestContext, _ e: GmemError, hint: String = "") {
+        logger.notice("refused \(request) on \(n.displayName) from pid \(ctx.pid): \(e)\(hint)")
+    }
+
+    /// An xattr value for a log line: quoted, control bytes escaped, at most 128 bytes shown.
+    static func quoted(_ value: UnsafeRawBufferPointer) -> String {
+        let shown = value.prefix(128).map { b -> String in
+            b >= 0x20 && b < 0x7f && b != UInt8(ascii: "\"") && b != UInt8(ascii: "\\") ? String(UnicodeScalar(b)) : "\\x" + String(b, radix: 16)
+        }.joined()
+        return "\"" + shown + (value.count > 128 ? "…" : "") + "\""
     }
 
     public func getxattr(_ ctx: RequestContext, inode: UInt64, name: String, size: Int, reply: consuming Reply<XattrReply>) {
@@ -40,8 +56,13 @@ extension GmemFilesystem {
             guard value.utf8.count <= size else { throw GmemError.bufferTooSmall(needed: value.utf8.count) }
             reply.value(Array(value.utf8))
         } catch {
-            if case .valueTooLarge = error, name == GmemXattr.attributes {
-                logger.info("getxattr \(name): the map is \(error) (E2BIG); read it in windows with \(GmemXattr.attributes):START-END (hex byte offsets, see docs/xattr-interface.md)")
+            // Sizing probes (ERANGE) and unknown names (ENODATA) are routine for getfattr.
+            if name.hasPrefix(GmemXattr.prefix), error.errno != .outOfRange, error.errno != .noData {
+                var hint = ""
+                if case .valueTooLarge = error, name == GmemXattr.attributes {
+                    hint = "; read it in windows with \(GmemXattr.attributes):START-END (hex byte offsets, see docs/xattr-interface.md)"
+                }
+                refused("getxattr \(name)", on: n, ctx, error, hint: hint)
             }
             reply.error(error)
         }
@@ -124,14 +145,18 @@ extension GmemFilesystem {
     // MARK: - ioctl
 
     public func ioctl(_ ctx: RequestContext, inode: UInt64, command: UInt32, input: UnsafeRawBufferPointer, outputSize: Int, file: FileInfo, reply: consuming Reply<IoctlReply>) {
+        let n = node(inode)
         do throws(GmemError) {
-            guard let f = node(inode)?.fileNode, command == KVMMemoryAttributes2.ioctlNumber else { throw .unknownIoctl(command) }
+            guard let n, let f = n.fileNode, command == KVMMemoryAttributes2.ioctlNumber else { throw .unknownIoctl(command) }
             try AccessMode(handle: file.handle).checkConversion()
             let args = try KVMMemoryAttributes2(bytes: input)
             convert(f, try args.request(fileSize: f.file.size))
             // Success copies nothing back, as in the kernel (error_offset is only written on failure).
             reply.result(0, output: UnsafeRawBufferPointer(start: nil, count: 0))
         } catch {
+            if let n, n.fileNode != nil, command == KVMMemoryAttributes2.ioctlNumber {
+                refused("ioctl KVM_SET_MEMORY_ATTRIBUTES2", on: n, ctx, error)
+            }
             reply.error(error)
         }
     }

@@ -68,6 +68,16 @@ enum Node: Sendable {
         case .root, .guestDirectory: nil
         }
     }
+
+    /// The node's path under the mount, for log lines.
+    var displayName: String {
+        switch self {
+        case .root: "/"
+        case .guestDirectory: "/.guest"
+        case .host(let f): "/" + f.name
+        case .guest(let f): "/.guest/" + f.name
+        }
+    }
 }
 
 /// The directory of files and the inode table. Guarded by one mutex, held only for lookups
