@@ -35,6 +35,9 @@ private func negotiate(_ conn: UnsafeMutablePointer<fuse_conn_info>) {
     // The file system invalidates the page cache itself, exactly where contents change behind the
     // kernel's back; mtime-driven invalidation would only throw away good pages.
     conn.pointee.want &= ~UInt32(FUSE_CAP_AUTO_INVAL_DATA)
+    // Asynchronous direct I/O splits an O_DIRECT write into parallel requests and turns a short
+    // reply into EIO after storing the first part; synchronous direct I/O returns the short count.
+    conn.pointee.want &= ~UInt32(FUSE_CAP_ASYNC_DIO)
     // O_TRUNC must reach open() so that it can be refused (libfuse enables this by default).
     conn.pointee.want |= UInt32(FUSE_CAP_ATOMIC_O_TRUNC)
 }

@@ -54,6 +54,9 @@ extension GmemFilesystem {
             guard value.utf8.count <= size else { throw GmemError.bufferTooSmall(needed: value.utf8.count) }
             reply.value(Array(value.utf8))
         } catch let e as GmemError {
+            if case .valueTooLarge = e, name == XattrName.attributes {
+                logger.info("getxattr \(name): the map is \(e) (E2BIG); read it in windows with \(XattrName.attributes):START-END (hex byte offsets, see docs/xattr-interface.md)")
+            }
             reply.error(e.errno)
         } catch {
             reply.error(.ioError)

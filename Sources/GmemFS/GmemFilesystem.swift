@@ -28,8 +28,9 @@ public struct GmemOptions: Sendable {
 /// kernel's back (conversions to private, guest-view writes and punches), always with no lock
 /// held. Files without `mmap` and the guest view are direct_io.
 ///
-/// Metadata caching: names are cached for an hour (a name only goes away through unlink, which
-/// the kernel sees; a failed lookup is never cached) and attributes for a second. The kernel
+/// Metadata caching: host names are cached for an hour (a host name only goes away through
+/// unlink, which the kernel sees; a failed lookup is never cached), guest names never (see
+/// ``entryTimeout(_:)``), and host attributes for a second. The kernel
 /// refreshes `st_blocks` itself after its own writes, punches and invalidations; the daemon
 /// invalidates the host inode's attributes when the guest view changes its allocation. The guest
 /// view's attributes are never cached. Without this, every path-based call (`setfattr`, `open`)
@@ -99,7 +100,9 @@ public final class GmemFilesystem: LowLevelFilesystem {
             st.st_atim = m.atime; st.st_mtim = m.mtime; st.st_ctim = m.ctime
             st.st_nlink = f.lifetime.withLock { $0.unlinked } ? 0 : 1
             st.st_size = Int(f.file.size)
-            if case .host = node, options.fidelity == .kernel {
+            if case .guest = node {
+                st.st_blocks = 0   // the memory is the host file's: `du` must count it once
+            } else if options.fidelity == .kernel {
                 st.st_blocks = 0   // the kernel's guest_memfd inode never counts blocks
             } else {
                 st.st_blocks = Int(f.file.allocatedBytes / 512)
@@ -111,10 +114,19 @@ public final class GmemFilesystem: LowLevelFilesystem {
 
     func entry(_ node: Node, inode: UInt64) -> EntryParameters {
         EntryParameters(inode: inode, attributes: stat(of: node, inode: inode),
-                        attributeTimeout: Self.attributeTimeout(node), entryTimeout: Self.entryTimeout)
+                        attributeTimeout: Self.attributeTimeout(node), entryTimeout: Self.entryTimeout(node))
     }
 
-    static let entryTimeout = 3600.0
+    /// Seconds the kernel may cache a name. Host names: an hour (a host name goes away only
+    /// through an unlink, which the kernel sees and drops). Guest names: never cached. `rm M/NAME`
+    /// removes `.guest/NAME` behind the kernel's back; a cached guest entry would point at the
+    /// old inode after a re-create (ENOENT for an hour). Invalidating it instead
+    /// (`notify_inval_entry`) from the unlink or create handler deadlocks: the kernel holds the
+    /// parent directory's lock while that request is in flight. See docs/semantics.md.
+    static func entryTimeout(_ node: Node) -> Double {
+        if case .guest = node { return 0 }
+        return 3600
+    }
 
     /// Seconds the kernel may cache a node's attributes.
     static func attributeTimeout(_ node: Node) -> Double {
@@ -294,7 +306,15 @@ public final class GmemFilesystem: LowLevelFilesystem {
             if case .host = n {
                 // Kernel fidelity: a guest_memfd has no write; dirty mapped pages still write back.
                 if options.fidelity == .kernel && !file.isWritepage { return reply.error(.invalidArgument) }
-                let written = try f.file.write(offset: UInt64(offset), data, view: .host, writepage: file.isWritepage)
+                let written: Int
+                do {
+                    written = try f.file.write(offset: UInt64(offset), data, view: .host, writepage: file.isWritepage)
+                } catch .noSpace(let why) where file.isWritepage {
+                    // Nobody waits for a writeback's reply: keep the error for fsync and close.
+                    f.writebackFailed.store(true, ordering: .relaxed)
+                    logger.warning("\(f.name): writeback of [\(offset), +\(data.count)) lost: \(why) (reported on the next fsync or close)")
+                    throw .noSpace(why)
+                }
                 f.touchModified()
                 return reply.written(written)
             }
@@ -344,11 +364,28 @@ public final class GmemFilesystem: LowLevelFilesystem {
     }
 
     /// The kernel's guest_memfd has no fsync (EINVAL, also for `msync(MS_SYNC)`); by default
-    /// gmemfs answers success: its memory has no backing store to flush.
+    /// gmemfs answers success (its memory has no backing store to flush), or ENOSPC once after
+    /// a writeback of mapped pages failed at the memory cap (see ``flush``).
     public func fsync(_ ctx: RequestContext, inode: UInt64, file: FileInfo, reply: consuming Reply<EmptyReply>) {
         guard let n = node(inode) else { return reply.error(.noSuchFileOrDirectory) }
         if case .host = n, options.fidelity == .kernel { return reply.error(.invalidArgument) }
-        reply.complete(nil)
+        reply.complete(takeWritebackError(n))
+    }
+
+    /// close(): ENOSPC once after a writeback of mapped pages failed at the memory cap, as the
+    /// kernel reports a recorded writeback error (`AS_ENOSPC`) on the next fsync or close. The
+    /// kernel runs the close's writeback before this FLUSH, so a failure of that writeback is
+    /// seen here. Never in `--kernel-compat` mode (a guest_memfd's close cannot fail).
+    public func flush(_ ctx: RequestContext, inode: UInt64, file: FileInfo, reply: consuming Reply<EmptyReply>) {
+        guard let n = node(inode) else { return reply.error(.noSuchFileOrDirectory) }
+        if options.fidelity == .kernel { return reply.complete(nil) }
+        reply.complete(takeWritebackError(n))
+    }
+
+    /// ENOSPC if a writeback of `n`'s file failed since the last report (and clears it).
+    func takeWritebackError(_ n: Node) -> Errno? {
+        guard case .host(let f) = n, f.writebackFailed.exchange(false, ordering: .relaxed) else { return nil }
+        return .noSpace
     }
 
     public func lseek(_ ctx: RequestContext, inode: UInt64, offset: Int, whence: Int32, file: FileInfo, reply: consuming Reply<LseekReply>) {
@@ -384,6 +421,9 @@ public final class GmemFilesystem: LowLevelFilesystem {
     public func rename(_ ctx: RequestContext, parent: UInt64, name: String, newParent: UInt64, newName: String, reply: consuming Reply<EmptyReply>) { reply.error(.notPermitted) }
     public func rmdir(_ ctx: RequestContext, parent: UInt64, name: String, reply: consuming Reply<EmptyReply>) { reply.error(.notPermitted) }
 
+    /// The inode count `statfs` reports (files are limited by memory, not by inodes).
+    static let inodeCapacity = 1 << 32
+
     public func statfs(_ ctx: RequestContext, inode: UInt64, reply: consuming Reply<StatfsReply>) {
         let files = namespace.withLock { ns in Array(ns.byInode.values) }
         let total = budget.limitPages ?? files.reduce(0) { $0 + $1.file.pageCount }
@@ -391,7 +431,10 @@ public final class GmemFilesystem: LowLevelFilesystem {
         var st = statvfs()
         st.f_bsize = UInt(pageSize); st.f_frsize = UInt(pageSize)
         st.f_blocks = UInt(total); st.f_bfree = UInt(total - min(total, used)); st.f_bavail = st.f_bfree
-        st.f_files = UInt(files.count); st.f_namemax = 255
+        // Names are not a finite resource (only memory is): report plenty of free inodes, so
+        // that `df -i` does not show the mount full.
+        st.f_files = UInt(Self.inodeCapacity); st.f_ffree = UInt(Self.inodeCapacity - min(Self.inodeCapacity, files.count))
+        st.f_favail = st.f_ffree; st.f_namemax = 255
         reply.statfs(st)
     }
 }

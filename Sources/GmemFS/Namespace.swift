@@ -38,6 +38,9 @@ final class FileNode: Sendable {
     let metadata: Mutex<Metadata>
     /// Open handles on either view, and whether the name is gone (memory is freed when both allow).
     let lifetime = Mutex<(openHandles: Int, unlinked: Bool)>((0, false))
+    /// A writeback of mapped pages failed with ENOSPC (the memory cap) and no `fsync` or close
+    /// has reported it yet (the kernel's `AS_ENOSPC`).
+    let writebackFailed = Atomic<Bool>(false)
 
     init(name: String, file: GuestMemFile, hostInode: UInt64, metadata: Metadata) {
         self.name = name; self.file = file; self.hostInode = hostInode; guestInode = hostInode + 1

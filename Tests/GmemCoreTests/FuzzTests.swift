@@ -289,14 +289,14 @@ import Testing
         // parseFlags against its grammar.
         for _ in 0..<Self.count / 4 {
             let text = r.chance(3) ? String(decoding: Self.randomBytes(&r, max: 16), as: UTF8.self)
-                : (0..<Int.random(in: 1...3, using: &r)).map { _ in r.pick(["mmap", "init-shared", "init_shared", "", "x", "0", "3", "4", "0x2", "1k", "Mmap"]) }.joined(separator: ",")
+                : (0..<Int.random(in: 1...3, using: &r)).map { _ in r.pick(["mmap", "init-shared", "init_shared", "", "x", "0", "3", "4", "0x2", "1k", "Mmap", "INIT_Shared", "mmapx"]) }.joined(separator: ",")
             let got = try? CreateRequest.parseFlags(text)
             var want: GmemFlags? = []
             if let c = text.first, c.isNumber {
                 want = Self.referenceNumber(text).flatMap { $0 & ~3 == 0 ? GmemFlags(rawValue: $0) : nil }
             } else {
                 for part in text.split(separator: ",", omittingEmptySubsequences: false) {
-                    switch part { case "mmap": want?.insert(.mmap); case "init-shared", "init_shared": want?.insert(.initShared); default: want = nil }
+                    switch part.lowercased() { case "mmap": want?.insert(.mmap); case "init-shared", "init_shared": want?.insert(.initShared); default: want = nil }
                 }
             }
             // Unicode digits ("٣") start a number but are not ASCII digits: both must reject.

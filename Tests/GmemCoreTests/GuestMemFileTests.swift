@@ -1,4 +1,5 @@
 import GmemCore
+import GmemTestSupport
 import Testing
 
 private let page = Int(pageSize)
@@ -111,6 +112,41 @@ private func map(_ f: GuestMemFile) -> [String] {
         try f.punchHole(offset: 100 * pageSize, length: pageSize)
         try f.punchHole(offset: 3 * pageSize, length: 8 * pageSize)
         #expect(f.allocatedBytes == pageSize)
+    }
+
+    /// SEEK_DATA/SEEK_HOLE against a per-page model: a hole is a shared, unallocated page; every
+    /// private page is data (so that a sparse copy reads it and fails instead of writing zeros).
+    @Test func seekTreatsPrivatePagesAsDataAgainstAModel() throws {
+        let seed: UInt64 = 0x5EEC_16B5
+        var rng = SplitMix64(seed: seed)
+        let pages = 48
+        for _ in 0..<40 {
+            let f = try file(pages, [.initShared])
+            var isPrivate = [Bool](repeating: false, count: pages), allocated = isPrivate
+            for _ in 0..<Int(rng.next(below: 12)) {
+                let start = Int(rng.next(below: UInt64(pages))), count = 1 + Int(rng.next(below: UInt64(pages - start)))
+                switch rng.next(below: 4) {
+                case 0, 1:
+                    let p = rng.next(below: 2) == 0
+                    try convert(f, start * page, count * page, p ? .private : .shared)
+                    for i in start..<start + count { isPrivate[i] = p }
+                case 2:
+                    try f.allocate(offset: UInt64(start * page), length: UInt64(count * page))
+                    for i in start..<start + count { allocated[i] = true }
+                default:
+                    try f.punchHole(offset: UInt64(start * page), length: UInt64(count * page))
+                    for i in start..<start + count { allocated[i] = false }
+                }
+            }
+            let isData = (0..<pages).map { isPrivate[$0] || allocated[$0] }
+            for offset in stride(from: 0, to: pages * page, by: page / 2) {
+                let p = offset / page
+                let nextData = (p..<pages).first { isData[$0] }.map { max(offset, $0 * page) }
+                let nextHole = (p..<pages).first { !isData[$0] }.map { max(offset, $0 * page) } ?? pages * page
+                #expect((try? f.seek(offset: UInt64(offset), data: true)) == nextData.map(UInt64.init), "seed \(seed) offset \(offset)")
+                #expect(try f.seek(offset: UInt64(offset), data: false) == UInt64(nextHole), "seed \(seed) offset \(offset)")
+            }
+        }
     }
 
     @Test func allocateAndSeek() throws {

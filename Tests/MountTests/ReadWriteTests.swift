@@ -102,6 +102,37 @@ struct ReadWriteTests {
         #expect(Glibc.pread(dfd, buf, 4096, 4096) == -1 && errno == EACCES)
     }
 
+    /// An O_DIRECT write crossing into private pages, or past EOF, is a short write on every
+    /// file, with `mmap` or not: the part before the boundary is stored, nothing after it, and
+    /// the next write fails (EACCES, ENOSPC). (With asynchronous direct I/O the kernel turned
+    /// the short reply into EIO on page-cached files.)
+    @Test func directWritesCrossingABoundaryAreShort() throws {
+        let m = try GmemMount(["--file", "f:512K:mmap,init-shared", "--file", "d:512K:init-shared", "--guest-view"])
+        defer { m.unmount() }
+        let dir = try makeTemporaryDirectory("gmemfs-dio")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let pattern = "\(dir)/pattern"
+        #expect(FileManager.default.createFile(atPath: pattern, contents: Data(repeating: 0xAB, count: 8192)))
+        for name in ["f", "d"] {
+            let f = m.file(name)
+            #expect(convert(f, "262144 131072 private") == 0)
+            for (seek, errno) in [(258048, "Permission denied"), (520192, "No space left on device")] {
+                let dd = try run(["dd", "if=\(pattern)", "of=\(f)", "bs=8k", "count=1", "oflag=seek_bytes,direct",
+                                  "seek=\(seek)", "conv=notrunc"])
+                #expect(dd.status == 1, "\(name) seek=\(seek): \(dd)")
+                #expect(dd.stderr.contains(errno), "\(name) seek=\(seek): \(dd.stderr)")
+                #expect(dd.stderr.contains("\n4096 bytes"), "\(name) seek=\(seek): \(dd.stderr)")
+                #expect(!dd.stderr.contains("Input/output error"), "\(name) seek=\(seek): \(dd.stderr)")
+            }
+            // Exactly the page before each boundary was stored.
+            let all = try #require(contents(m.guest(name), count: 524288).value)
+            let written = all.indices.filter { all[$0] != 0 }
+            #expect(written.count == 8192)
+            #expect(written.first == 258048 && written.last == 524287)
+            #expect(all[258048..<262144].allSatisfy { $0 == 0xAB } && all[520192..<524288].allSatisfy { $0 == 0xAB })
+        }
+    }
+
     @Test func bufferedReadsCrossingAPrivatePageFail() throws {
         let m = try GmemMount(["--file", "f:64K:mmap,init-shared"])
         defer { m.unmount() }
@@ -171,10 +202,46 @@ struct ReadWriteTests {
         let copyBlocks = blocks("\(dir)/copy")
         #expect(copyBlocks >= 0 && copyBlocks <= 64, "copy uses \(copyBlocks) blocks")
         #expect(Sys.stat("\(dir)/copy").value?.st_size == 1 << 20)
-        // SEEK_DATA on a private file follows allocation, not attributes (the guest wrote nothing).
+        // Private pages are data even when never written: the host may not read them, so a
+        // sparse copy must try and fail rather than write zeros.
         let fd = try Sys.openFD(m.file("p"), O_RDONLY).get()
         defer { close(fd) }
-        #expect(Sys.seek(fd, 0, CLINUX_SEEK_DATA).errnoCode == ENXIO)
-        #expect(Sys.seek(fd, 0, CLINUX_SEEK_HOLE).value == 0)
+        #expect(Sys.seek(fd, 0, CLINUX_SEEK_DATA).value == 0)
+        #expect(Sys.seek(fd, 0, CLINUX_SEEK_HOLE).value == 65536)
+    }
+
+    /// `cp` skips what SEEK_HOLE calls a hole: a private file must make them fail
+    /// with EACCES, not "succeed" with zeros; shared unwritten pages stay holes in the copy.
+    @Test func copyOfPrivatePagesFailsAndSharedHolesStaySparse() throws {
+        let m = try GmemMount(["--file", "p:64K:mmap", "--file", "d:64K", "--file", "s:1M:mmap,init-shared"])
+        defer { m.unmount() }
+        let dir = try makeTemporaryDirectory("gmemfs-cp")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for name in ["p", "d"] {
+            for sparse in ["auto", "always"] {
+                let cp = try run(["cp", "--sparse=\(sparse)", m.file(name), "\(dir)/\(name)"])
+                #expect(!cp.succeeded, "cp --sparse=\(sparse) of private \(name) succeeded")
+                #expect(cp.stderr.contains("Permission denied"), "\(cp.stderr)")
+            }
+            // (GNU tar 1.34's -S archives an unreadable region as a hole with exit 0 whatever
+            // SEEK_DATA says; see docs/semantics.md. Without -S it fails.)
+            let tar = try run(["tar", "-cf", "\(dir)/\(name).tar", "-C", m.path, name])
+            #expect(!tar.succeeded, "tar of private \(name) succeeded")
+            #expect(tar.stderr.contains("Permission denied"), "\(tar.stderr)")
+        }
+        // Partly shared: data at 8 KiB, shared holes, the last 64 KiB private. The copy stops
+        // with EACCES at the private part, after copying the shared part sparsely.
+        let s = m.file("s")
+        #expect(write(s, Array(repeating: 7, count: 4096), at: 8192).value == 4096)
+        #expect(convert(s, "983040 65536 private") == 0)
+        let cp = try run(["cp", "--sparse=always", s, "\(dir)/s"])
+        #expect(!cp.succeeded)
+        #expect(cp.stderr.contains("Permission denied"), "\(cp.stderr)")
+        // Converted back to shared (never written): the whole file copies, sparse again.
+        #expect(convert(s, "983040 65536 shared") == 0)
+        #expect(try run(["cp", "--sparse=always", s, "\(dir)/s2"]).succeeded)
+        #expect(try run(["cmp", s, "\(dir)/s2"]).succeeded)
+        let copyBlocks = blocks("\(dir)/s2")
+        #expect(copyBlocks > 0 && copyBlocks <= 64, "copy uses \(copyBlocks) blocks")
     }
 }

@@ -190,14 +190,37 @@ public final class GuestMemFile: Sendable {
         }
     }
 
-    /// SEEK_DATA (`data`) or SEEK_HOLE: the first offset at or after `offset` in allocated
-    /// memory (data) or not (hole; the end of the file counts as a hole). ENXIO at or past the
-    /// end, or when no data follows.
+    /// SEEK_DATA (`data`) or SEEK_HOLE: the first offset at or after `offset` in data or in a
+    /// hole (the end of the file counts as a hole). ENXIO at or past the end, or when no data
+    /// follows.
+    ///
+    /// A page is a **hole** only if it is shared and unallocated: it reads as zeros, so a copy
+    /// may skip it. Every private page is **data**, allocated or not: the host may not read it,
+    /// so `cp`/`tar -S` must try (and fail with EACCES) rather than write zeros for it.
     public func seek(offset: UInt64, data: Bool) throws(GmemError) -> UInt64 {
         guard offset < size else { throw .noSuchOffset(offset) }
-        let first = offset >> pageShift
-        let found = allocation.withLock {
-            $0.map.firstIndex(in: first...(pageCount - 1), notEqualTo: data ? AllocationMap.hole : AllocationMap.allocated)
+        let last = pageCount - 1
+        let privateValue = MemoryAttributes.private.rawValue, sharedValue = MemoryAttributes.shared.rawValue
+        let found: UInt64? = lock.withReadLock {
+            return allocation.withLock { a -> UInt64? in
+                var p = offset >> pageShift
+                if data {
+                    let firstPrivate = attributes.value.firstIndex(in: p...last, notEqualTo: sharedValue)
+                    let firstAllocated = a.map.firstIndex(in: p...last, notEqualTo: AllocationMap.hole)
+                    switch (firstPrivate, firstAllocated) {
+                    case let (x?, y?): return min(x, y)
+                    case let (x, y): return x ?? y
+                    }
+                }
+                // A hole: the first page that is both shared and unallocated. Alternate between
+                // the two maps; each step moves past at least one range of one of them.
+                while true {
+                    guard let shared = attributes.value.firstIndex(in: p...last, notEqualTo: privateValue) else { return nil }
+                    guard let unallocated = a.map.firstIndex(in: shared...last, notEqualTo: AllocationMap.allocated) else { return nil }
+                    if attributes.value.load(unallocated) == sharedValue { return unallocated }
+                    p = unallocated
+                }
+            }
         }
         guard let page = found else {
             if data { throw .noSuchOffset(offset) }
