@@ -114,10 +114,39 @@ public final class Session: @unchecked Sendable {
         }
     }
 
-    /// Detaches from the terminal (forks; the parent exits 0). Call after `mount`, before `run`,
-    /// so that the parent returns only once the mount is live.
-    public func daemonize() {
-        fuse_daemonize(0)
+    /// Detaches from the terminal (as `fuse_daemonize`: fork, setsid, chdir `/`, stdio to
+    /// /dev/null). Call after `mount`, before `run`, so that the parent returns only once the
+    /// mount is live.
+    ///
+    /// `ready` runs in the child before the parent exits (e.g. to write a pid file) and may still
+    /// print to the caller's stderr. The parent exits 0 once `ready` returned true, 1 if it
+    /// returned false or the child died first; the child then gets `false` and must stop.
+    public func daemonize(ready: () -> Bool = { true }) -> Bool {
+        var waiter: [Int32] = [-1, -1]
+        guard pipe(&waiter) == 0 else { return false }
+        switch fork() {
+        case -1:
+            close(waiter[0]); close(waiter[1])
+            return false
+        case 0:
+            close(waiter[0])
+            defer { close(waiter[1]) }
+            setsid()
+            _ = chdir("/")
+            guard ready() else { return false }
+            let null = open("/dev/null", O_RDWR)
+            if null >= 0 {
+                for fd in Int32(0)...2 { dup2(null, fd) }
+                if null > 2 { close(null) }
+            }
+            var done: UInt8 = 1
+            return Glibc.write(waiter[1], &done, 1) == 1
+        default:
+            close(waiter[1])
+            var done: UInt8 = 0
+            let n = read(waiter[0], &done, 1)
+            _exit(n == 1 ? 0 : 1)
+        }
     }
 
     /// Sets the mount's read-ahead window (`/sys/class/bdi/MAJ:MIN/read_ahead_kb`) while the

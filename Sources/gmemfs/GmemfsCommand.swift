@@ -36,7 +36,7 @@ struct GmemfsCommand: ParsableCommand {
     @Flag(name: .shortAndLong, help: "Log every FUSE request (libfuse -d) and every conversion; implies --foreground.")
     var debug = false
 
-    @Option(name: .customShort("o"), help: ArgumentHelp("Mount options for libfuse (allow_other, auto_unmount, ...).", valueName: "OPTS"))
+    @Option(name: .customShort("o"), help: ArgumentHelp(MountOptions.help, valueName: "OPTS"))
     var mountOptions: [String] = []
 
     @Option(name: .customLong("file"), help: ArgumentHelp(
@@ -69,10 +69,23 @@ struct GmemfsCommand: ParsableCommand {
     @Option(help: "Maximum number of request threads.")
     var threads: UInt32 = 16
 
-    @Argument(help: "Where to mount.")
+    @Option(name: .customLong("pid-file"), help: ArgumentHelp(
+        "Write the daemon's pid to PATH once the mount is live (before gmemfs returns in daemon mode); removed on a clean exit.", valueName: "PATH"))
+    var pidFile: String?
+
+    @Argument(help: ArgumentHelp("Where to mount; with two arguments, the SOURCE.", valueName: "source-or-mountpoint"))
     var mountpoint: String
 
+    @Argument(help: ArgumentHelp(
+        "Where to mount, after a SOURCE: mount(8) and fstab run 'gmemfs SOURCE MOUNTPOINT -o OPTS'. SOURCE becomes the fsname (first field of /proc/mounts; default gmemfs).",
+        valueName: "mountpoint"))
+    var mountpointAfterSource: String?
+
     mutating func validate() throws {
+        var source: String?
+        if let second = mountpointAfterSource { (source, mountpoint, mountpointAfterSource) = (mountpoint, second, nil) }
+        mountOptions = try MountOptions.resolve(&self, source: source)
+        pidFile = pidFile.map(Self.absolute)
         for spec in files { _ = try Self.parseFileSpec(spec) }
         if let m = maxMemory { _ = try Self.size(m, what: "--max-memory") }
         guard (0...1_048_576).contains(readAheadKB) else { throw ValidationError("--read-ahead-kb must be between 0 and 1048576") }
@@ -138,12 +151,19 @@ struct GmemfsCommand: ParsableCommand {
         let session = try Session(filesystem: fs, notifier: notifier, options: mountOptions, debug: debug)
         try session.mount(at: mountpoint)
         logger.info("mounted on \(mountpoint)")
+        let pidFile = self.pidFile
+        let ready = { pidFile.map { PidFile.write($0, logger: logger) } ?? true }
+        if !foreground && !debug {
+            guard session.daemonize(ready: ready) else { throw ExitCode.failure }
+        } else {
+            guard ready() else { throw ExitCode.failure }
+        }
+        defer { if let pidFile { unlink(pidFile) } }
         if readAheadKB > 0 {
             session.setReadAhead(kilobytes: readAheadKB, mountpoint: mountpoint) { ok in
                 if !ok { logger.debug("read-ahead not changed (needs root and sysfs)") }
             }
         }
-        if !foreground && !debug { session.daemonize() }
         let rc = session.run(maxThreads: threads)
         session.unmount()
         logger.info("unmounted \(mountpoint)")

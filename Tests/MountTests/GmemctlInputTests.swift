@@ -159,7 +159,7 @@ struct GmemctlInputTests {
         #expect(help.contains("Exit status:") && help.contains("64   bad input (EX_USAGE)"), "\(help)")
         let unknown = try Self.ctl(["map", "x", "--colour", "never"])
         #expect(unknown.status == 64)
-        #expect(unknown.stderr == "gmemctl: Unknown option '--colour'. Did you mean '--color'?; usage: gmemctl map <file> [--svg <OUT>] [--rows <rows>] [--color <color>]\n", "\(unknown)")
+        #expect(unknown.stderr == "gmemctl: Unknown option '--colour'. Did you mean '--color'?; usage: gmemctl map <file> [--svg <OUT>] [--rows <rows>] [--color <color>] [--json]\n", "\(unknown)")
     }
 
     /// Colour is never the only cue: with colour the glyphs differ too, and `NO_COLOR` on a

@@ -68,7 +68,7 @@ struct MountpointTests {
             // No auto_unmount: a SIGKILL leaves the mount dead behind it.
             let p = Process()
             p.executableURL = URL(fileURLWithPath: binDirectory() + "/gmemfs")
-            p.arguments = ["-f", "--file", "f:64K", mnt]
+            p.arguments = ["-f", "-o", "noauto_unmount", "--file", "f:64K", mnt]
             p.standardOutput = FileHandle.nullDevice
             p.standardError = FileHandle.nullDevice
             try p.run()
