@@ -18,18 +18,26 @@ public final class InterruptHandler: Sendable {
     public init(_ body: @escaping @Sendable (RequestID) -> Void) { self.body = body }
 }
 
-/// A request may be answered from any thread (libfuse serialises writes to /dev/fuse): a reply
-/// may be parked and answered later by another thread. It stays use-once.
+/// A request may be answered from any thread (libfuse serialises writes to /dev/fuse; a
+/// ``ReplyRecorder`` locks): a reply may be parked and answered later by another thread. It
+/// stays use-once.
 extension Reply: @unchecked Sendable {}
 
 extension Reply {
-    public var id: RequestID { RequestID(raw: UInt(bitPattern: Int(bitPattern: UnsafeRawPointer(req)))) }
+    /// The request's identity; for a recorded reply, its recorder's (one request per recorder).
+    public var id: RequestID {
+        switch target {
+        case .request(let req, _): RequestID(raw: UInt(bitPattern: Int(bitPattern: UnsafeRawPointer(req))))
+        case .recorder(let r): RequestID(raw: UInt(bitPattern: Int(bitPattern: r.toOpaque())))
+        }
+    }
 
     /// Calls `handler` with this request's id when the kernel interrupts it, at once if it
     /// already has. Call **before** parking the reply where another thread may answer it (a
     /// request answered meanwhile would be freed under this call), with no lock held that the
-    /// handler takes.
+    /// handler takes. A recorded reply is never interrupted (tests call the handler's body).
     public func notifyInterrupt(to handler: InterruptHandler) {
+        guard case .request(let req, _) = target else { return }
         fuse_req_interrupt_func(req, { req, data in
             guard let req, let data else { return }
             let id = RequestID(raw: UInt(bitPattern: Int(bitPattern: UnsafeRawPointer(req))))

@@ -1,18 +1,30 @@
+import GmemABI
 import SystemPackage
 
-/// Everything that can go wrong in GmemCore, with where it went wrong.
+/// Everything a request can be refused for, with where it went wrong.
 ///
-/// The FUSE layer never picks an errno itself: it asks ``errno`` (the single mapping).
+/// The FUSE layer never picks an errno itself: it throws or replies with a case and asks
+/// ``errno`` (the single mapping).
 public enum GmemError: Error, Equatable, Sendable {
     /// Malformed or out-of-range input: bad text, unknown bits, misalignment, overflow, size 0,
     /// a range past the end of the file.
     case invalidArgument(String)
     /// A host access touched the private page at this byte offset.
     case privatePage(offset: UInt64)
+    /// A write access to a read-only special file (`.trace`, `.maps/NAME`), also for root.
+    case accessDenied(String)
+    /// A parked request (a `.trace` READ) was ended by a signal or by the file's release.
+    case interrupted(String)
     /// A file with this name exists.
     case exists(String)
-    /// No such file.
+    /// No such file or inode.
     case notFound(String)
+    /// A file operation on a directory (read, write, open, truncate…).
+    case isDirectory(String)
+    /// A directory operation on something that is not one (lookup in a file).
+    case notDirectory(String)
+    /// An ioctl this file system does not have (or an ioctl on a directory).
+    case unknownIoctl(UInt32)
     /// A write at or past the end of the fixed-size file, or the memory cap was reached.
     case noSpace(String)
     /// A fallocate mode, xattr or operation this file system does not have.
@@ -23,8 +35,8 @@ public enum GmemError: Error, Equatable, Sendable {
     case bufferTooSmall(needed: Int)
     /// The value exceeds the 64 KiB xattr limit.
     case valueTooLarge(Int)
-    /// SEEK_DATA/SEEK_HOLE found nothing at or after the offset.
-    case noSuchOffset(UInt64)
+    /// SEEK_DATA/SEEK_HOLE found nothing at or after the offset (or the offset is negative).
+    case noSuchOffset(Int64)
     /// The file is larger than this daemon can reserve address space for.
     case fileTooLarge(UInt64)
     /// The operation is refused by design (create by O_CREAT, mkdir, rename, …).
@@ -36,9 +48,13 @@ public enum GmemError: Error, Equatable, Sendable {
     public var errno: Errno {
         switch self {
         case .invalidArgument: .invalidArgument
-        case .privatePage: .permissionDenied
+        case .privatePage, .accessDenied: .permissionDenied
+        case .interrupted: .interrupted
         case .exists: .fileExists
         case .notFound: .noSuchFileOrDirectory
+        case .isDirectory: .isDirectory
+        case .notDirectory: .notDirectory
+        case .unknownIoctl: .inappropriateIOCTLForDevice
         case .noSpace: .noSpace
         case .notSupported: .notSupported
         case .noData: .noData
@@ -52,15 +68,28 @@ public enum GmemError: Error, Equatable, Sendable {
     }
 }
 
+extension GmemError {
+    /// Interface text or bytes the daemon refuses: a bad window name reads as a missing
+    /// attribute (ENODATA), everything else is EINVAL.
+    public init(_ error: GmemABIError) {
+        switch error {
+        case .malformedWindow: self = .noData(error.description)
+        default: self = .invalidArgument(error.description)
+        }
+    }
+}
+
 extension GmemError: CustomStringConvertible {
     /// A sentence for people: what went wrong, then the errno a caller sees.
     public var description: String {
         let what: String
         switch self {
-        case .invalidArgument(let s), .noSpace(let s), .notSupported(let s), .notPermitted(let s), .badHandle(let s): what = s
+        case .invalidArgument(let s), .noSpace(let s), .notSupported(let s), .notPermitted(let s), .badHandle(let s),
+             .isDirectory(let s), .notDirectory(let s), .accessDenied(let s), .interrupted(let s): what = s
+        case .unknownIoctl(let c): what = "unknown ioctl 0x\(String(c, radix: 16))"
         case .privatePage(let o): what = "page at offset \(o) is private"
         case .exists(let n): what = "'\(n)' exists"
-        case .notFound(let n): what = "no file '\(n)'"
+        case .notFound(let n): what = "no \(n)"
         case .noData(let n): what = "no attribute \(n)"
         case .bufferTooSmall(let n): what = "value needs \(n) bytes"
         case .valueTooLarge(let n): what = "value of \(n) bytes exceeds the 64 KiB xattr limit"

@@ -1,5 +1,7 @@
+import CLinuxSys
 import FuseKit
 import Glibc
+import GmemABI
 import GmemCore
 import Logging
 import Synchronization
@@ -28,8 +30,9 @@ public struct GmemOptions: Sendable {
 /// kernel's back (conversions to private, guest-view writes and punches), always with no lock
 /// held. Files without `mmap` and the guest view are direct_io.
 ///
-/// Metadata caching: names are cached for an hour (a name only goes away through unlink, which
-/// the kernel sees; a failed lookup is never cached) and attributes for a second. The kernel
+/// Metadata caching: host names are cached for an hour (a host name only goes away through
+/// unlink, which the kernel sees; a failed lookup is never cached), guest names never (see
+/// ``entryTimeout(_:)``), and host attributes for a second. The kernel
 /// refreshes `st_blocks` itself after its own writes, punches and invalidations; the daemon
 /// invalidates the host inode's attributes when the guest view changes its allocation. The guest
 /// view's attributes are never cached. Without this, every path-based call (`setfattr`, `open`)
@@ -110,8 +113,10 @@ public final class GmemFilesystem: LowLevelFilesystem {
             st.st_atim = m.atime; st.st_mtim = m.mtime; st.st_ctim = m.ctime
             st.st_nlink = f.lifetime.withLock { $0.unlinked } ? 0 : 1
             st.st_size = Int(f.file.size)
-            if case .host = node, options.fidelity == .kernel {
-                st.st_blocks = 0   // the kernel's guest_memfd inode never counts blocks
+            if case .host = node {
+                st.st_blocks = options.fidelity.hostBlocks(allocatedBytes: f.file.allocatedBytes)
+            } else if case .guest = node {
+                st.st_blocks = 0   // the memory is the host file's: `du` must count it once
             } else {
                 st.st_blocks = Int(f.file.allocatedBytes / 512)
             }
@@ -122,18 +127,26 @@ public final class GmemFilesystem: LowLevelFilesystem {
 
     func entry(_ node: Node, inode: UInt64) -> EntryParameters {
         EntryParameters(inode: inode, attributes: stat(of: node, inode: inode),
-                        attributeTimeout: Self.attributeTimeout(node), entryTimeout: Self.entryTimeout)
+                        attributeTimeout: Self.attributeTimeout(node), entryTimeout: Self.entryTimeout(node))
     }
 
-    static let entryTimeout = 3600.0
+    /// Seconds the kernel may cache a name. Host names: an hour (a host name goes away only
+    /// through an unlink, which the kernel sees and drops). Guest names: never cached. `rm M/NAME`
+    /// removes `.guest/NAME` behind the kernel's back; a cached guest entry would point at the
+    /// old inode after a re-create (ENOENT for an hour). Invalidating it instead
+    /// (`notify_inval_entry`) from the unlink or create handler deadlocks: the kernel holds the
+    /// parent directory's lock while that request is in flight. See docs/semantics.md.
+    static func entryTimeout(_ node: Node) -> Double {
+        if case .guest = node { return 0 }
+        return 3600
+    }
 
     /// Seconds the kernel may cache a node's attributes.
     static func attributeTimeout(_ node: Node) -> Double {
         switch node {
         case .guest, .map: return 0   // (a map's mode follows its file's)
-        default: break
+        default: return 1
         }
-        return 1
     }
 
     /// Makes the kernel re-read the host inode's attributes (`st_blocks`, times) after the guest
@@ -154,7 +167,7 @@ public final class GmemFilesystem: LowLevelFilesystem {
     /// Runs a conversion to completion: validate (`make`), update the tree (under the file lock),
     /// then, with no lock held, drop the host's cached copies when pages became private. Returns
     /// once no process can read the converted pages' old contents. `via` names the interface
-    /// (`xattr`, `ioctl`) in the trace.
+    /// (`xattr`, `ioctl`) in the trace; a refused request is traced with its errno.
     func convert(_ f: FileNode, _ ctx: RequestContext, via: String,
                  _ make: () throws(GmemError) -> ConversionRequest) throws(GmemError) {
         let start = events.start()
@@ -178,32 +191,34 @@ public final class GmemFilesystem: LowLevelFilesystem {
 
     public func lookup(_ ctx: RequestContext, parent: UInt64, name: String, reply: consuming Reply<EntryReply>) {
         switch (node(parent), name) {
-        case (.root?, ".trace"), (.root?, ".maps"), (.mapsDirectory?, _):
+        case (.root?, GmemSpecialName.trace), (.root?, GmemSpecialName.maps), (.mapsDirectory?, _):
             lookupSpecial(parent: parent, name: name, reply: reply)
-        case (.root?, ".guest") where options.guestView:
+        case (.root?, GmemSpecialName.guest) where options.guestView:
             reply.entry(entry(.guestDirectory, inode: FixedInode.guestDirectory))
         case (.root?, _):
-            guard let f = namespace.withLock({ $0[name] }) else { return reply.error(.noSuchFileOrDirectory) }
+            guard let f = namespace.withLock({ $0[name] }) else { return reply.error(.notFound("file '\(name)'")) }
             reply.entry(entry(.host(f), inode: f.hostInode))
         case (.guestDirectory?, _):
-            guard let f = namespace.withLock({ $0[name] }) else { return reply.error(.noSuchFileOrDirectory) }
+            guard let f = namespace.withLock({ $0[name] }) else { return reply.error(.notFound("file '\(name)'")) }
             reply.entry(entry(.guest(f), inode: f.guestInode))
-        case (nil, _): reply.error(.noSuchFileOrDirectory)
-        default: reply.error(.notDirectory)
+        case (nil, _): reply.error(.notFound("inode \(parent)"))
+        default: reply.error(.notDirectory("inode \(parent)"))
         }
     }
 
     public func getattr(_ ctx: RequestContext, inode: UInt64, reply: consuming Reply<AttrReply>) {
-        guard let n = node(inode) else { return reply.error(.noSuchFileOrDirectory) }
+        guard let n = node(inode) else { return reply.error(.notFound("inode \(inode)")) }
         reply.attr(stat(of: n, inode: inode), timeout: Self.attributeTimeout(n))
     }
 
     public func setattr(_ ctx: RequestContext, inode: UInt64, _ changes: SetAttributes, file: FileInfo?, reply: consuming Reply<AttrReply>) {
-        guard let n = node(inode) else { return reply.error(.noSuchFileOrDirectory) }
-        // The size of a gmem file is fixed at creation (kvm_gmem_setattr: -EINVAL).
-        if changes.size != nil { return reply.error(n.file == nil ? .isDirectory : .invalidArgument) }
-        // kvm_gmem_setattr refuses every change; by default gmemfs keeps chmod, chown and touch.
-        if case .host = n, options.fidelity == .kernel { return reply.error(.invalidArgument) }
+        guard let n = node(inode) else { return reply.error(.notFound("inode \(inode)")) }
+        let ownerOrMode = changes.mode != nil || changes.uid != nil || changes.gid != nil
+        do throws(GmemError) {
+            try options.fidelity.checkSetattr(AttributeChanges(size: changes.size != nil, ownerOrMode: ownerOrMode), on: n.kind)
+        } catch {
+            return reply.error(error)
+        }
         func apply(_ m: inout Metadata) {
             if let mode = changes.mode { m.mode = (m.mode & S_IFMT) | (mode & 0o7777) }
             if let uid = changes.uid { m.uid = uid }
@@ -215,9 +230,7 @@ public final class GmemFilesystem: LowLevelFilesystem {
         switch n {
         case .root: rootMetadata.withLock { apply(&$0) }
         case .host(let f): f.metadata.withLock { apply(&$0) }
-        case .guestDirectory, .guest, .trace, .mapsDirectory, .map:
-            // The guest view's (and the special files') owner and mode are fixed; only its times may be "set" (ignored).
-            if changes.mode != nil || changes.uid != nil || changes.gid != nil { return reply.error(.notPermitted) }
+        case .guestDirectory, .guest, .trace, .mapsDirectory, .map: break   // only times, which these ignore
         }
         reply.attr(stat(of: n, inode: inode), timeout: Self.attributeTimeout(n))
     }
@@ -226,19 +239,19 @@ public final class GmemFilesystem: LowLevelFilesystem {
     /// and `.guest`; a file's is its host inode (creation order, never reused), so removing an
     /// entry already listed cannot make a continued listing skip one that was not.
     public func readdir(_ ctx: RequestContext, inode: UInt64, offset: Int, size: Int, reply: consuming Reply<DirectoryReply>) {
-        guard let n = node(inode) else { return reply.error(.noSuchFileOrDirectory) }
+        guard let n = node(inode) else { return reply.error(.notFound("inode \(inode)")) }
         var entries: [(name: String, inode: UInt64, mode: mode_t, cookie: UInt64)] =
             [(".", inode, S_IFDIR, 1), ("..", FixedInode.root, S_IFDIR, 2)]
         let files = namespace.withLock { $0.order }
         switch n {
         case .root:
-            if options.guestView { entries.append((".guest", FixedInode.guestDirectory, S_IFDIR, 3)) }
+            if options.guestView { entries.append((GmemSpecialName.guest, FixedInode.guestDirectory, S_IFDIR, 3)) }
             entries += files.map { ($0.name, $0.hostInode, S_IFREG, $0.hostInode) }
         case .guestDirectory:
             entries += files.map { ($0.name, $0.guestInode, S_IFREG, $0.hostInode) }
         case .mapsDirectory:
             entries += files.map { ($0.name, $0.hostInode | MapsDirectory.inodeBit, S_IFREG, $0.hostInode) }
-        default: return reply.error(.notDirectory)
+        default: return reply.error(.notDirectory("inode \(inode)"))
         }
         var buffer = reply.makeBuffer(capacity: size)
         for e in entries where e.cookie > UInt64(max(0, offset)) {
@@ -248,11 +261,11 @@ public final class GmemFilesystem: LowLevelFilesystem {
     }
 
     public func open(_ ctx: RequestContext, inode: UInt64, flags: Int32, reply: consuming Reply<OpenReply>) {
-        guard let n = node(inode) else { return reply.error(.noSuchFileOrDirectory) }
+        guard let n = node(inode) else { return reply.error(.notFound("inode \(inode)")) }
         if n.isSpecial { return openSpecial(n, flags: flags, reply: reply) }
-        guard let f = n.file else { return reply.error(.isDirectory) }
-        // The size never changes, so O_TRUNC cannot be honoured (libfuse delivers it here).
-        if flags & O_TRUNC != 0 { return reply.error(.invalidArgument) }
+        guard let f = n.fileNode else { return reply.error(.isDirectory("inode \(inode)")) }
+        let request: OpenRequest
+        do throws(GmemError) { request = try OpenRequest(flags: flags) } catch { return reply.error(error) }
         // An unlink may have freed the file between node() and here (the kernel can send OPEN
         // for a name removed after its lookup): it is gone, not openable.
         let live = f.lifetime.withLock { l -> Bool in
@@ -260,86 +273,98 @@ public final class GmemFilesystem: LowLevelFilesystem {
             l.openHandles += 1
             return true
         }
-        guard live else { return reply.error(.noSuchFileOrDirectory) }
+        guard live else { return reply.error(.notFound("file '\(f.name)' (removed)")) }
         let cached: Bool
         if case .host = n { cached = f.file.flags.contains(.mmap) } else { cached = false }
         // Kernel fidelity: a guest_memfd has no llseek, so lseek, pread and pwrite are ESPIPE.
         var nonseekable = false
-        if case .host = n { nonseekable = options.fidelity == .kernel }
-        // The handle remembers the access mode (for the ioctl's write check).
-        reply.open(OpenOptions(handle: UInt64(UInt32(bitPattern: flags & O_ACCMODE)), directIO: !cached, keepCache: cached,
+        if case .host = n { nonseekable = !options.fidelity.hostFileSeekable }
+        // The handle is the access mode (for the ioctl's write check).
+        reply.open(OpenOptions(handle: request.access.handle, directIO: !cached, keepCache: cached,
                                nonseekable: nonseekable))
     }
 
     public func release(inode: UInt64, file: FileInfo) {
         if releaseSpecial(inode: inode, file: file) { return }
-        guard let f = node(inode)?.file else { return }
+        guard let f = node(inode)?.fileNode else { return }
         let gone = f.lifetime.withLock { l -> Bool in
             l.openHandles -= 1
             return l.unlinked && l.openHandles == 0
         }
         if gone {
-            namespace.withLock { $0.forget(f) }
+            namespace.withLock { $0.drop(f) }
             logger.info("freed \(f.name)")
         }
     }
 
     public func read(_ ctx: RequestContext, inode: UInt64, offset: Int, size: Int, file: FileInfo, reply: consuming Reply<DataReply>) {
-        guard let n = node(inode) else { return reply.error(.noSuchFileOrDirectory) }
+        guard let n = node(inode) else { return reply.error(.notFound("inode \(inode)")) }
         if n.isSpecial { return readSpecial(ctx, n, offset: offset, size: size, file: file, reply: reply) }
-        guard let f = n.file else { return reply.error(.isDirectory) }
-        guard offset >= 0 else { return reply.error(.invalidArgument) }
+        guard let f = n.fileNode else { return reply.error(.isDirectory("inode \(inode)")) }
+        let start: UInt64
+        do throws(GmemError) { start = try GuestMemFile.offset(offset) } catch { return reply.error(error) }
         var view = GuestMemFile.View.guest
         var cached = false
         if case .host = n { view = .host; cached = f.file.flags.contains(.mmap) && file.flags & LinuxConstants.openDirect == 0 }
         // Kernel fidelity: a guest_memfd has no read; only page faults (and the kernel's own
         // page-ins) may fill the host's pages. Uncached files are only read by read(2).
-        if view == .host, options.fidelity == .kernel,
-           !cached || Requester(ctx.pid).isReading(inode: f.hostInode, under: options.mountpoint) {
-            return reply.error(.invalidArgument)
+        if view == .host {
+            do throws(GmemError) {
+                try options.fidelity.checkHostRead(buffered: cached) {
+                    Requester(ctx.pid).isReading(inode: f.hostInode, under: options.mountpoint)
+                }
+            } catch {
+                return reply.error(error)
+            }
         }
         // Guest view of an mmap file: bytes the host stored through a shared mapping may still be
         // dirty in the host's page cache. Write them back first (the invalidation launders dirty
         // pages), so the guest sees what the host wrote, as with the kernel's single shared page.
-        if view == .guest, f.file.flags.contains(.mmap), f.file.hasSharedPage(offset: UInt64(offset), count: size) {
-            invalidateHost(f, offset: UInt64(offset), length: UInt64(size), for: ctx)
+        if view == .guest, f.file.flags.contains(.mmap), f.file.hasSharedPage(offset: start, count: size) {
+            invalidateHost(f, offset: start, length: UInt64(size), for: ctx)
         }
         // A short reply is fine without the page cache; with it, the kernel would take a short
-        // read for EOF and shrink the file (fuse-facts §1), so those get EACCES instead.
+        // read for EOF and shrink the file (docs/fuse-kernel-notes.md, "Short reads"), so those
+        // get EACCES instead.
         var pending: Reply<DataReply>? = consume reply
         do throws(GmemError) {
-            try f.file.read(offset: UInt64(offset), count: size, view: view, allowShort: !cached) { bytes in
+            try f.file.read(offset: start, count: size, view: view, allowShort: !cached) { bytes in
                 var iov = iovec(iov_base: UnsafeMutableRawPointer(mutating: bytes.baseAddress), iov_len: bytes.count)
                 withUnsafePointer(to: &iov) { pending.take()!.data(UnsafeBufferPointer(start: $0, count: 1)) }
             }
         } catch {
             if case .privatePage = error {
-                trace(.readRefused, f, UInt64(offset), UInt64(size), .failed(error.errno), ctx, detail: cached ? "cache=page" : "cache=none")
+                trace(.readRefused, f, start, UInt64(size), .failed(error.errno), ctx, detail: cached ? "cache=page" : "cache=none")
             }
             // Only the page cache faults through READ; a populate loop there never ends by itself.
             // The kill goes first: the task cannot send another READ before it lands.
             if cached, case .privatePage = error {
                 populateGuard.refused(tid: ctx.pid, file: f, offset: offset, size: size)?.send()
             }
-            pending.take()?.error(error.errno)
+            pending.take()?.error(error)
         }
     }
 
     public func write(_ ctx: RequestContext, inode: UInt64, offset: Int, data: UnsafeRawBufferPointer, file: FileInfo, reply: consuming Reply<WriteReply>) {
-        guard let n = node(inode) else { return reply.error(.noSuchFileOrDirectory) }
-        guard let f = n.file else { return reply.error(.isDirectory) }
-        guard offset >= 0 else { return reply.error(.invalidArgument) }
-        let start = events.start()
+        guard let n = node(inode) else { return reply.error(.notFound("inode \(inode)")) }
+        guard let f = n.fileNode else { return reply.error(.isDirectory("inode \(inode)")) }
+        let began = events.start()
         do throws(GmemError) {
+            let start = try GuestMemFile.offset(offset)
             if case .host = n {
                 // Kernel fidelity: a guest_memfd has no write; dirty mapped pages still write back.
-                if options.fidelity == .kernel && !file.isWritepage { return reply.error(.invalidArgument) }
+                try options.fidelity.checkHostWrite(writepage: file.isWritepage)
                 let written: Int
-                do {
-                    written = try f.file.write(offset: UInt64(offset), data, view: .host, writepage: file.isWritepage)
-                } catch {
-                    if case .privatePage = error { trace(.writeRefused, f, UInt64(offset), UInt64(data.count), .failed(error.errno), ctx) }
-                    throw error
+                do throws(GmemError) {
+                    written = try f.file.write(offset: start, data, view: .host, writepage: file.isWritepage)
+                } catch .noSpace(let why) where file.isWritepage {
+                    // Nobody waits for a writeback's reply: keep the error for fsync and close.
+                    f.writebackFailed.store(true, ordering: .relaxed)
+                    logger.warning("\(f.name): writeback of [\(offset), +\(data.count)) lost: \(why) (reported on the next fsync or close)")
+                    throw .noSpace(why)
+                } catch .privatePage(let page) {
+                    trace(.writeRefused, f, start, UInt64(data.count), .failed(GmemError.privatePage(offset: page).errno), ctx)
+                    throw .privatePage(offset: page)
                 }
                 f.touchModified()
                 return reply.written(written)
@@ -347,96 +372,117 @@ public final class GmemFilesystem: LowLevelFilesystem {
             // Guest view: the host may cache shared pages of this range. Flush the host's dirty
             // copies first (so that they cannot be written back over this write), write, then
             // drop whatever the host re-read in between.
-            let sharedTouched = f.file.hasSharedPage(offset: UInt64(offset), count: data.count)
-            if sharedTouched { invalidateHost(f, offset: UInt64(offset), length: UInt64(data.count), for: ctx) }
-            let written = try f.file.write(offset: UInt64(offset), data, view: .guest)
+            let sharedTouched = f.file.hasSharedPage(offset: start, count: data.count)
+            if sharedTouched { invalidateHost(f, offset: start, length: UInt64(data.count), for: ctx) }
+            let written = try f.file.write(offset: start, data, view: .guest)
             // (A data invalidation also refreshes the host's attributes: st_blocks may have grown.)
             if sharedTouched {
-                invalidateHost(f, offset: UInt64(offset), length: UInt64(written), for: ctx)
+                invalidateHost(f, offset: start, length: UInt64(written), for: ctx)
             } else {
                 invalidateHostAttributes(f)
             }
             f.touchModified()
-            trace(since: start, .guestWrite, f, UInt64(offset), UInt64(written), .ok, ctx)
+            trace(since: began, .guestWrite, f, start, UInt64(written), .ok, ctx)
             reply.written(written)
         } catch {
-            if case .guest = n { trace(since: start, .guestWrite, f, UInt64(offset), UInt64(data.count), .failed(error.errno), ctx) }
-            reply.error(error.errno)
+            if case .guest = n {
+                trace(since: began, .guestWrite, f, UInt64(clamping: offset), UInt64(data.count), .failed(error.errno), ctx)
+            }
+            reply.error(error)
         }
     }
 
     public func fallocate(_ ctx: RequestContext, inode: UInt64, mode: Int32, offset: Int, length: Int, file: FileInfo, reply: consuming Reply<EmptyReply>) {
-        guard let n = node(inode) else { return reply.error(.noSuchFileOrDirectory) }
-        guard let f = n.file else { return reply.error(.isDirectory) }
-        // kvm_gmem_fallocate: only KEEP_SIZE, optionally with PUNCH_HOLE.
-        guard mode & ~(LinuxConstants.fallocKeepSize | LinuxConstants.fallocPunchHole) == 0, mode & LinuxConstants.fallocKeepSize != 0 else {
-            return reply.error(.notSupported)
-        }
-        guard offset >= 0, length > 0 else { return reply.error(.invalidArgument) }
-        let start = events.start()
-        let kind: Event.Kind = mode & LinuxConstants.fallocPunchHole != 0 ? .punch : .allocate
-        // Traced before the reply, so that the trace's order is the order callers saw.
+        guard let n = node(inode) else { return reply.error(.notFound("inode \(inode)")) }
+        guard let f = n.fileNode else { return reply.error(.isDirectory("inode \(inode)")) }
+        let began = events.start()
+        // Traced before the reply, so that the trace's order is the order callers saw; a mode
+        // kvm_gmem_fallocate refuses is traced as `allocate` unless it asks for a punch.
+        let kind: Event.Kind = mode & Int32(FALLOC_FL_PUNCH_HOLE) != 0 ? .punch : .allocate
         do throws(GmemError) {
-            if mode & LinuxConstants.fallocPunchHole != 0 {
-                try f.file.punchHole(offset: UInt64(offset), length: UInt64(length))
+            let fallocateMode = try FallocateMode(flags: mode)
+            try f.file.fallocate(fallocateMode, offset: offset, length: length)
+            switch fallocateMode {
+            case .punchHole:
                 // The kernel drops the host's pages itself for a punch on the host file.
                 if case .guest = n { invalidateHost(f, offset: UInt64(offset), length: UInt64(length), for: ctx) }
                 f.touchModified()
-            } else {
-                try f.file.allocate(offset: UInt64(offset), length: UInt64(length))
+            case .allocate:
                 // st_blocks grew; only attributes are invalidated, so this is safe while the
                 // kernel holds the inode for this very fallocate.
                 invalidateHostAttributes(f)
             }
-            trace(since: start, kind, f, UInt64(offset), UInt64(length), .ok, ctx)
+            trace(since: began, kind, f, UInt64(offset), UInt64(length), .ok, ctx)
             reply.complete(nil)
         } catch {
-            trace(since: start, kind, f, UInt64(offset), UInt64(length), .failed(error.errno), ctx)
-            reply.error(error.errno)
+            trace(since: began, kind, f, UInt64(clamping: offset), UInt64(clamping: length), .failed(error.errno), ctx)
+            reply.error(error)
         }
     }
 
     /// The kernel's guest_memfd has no fsync (EINVAL, also for `msync(MS_SYNC)`); by default
-    /// gmemfs answers success: its memory has no backing store to flush.
+    /// gmemfs answers success (its memory has no backing store to flush), or ENOSPC once after
+    /// a writeback of mapped pages failed at the memory cap (see ``flush``).
     public func fsync(_ ctx: RequestContext, inode: UInt64, file: FileInfo, reply: consuming Reply<EmptyReply>) {
-        guard let n = node(inode) else { return reply.error(.noSuchFileOrDirectory) }
-        if case .host = n, options.fidelity == .kernel { return reply.error(.invalidArgument) }
-        reply.complete(nil)
+        guard let n = node(inode) else { return reply.error(.notFound("inode \(inode)")) }
+        if case .host = n {
+            do throws(GmemError) { try options.fidelity.checkHostFsync() } catch { return reply.error(error) }
+        }
+        reply.complete(takeWritebackError(n))
+    }
+
+    /// close(): ENOSPC once after a writeback of mapped pages failed at the memory cap, as the
+    /// kernel reports a recorded writeback error (`AS_ENOSPC`) on the next fsync or close. The
+    /// kernel runs the close's writeback before this FLUSH, so a failure of that writeback is
+    /// seen here. Never in `--kernel-compat` mode (a guest_memfd's close cannot fail).
+    public func flush(_ ctx: RequestContext, inode: UInt64, file: FileInfo, reply: consuming Reply<EmptyReply>) {
+        guard let n = node(inode) else { return reply.error(.notFound("inode \(inode)")) }
+        if options.fidelity == .kernel { return reply.complete(nil) }
+        reply.complete(takeWritebackError(n))
+    }
+
+    /// ENOSPC if a writeback of `n`'s file failed since the last report (and clears it).
+    func takeWritebackError(_ n: Node) -> Errno? {
+        guard case .host(let f) = n, f.writebackFailed.exchange(false, ordering: .relaxed) else { return nil }
+        return GmemError.noSpace("a writeback of mapped pages failed at the memory cap").errno
     }
 
     public func lseek(_ ctx: RequestContext, inode: UInt64, offset: Int, whence: Int32, file: FileInfo, reply: consuming Reply<LseekReply>) {
-        guard let n = node(inode) else { return reply.error(.noSuchFileOrDirectory) }
-        guard let f = n.file else { return reply.error(.isDirectory) }
-        guard whence == LinuxConstants.seekData || whence == LinuxConstants.seekHole else { return reply.error(.invalidArgument) }
-        guard offset >= 0 else { return reply.error(.noSuchAddressOrDevice) }
+        guard let n = node(inode) else { return reply.error(.notFound("inode \(inode)")) }
+        guard let f = n.fileNode else { return reply.error(.isDirectory("inode \(inode)")) }
         do throws(GmemError) {
-            reply.offset(Int(try f.file.seek(offset: UInt64(offset), data: whence == LinuxConstants.seekData)))
+            let request = try SeekRequest(offset: offset, whence: whence)
+            reply.offset(Int(try f.file.seek(offset: request.offset, whence: request.whence)))
         } catch {
-            reply.error(error.errno)
+            reply.error(error)
         }
     }
 
     public func unlink(_ ctx: RequestContext, parent: UInt64, name: String, reply: consuming Reply<EmptyReply>) {
-        guard parent == FixedInode.root else { return reply.error(.notPermitted) }
-        guard let f = namespace.withLock({ $0.remove(name) }) else { return reply.error(.noSuchFileOrDirectory) }
+        guard parent == FixedInode.root else { return reply.error(.notPermitted("files exist only in the mount root")) }
+        guard let f = namespace.withLock({ $0.remove(name) }) else { return reply.error(.notFound("file '\(name)'")) }
         let gone = f.lifetime.withLock { l -> Bool in
             l.unlinked = true
             return l.openHandles == 0
         }
-        if gone { namespace.withLock { $0.forget(f) } }
+        if gone { namespace.withLock { $0.drop(f) } }
         trace(.remove, f, 0, f.file.size, .ok, ctx)
         logger.info("removed \(name)\(gone ? "" : " (memory freed at last close)")")
         reply.complete(nil)
     }
 
-    // Files come only from user.gmem.create: every other way of making a name is refused.
-    public func create(_ ctx: RequestContext, parent: UInt64, name: String, mode: mode_t, flags: Int32, reply: consuming Reply<EntryReply>) { reply.error(.notPermitted) }
-    public func mknod(_ ctx: RequestContext, parent: UInt64, name: String, mode: mode_t, reply: consuming Reply<EntryReply>) { reply.error(.notPermitted) }
-    public func mkdir(_ ctx: RequestContext, parent: UInt64, name: String, mode: mode_t, reply: consuming Reply<EntryReply>) { reply.error(.notPermitted) }
-    public func symlink(_ ctx: RequestContext, target: String, parent: UInt64, name: String, reply: consuming Reply<EntryReply>) { reply.error(.notPermitted) }
-    public func link(_ ctx: RequestContext, inode: UInt64, newParent: UInt64, newName: String, reply: consuming Reply<EntryReply>) { reply.error(.notPermitted) }
-    public func rename(_ ctx: RequestContext, parent: UInt64, name: String, newParent: UInt64, newName: String, reply: consuming Reply<EmptyReply>) { reply.error(.notPermitted) }
-    public func rmdir(_ ctx: RequestContext, parent: UInt64, name: String, reply: consuming Reply<EmptyReply>) { reply.error(.notPermitted) }
+    // Files come only from user.gmem.create: every other way of making a name, or changing one,
+    // is refused (CREATE, i.e. open with O_CREAT of a new name, included).
+    public func create(_ ctx: RequestContext, parent: UInt64, name: String, mode: mode_t, flags: Int32, reply: consuming Reply<CreateReply>) { reply.error(Self.namesAreFixed) }
+    public func mknod(_ ctx: RequestContext, parent: UInt64, name: String, mode: mode_t, reply: consuming Reply<EntryReply>) { reply.error(Self.namesAreFixed) }
+    public func mkdir(_ ctx: RequestContext, parent: UInt64, name: String, mode: mode_t, reply: consuming Reply<EntryReply>) { reply.error(Self.namesAreFixed) }
+    public func symlink(_ ctx: RequestContext, target: String, parent: UInt64, name: String, reply: consuming Reply<EntryReply>) { reply.error(Self.namesAreFixed) }
+    public func link(_ ctx: RequestContext, inode: UInt64, newParent: UInt64, newName: String, reply: consuming Reply<EntryReply>) { reply.error(Self.namesAreFixed) }
+    public func rename(_ ctx: RequestContext, parent: UInt64, name: String, newParent: UInt64, newName: String, reply: consuming Reply<EmptyReply>) { reply.error(Self.namesAreFixed) }
+    public func rmdir(_ ctx: RequestContext, parent: UInt64, name: String, reply: consuming Reply<EmptyReply>) { reply.error(Self.namesAreFixed) }
+
+    /// The inode count `statfs` reports (files are limited by memory, not by inodes).
+    static let inodeCapacity = 1 << 32
 
     public func statfs(_ ctx: RequestContext, inode: UInt64, reply: consuming Reply<StatfsReply>) {
         let files = namespace.withLock { ns in Array(ns.byInode.values) }
@@ -445,11 +491,34 @@ public final class GmemFilesystem: LowLevelFilesystem {
         var st = statvfs()
         st.f_bsize = UInt(pageSize); st.f_frsize = UInt(pageSize)
         st.f_blocks = UInt(total); st.f_bfree = UInt(total - min(total, used)); st.f_bavail = st.f_bfree
-        st.f_files = UInt(files.count); st.f_namemax = 255
+        // Names are not a finite resource (only memory is): report plenty of free inodes, so
+        // that `df -i` does not show the mount full.
+        st.f_files = UInt(Self.inodeCapacity); st.f_ffree = UInt(Self.inodeCapacity - min(Self.inodeCapacity, files.count))
+        st.f_favail = st.f_ffree; st.f_namemax = 255
         reply.statfs(st)
     }
 }
 
+extension GmemFilesystem {
+    static let namesAreFixed = GmemError.notPermitted("files are made only by user.gmem.create")
+}
+
 extension Node {
     var isRoot: Bool { if case .root = self { true } else { false } }
+
+    /// What the kernel rules see (GmemCore's ``NodeKind``).
+    var kind: NodeKind {
+        switch self {
+        case .root: .root
+        case .guestDirectory, .mapsDirectory: .guestDirectory
+        case .host: .hostFile
+        case .guest, .trace, .map: .guestFile
+        }
+    }
+}
+
+extension Reply {
+    /// Answers with `error`'s errno: ``GmemError`` is the one errno mapping, so the bridge
+    /// answers every refusal through it.
+    consuming func error(_ error: GmemError) { self.error(error.errno) }
 }

@@ -1,5 +1,6 @@
 import FuseKit
 import Glibc
+import GmemABI
 import GmemCore
 import Synchronization
 
@@ -7,8 +8,8 @@ import Synchronization
 /// `user.gmem.attributes` xattr stops at 64 KiB with E2BIG).
 ///
 /// Contract:
-/// - Contents: the lines of `user.gmem.attributes` (`START-END ATTR`, lowercase hex, END
-///   exclusive), for the whole file.
+/// - Contents: the lines of `user.gmem.attributes` (``AttributeLine``, the one printer), for
+///   the whole file.
 /// - Consistency: each open takes a **snapshot** of the map: a reader sees the map exactly as
 ///   it was at one instant (between two conversions), however long it takes to read. The file
 ///   lock is held shared only while the ranges are copied out (at most ~18 ms for 400,000 ranges in a release build),
@@ -37,14 +38,7 @@ final class MapsDirectory: Sendable {
         file.forEachAttributeRange { ranges.append(($0, $1, $2)) }
         var text: [UInt8] = []
         text.reserveCapacity(ranges.count * 24)
-        for (s, e, a) in ranges {
-            text += String(s, radix: 16).utf8
-            text.append(UInt8(ascii: "-"))
-            text += String(e, radix: 16).utf8
-            text.append(UInt8(ascii: " "))
-            text += a.name.utf8
-            text.append(UInt8(ascii: "\n"))
-        }
+        for (s, e, a) in ranges { text += AttributeLine.format(start: s, end: e, attribute: a.attributeName).utf8 }
         let snapshot = Snapshot(text)
         return snapshots.withLock { s in
             let h = s.next
@@ -57,7 +51,7 @@ final class MapsDirectory: Sendable {
     func release(handle: UInt64) { snapshots.withLock { _ = $0.byHandle.removeValue(forKey: handle) } }
 
     func read(handle: UInt64, offset: Int, size: Int, reply: consuming Reply<DataReply>) {
-        guard let snapshot = snapshots.withLock({ $0.byHandle[handle] }) else { return reply.error(.badFileDescriptor) }
+        guard let snapshot = snapshots.withLock({ $0.byHandle[handle] }) else { return reply.error(.badHandle("no map snapshot \(handle)")) }
         let start = min(max(0, offset), snapshot.text.count)
         let end = start + min(max(0, size), snapshot.text.count - start)
         var pending: Reply<DataReply>? = consume reply

@@ -42,6 +42,9 @@ final class FileNode: Sendable {
     let metadata: Mutex<Metadata>
     /// Open handles on either view, and whether the name is gone (memory is freed when both allow).
     let lifetime = Mutex<(openHandles: Int, unlinked: Bool)>((0, false))
+    /// A writeback of mapped pages failed with ENOSPC (the memory cap) and no `fsync` or close
+    /// has reported it yet (the kernel's `AS_ENOSPC`).
+    let writebackFailed = Atomic<Bool>(false)
 
     init(name: String, file: GuestMemFile, hostInode: UInt64, metadata: Metadata) {
         self.name = name; self.file = file; self.hostInode = hostInode; guestInode = hostInode + 1
@@ -66,11 +69,24 @@ enum Node: Sendable {
     case mapsDirectory
     case map(FileNode)
 
-    /// The gmem file a host or guest node serves (nil for directories and the special files).
-    var file: FileNode? {
+    /// The file behind a file inode (host or guest view); nil for a directory or a special file.
+    var fileNode: FileNode? {
         switch self {
         case .host(let f), .guest(let f): f
         case .root, .guestDirectory, .trace, .mapsDirectory, .map: nil
+        }
+    }
+
+    /// The node's path under the mount, for log lines.
+    var displayName: String {
+        switch self {
+        case .root: "/"
+        case .guestDirectory: "/.guest"
+        case .host(let f): "/" + f.name
+        case .guest(let f): "/.guest/" + f.name
+        case .trace: "/.trace"
+        case .mapsDirectory: "/.maps"
+        case .map(let f): "/.maps/" + f.name
         }
     }
 }
@@ -90,6 +106,8 @@ struct Namespace: ~Copyable {
 
     subscript(name: String) -> FileNode? { byName[Array(name.utf8)] }
 
+    /// Adds the file `make` builds for the next free inode pair; EEXIST for a taken name.
+    /// `make` runs with the namespace lock held: it must not take the namespace again.
     mutating func insert(_ name: String, make: (UInt64) throws(GmemError) -> FileNode) throws(GmemError) -> FileNode {
         let key = Array(name.utf8)
         guard byName[key] == nil else { throw .exists(name) }
@@ -107,5 +125,7 @@ struct Namespace: ~Copyable {
         return node
     }
 
-    mutating func forget(_ node: FileNode) { byInode[node.hostInode] = nil }
+    /// Removes the file's inodes once its name is gone and no handle is open; its memory goes
+    /// with the last reference.
+    mutating func drop(_ node: FileNode) { byInode[node.hostInode] = nil }
 }

@@ -1,5 +1,6 @@
 import FuseKit
 import Glibc
+import GmemABI
 import GmemCore
 import Synchronization
 
@@ -36,7 +37,7 @@ extension GmemFilesystem {
 
     /// `mmap,init-shared`, or `none`.
     static func flagsWord(_ flags: GmemFlags) -> String {
-        let names = GmemFlags.names.filter { flags.contains($0.1) }.map(\.0)
+        let names = GmemCreateFlag.allCases.filter { flags.rawValue & $0.bit != 0 }.map(\.rawValue)
         return names.isEmpty ? "none" : names.joined(separator: ",")
     }
 
@@ -62,10 +63,10 @@ extension GmemFilesystem {
 
     func lookupSpecial(parent: UInt64, name: String, reply: consuming Reply<EntryReply>) {
         switch (parent, name) {
-        case (FixedInode.root, ".trace"): reply.entry(entry(.trace, inode: FixedInode.trace))
-        case (FixedInode.root, ".maps"): reply.entry(entry(.mapsDirectory, inode: FixedInode.mapsDirectory))
+        case (FixedInode.root, GmemSpecialName.trace): reply.entry(entry(.trace, inode: FixedInode.trace))
+        case (FixedInode.root, GmemSpecialName.maps): reply.entry(entry(.mapsDirectory, inode: FixedInode.mapsDirectory))
         default:
-            guard let f = namespace.withLock({ $0[name] }) else { return reply.error(.noSuchFileOrDirectory) }
+            guard let f = namespace.withLock({ $0[name] }) else { return reply.error(.notFound("file '\(name)'")) }
             reply.entry(entry(.map(f), inode: f.hostInode | MapsDirectory.inodeBit))
         }
     }
@@ -91,14 +92,16 @@ extension GmemFilesystem {
 
     func openSpecial(_ n: Node, flags: Int32, reply: consuming Reply<OpenReply>) {
         // Read-only files (root passes the kernel's mode check): EACCES for any write access.
-        guard flags & O_ACCMODE == O_RDONLY, flags & O_TRUNC == 0 else { return reply.error(.permissionDenied) }
+        guard flags & O_ACCMODE == O_RDONLY, flags & O_TRUNC == 0 else {
+            return reply.error(.accessDenied("\(n.displayName) is read-only"))
+        }
         switch n {
         case .trace:
             reply.open(OpenOptions(handle: trace.open(), directIO: true, nonseekable: true))
         case .map(let f):
             reply.open(OpenOptions(handle: maps.open(f.file), directIO: true))
         default:
-            reply.error(.isDirectory)
+            reply.error(.isDirectory(n.displayName))
         }
     }
 
@@ -106,7 +109,7 @@ extension GmemFilesystem {
         switch n {
         case .trace: trace.read(ctx, handle: file.handle, size: size, reply: reply)
         case .map: maps.read(handle: file.handle, offset: offset, size: size, reply: reply)
-        default: reply.error(.isDirectory)
+        default: reply.error(.isDirectory(n.displayName))
         }
     }
 

@@ -1,5 +1,6 @@
 import FuseKit
 import Glibc
+import GmemABI
 import GmemCore
 import Synchronization
 
@@ -94,7 +95,7 @@ final class TraceFile: Sendable {
         guard let reader = readers.withLock({ $0.byHandle.removeValue(forKey: handle) }) else { return }
         events.unsubscribe(reader.subscription)
         // The kernel releases only once every READ of the file has returned.
-        readers.withLock { _ in reader.parked.take()?.error(.interrupted) }
+        readers.withLock { _ in reader.parked.take()?.error(.interrupted("the reader closed .trace")) }
     }
 
     func read(_ ctx: RequestContext, handle: UInt64, size: Int, reply: consuming Reply<DataReply>) {
@@ -103,9 +104,9 @@ final class TraceFile: Sendable {
         reply.notifyInterrupt(to: interrupts)
         var pending: Reply<DataReply>? = consume reply
         readers.withLock { r in
-            guard let reader = r.byHandle[handle] else { return pending.take()!.error(.badFileDescriptor) }
+            guard let reader = r.byHandle[handle] else { return pending.take()!.error(.badHandle("no .trace reader \(handle)")) }
             let interrupted = r.earlyInterrupts.remove(id) != nil
-            if interrupted, !Self.onlyStopOrIgnoredSignals(ctx.pid) { return pending.take()!.error(.interrupted) }
+            if interrupted, !Self.onlyStopOrIgnoredSignals(ctx.pid) { return pending.take()!.error(.interrupted("signal before the READ was parked")) }
             let waiting = events.pending(reader.subscription)
             if !reader.carry.isEmpty || waiting.lost || waiting.events >= events.capacity / 2 {
                 return answer(reader, pending.take()!, size: size)
@@ -150,7 +151,7 @@ final class TraceFile: Sendable {
                 reader.interruptKept = true
             } else {
                 reader.parkedID = nil
-                reader.parked.take()!.error(.interrupted)
+                reader.parked.take()!.error(Self.signalled)
             }
         }
     }
@@ -180,7 +181,7 @@ final class TraceFile: Sendable {
                         answer(reader, reader.parked.take()!, size: reader.parkedSize)
                     } else if recheck, reader.interruptKept, !Self.onlyStopOrIgnoredSignals(reader.parkedTID) {
                         reader.parkedID = nil
-                        reader.parked.take()!.error(.interrupted)
+                        reader.parked.take()!.error(Self.signalled)
                     }
                 }
                 return (false, answered)
@@ -191,6 +192,8 @@ final class TraceFile: Sendable {
     }
 
     // MARK: - Signals
+
+    static let signalled = GmemError.interrupted("a signal ended the parked READ")
 
     /// Whether every signal pending for thread `tid` leaves it waiting: none is SIGKILL, caught,
     /// or fatal by default. False when the thread cannot be inspected (gone: nobody waits).

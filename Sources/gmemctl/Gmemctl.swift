@@ -17,6 +17,9 @@ struct Gmemctl: ParsableCommand {
               gmemctl trace /mnt/gmem   # live events (conversions, refused accesses, ...)
               gmemctl tour            # a ten-minute guided demo on a private mount
 
+            For scripts: stats, map and watch take --json (one JSON object per
+            line; byte offsets and sizes as numbers; shapes in each --help).
+
             Every path must be on a gmemfs mount (checked first; nothing is sent
             elsewhere). Errors are one line on stderr, starting with 'gmemctl:'.
 

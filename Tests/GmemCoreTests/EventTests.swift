@@ -1,3 +1,4 @@
+import GmemABI
 import GmemCore
 import GmemTestSupport
 import SystemPackage
@@ -90,6 +91,12 @@ struct EventTests {
         #expect(Event.Outcome.failed(.noSpace).name == "ENOSPC" && Event.Outcome.failed(Errno(rawValue: 200)).name == "E200")
         #expect(Event.Kind.allCases.map(\.rawValue) == ["create", "remove", "convert", "invalidate", "read-refused",
                                                           "write-refused", "punch", "allocate", "guest-write"])
-        #expect(Event.escape("é\u{7f}\t") == "é\\x7f\\x09")
+        // What the daemon prints, gmemctl parses back field for field (one format, in GmemABI).
+        for line in [e.traceLine, Event.lostLine(3)] {
+            #expect(TraceLine(line.dropLast())?.text == line, "\(line)")
+        }
+        #expect(TraceLine(e.traceLine.dropLast()) == .event(e.traceEvent))
+        #expect(GmemErrnoName.number("EAGAIN") == 11 && GmemErrnoName.number("E200") == 200 && GmemErrnoName.number("EXYZ") == nil)
+        #expect(TraceLine.escape("é\u{7f}\t") == "é\\x7f\\x09")
     }
 }

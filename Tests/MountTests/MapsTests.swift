@@ -1,5 +1,7 @@
 import Foundation
+import GmemABI
 import GmemTestSupport
+import SystemPackage
 import Testing
 #if canImport(Glibc)
 import Glibc
@@ -29,13 +31,13 @@ struct MapsTests {
             model += "\(String((2 * i + 1) * page, radix: 16))-\(String((2 * i + 2) * page, radix: 16)) private\n"
         }
         model += "\(String(2 * n * page, radix: 16))-4000000 shared\n"
-        #expect(Sys.getxattrErrno(f, "user.gmem.attributes") == E2BIG)
+        #expect(throws: Errno.argListTooLong) { try Sys.getxattr(f, GmemXattr.attributes) }
         #expect(try sh("wc -l < \(map)").output == "\(2 * n + 1)\n")
         #expect(try sh("grep -c private \(map)").output == "\(n)\n")
         let cat = try run(["cat", map])
         #expect(cat.succeeded && cat.output == model)
         // The same lines as the xattr's windows.
-        #expect(try Sys.getxattr(f, "user.gmem.attributes:0-8000").get() == String(model.split(separator: "\n").prefix(8).joined(separator: "\n") + "\n"))
+        #expect(try Sys.getxattr(f, GmemXattr.window(start: 0, end: 0x8000)) == String(model.split(separator: "\n").prefix(8).joined(separator: "\n") + "\n"))
         #expect(m.unmount() == 0)
     }
 
@@ -46,10 +48,10 @@ struct MapsTests {
         defer { m.unmount() }
         let f = m.file("f"), map = "\(m.path)/.maps/f"
         try Sys.withFD(map, O_RDONLY) { fd in
-            #expect(Sys.pread(fd, count: 3, offset: 0).value.map { String(decoding: $0, as: UTF8.self) } == "0-4")
-            #expect(convert(f, "4096 4096 private") == 0)     // while the map is open
-            #expect(Sys.pread(fd, count: 100, offset: 3).value.map { String(decoding: $0, as: UTF8.self) } == "000 shared\n")
-            #expect(Sys.pread(fd, count: 100, offset: 14).value == [])
+            #expect(String(decoding: try Sys.pread(fd, count: 3, offset: 0), as: UTF8.self) == "0-4")
+            try convert(f, "4096 4096 private")     // while the map is open
+            #expect(String(decoding: try Sys.pread(fd, count: 100, offset: 3), as: UTF8.self) == "000 shared\n")
+            #expect(try Sys.pread(fd, count: 100, offset: 14) == [])
         }
         #expect(try run(["cat", map]).output == "0-1000 shared\n1000-2000 private\n2000-4000 shared\n")
         #expect(try run(["cat", map]).output == attributes(f))
@@ -62,14 +64,14 @@ struct MapsTests {
         #expect(try run(["ls", "-a", "\(m.path)/.maps"]).output == ".\n..\na\nb\n")
         // The special names are reachable but not listed in the root.
         #expect(try run(["ls", "-a", m.path]).output == ".\n..\na\nb\n")
-        #expect(Sys.stat("\(m.path)/.maps/c").errnoCode == ENOENT)
-        #expect(Sys.setxattr(m.path, "user.gmem.create", "c 4096") == 0)
+        #expect(throws: Errno.noSuchFileOrDirectory) { try Sys.stat("\(m.path)/.maps/c") }
+        try Sys.setxattr(m.path, "user.gmem.create", "c 4096")
         #expect(try run(["cat", "\(m.path)/.maps/c"]).output == "0-1000 private\n")
         #expect(unlink(m.file("c")) == 0)
-        #expect(Sys.stat("\(m.path)/.maps/c").errnoCode == ENOENT)
+        #expect(throws: Errno.noSuchFileOrDirectory) { try Sys.stat("\(m.path)/.maps/c") }
         // Read-only, even for root; no names can be made in .maps.
-        #expect(Sys.openFD("\(m.path)/.maps/a", O_RDWR).errnoCode == EACCES)
-        #expect(Sys.openFD("\(m.path)/.maps/x", O_RDWR | O_CREAT).errnoCode == EPERM)
+        #expect(throws: Errno.permissionDenied) { try Sys.open("\(m.path)/.maps/a", O_RDWR) }
+        #expect(throws: Errno.notPermitted) { try Sys.open("\(m.path)/.maps/x", O_RDWR | O_CREAT) }
         #expect(unlink("\(m.path)/.maps/a") != 0)
         #expect(m.unmount() == 0)
     }
@@ -80,7 +82,7 @@ struct MapsTests {
         let m = try PermissionTests.mount(["-o", "allow_other", "--file", "f:16K"])
         defer { m.unmount() }
         let map = "\(m.path)/.maps/f"
-        func mode() -> String? { Sys.stat(map).value.map { String($0.st_mode & 0o7777, radix: 8) } }
+        func mode() -> String? { (try? Sys.stat(map)).map { String($0.st_mode & 0o7777, radix: 8) } }
         #expect(mode() == "400")
         let denied = try PermissionTests.asNobody(["cat", map])
         #expect(!denied.succeeded && denied.stderr.contains("Permission denied"), "\(denied)")

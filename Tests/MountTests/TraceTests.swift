@@ -1,5 +1,7 @@
 import Foundation
+import GmemABI
 import GmemTestSupport
+import SystemPackage
 import Testing
 #if canImport(Glibc)
 import Glibc
@@ -101,25 +103,25 @@ struct TraceTests {
         defer { m.unmount() }
         let reader = try TraceReader(m)
         let f = m.file("f"), s = m.file("s")
-        #expect(Sys.setxattr(m.path, "user.gmem.create", "g 8K init-shared") == 0)
-        #expect(convert(f, "0 8192 shared") == 0)
-        #expect(convert(f, "0 4096 shared") == 0)
-        #expect(convert(f, "1 4096 shared") == EINVAL)
+        try Sys.setxattr(m.path, "user.gmem.create", "g 8K init-shared")
+        try convert(f, "0 8192 shared")
+        try convert(f, "0 4096 shared")
+        #expect(throws: Errno.invalidArgument) { try convert(f, "1 4096 shared") }
         try Sys.withFD(f, O_RDWR) { fd in
-            #expect(Sys.setMemoryAttributes2(fd, offset: 4096, size: 4096, attributes: 8) == 0)
+            try Sys.setMemoryAttributes2(fd, offset: 4096, size: 4096, attributes: 8)
         }
-        #expect(contents(f, count: 4096, offset: 4096).errnoCode == EACCES)
-        #expect(write(f, [1], at: 8192).errnoCode == EACCES)
-        #expect(write(m.guest("s"), Array("guest".utf8), at: 100).value == 5)
+        #expect(throws: Errno.permissionDenied) { try contents(f, count: 4096, offset: 4096) }
+        #expect(throws: Errno.permissionDenied) { try write(f, [1], at: 8192) }
+        #expect(try write(m.guest("s"), Array("guest".utf8), at: 100) == 5)
         try Sys.withFD(s, O_RDWR) { fd in
-            #expect(Sys.fallocate(fd, mode: 1, offset: 0, length: 8192) == 0)             // KEEP_SIZE
-            #expect(Sys.fallocate(fd, mode: 3, offset: 0, length: 4096) == 0)             // PUNCH_HOLE
+            try Sys.fallocate(fd, mode: Falloc.keepSize, offset: 0, length: 8192)
+            try Sys.fallocate(fd, mode: Falloc.keepSize | Falloc.punchHole, offset: 0, length: 4096)
         }
         try Sys.withFD(f, O_RDWR) { fd in
-            #expect(Sys.fallocate(fd, mode: 1, offset: 0, length: 32768) == 0)
+            try Sys.fallocate(fd, mode: Falloc.keepSize, offset: 0, length: 32768)
         }
         try Sys.withFD(m.file("g"), O_RDWR) { fd in
-            #expect(Sys.fallocate(fd, mode: 1, offset: 0, length: 8192) == ENOSPC)          // 4K (s) + 32K (f) + 8K > 40K
+            #expect(throws: Errno.noSpace) { try Sys.fallocate(fd, mode: Falloc.keepSize, offset: 0, length: 8192) }   // 4K (s) + 32K (f) + 8K > 40K
         }
         #expect(unlink(m.file("g")) == 0)
 
@@ -162,7 +164,7 @@ struct TraceTests {
         let m = try GmemMount(["--file", "f:64K:init-shared"])
         defer { m.unmount() }
         let a = try TraceReader(m), b = try TraceReader(m)
-        for i in 0..<100 { #expect(convert(m.file("f"), "\(i / 2 % 16 * 4096) 4096 \(i % 2 == 0 ? "private" : "shared")") == 0) }
+        for i in 0..<100 { try convert(m.file("f"), "\(i / 2 % 16 * 4096) 4096 \(i % 2 == 0 ? "private" : "shared")") }
         // 100 conversions; the 50 to private each invalidate too.
         for r in [a, b] {
             #expect(r.wait { $0.filter { $0.count > 2 && $0[2] == "convert" }.count == 100 }, "\(r.text)")
@@ -228,11 +230,11 @@ struct TraceTests {
         kill(reader.process.processIdentifier, SIGSTOP)
         usleep(300_000)
         kill(reader.process.processIdentifier, SIGCONT)
-        #expect(convert(m.file("f"), "0 4096 shared") == 0)
+        try convert(m.file("f"), "0 4096 shared")
         #expect(reader.wait { Self.find($0, file: "f", event: "convert") != nil }, "\(reader.text)")
         #expect(reader.process.isRunning)
         // The daemon served all of this on its worker threads and is still answering.
-        #expect(Sys.stat(m.file("f")).value != nil)
+        #expect((try? Sys.stat(m.file("f"))) != nil)
         #expect(m.unmount() == 0)
     }
 
@@ -242,8 +244,8 @@ struct TraceTests {
         let m = try GmemMount(["--threads", "2", "--file", "f:16K"])
         defer { m.unmount() }
         let readers = try (0..<6).map { _ in try TraceReader(m) }
-        #expect(convert(m.file("f"), "0 4096 shared") == 0)
-        #expect(contents(m.file("f"), count: 4096).value?.count == 4096)
+        try convert(m.file("f"), "0 4096 shared")
+        #expect(try contents(m.file("f"), count: 4096).count == 4096)
         for r in readers { #expect(r.wait { Self.find($0, file: "f", event: "convert") != nil }, "\(r.text)") }
         #expect(m.unmount() == 0)
     }
@@ -256,10 +258,10 @@ struct TraceTests {
         let gmemctl = binDirectory() + "/gmemctl"
         let json = try TraceReader(m, [gmemctl, "trace", m.file("f"), "--events", "convert,read-refused", "--json", "--count", "3"])
         let text = try TraceReader(m, [gmemctl, "trace", m.path])
-        #expect(convert(m.file("g"), "0 4096 shared") == 0)      // another file: filtered out
-        #expect(convert(m.file("f"), "0 8192 shared") == 0)
-        #expect(convert(m.file("f"), "0 4096 private") == 0)     // + invalidate: another kind
-        #expect(contents(m.file("f"), count: 4096).errnoCode == EACCES)
+        try convert(m.file("g"), "0 4096 shared")      // another file: filtered out
+        try convert(m.file("f"), "0 8192 shared")
+        try convert(m.file("f"), "0 4096 private")     // + invalidate: another kind
+        #expect(throws: Errno.permissionDenied) { try contents(m.file("f"), count: 4096) }
         json.process.waitUntilExit()
         #expect(json.process.terminationStatus == 0)
         let objects = json.text.split(separator: "\n")
@@ -290,11 +292,11 @@ struct TraceTests {
         let m = try PermissionTests.mount(["-o", "allow_other", "--file", "f:16K"])
         defer { m.unmount() }
         let trace = "\(m.path)/.trace"
-        #expect(Sys.stat(trace).value.map { "\(String($0.st_mode & 0o7777, radix: 8)) \($0.st_uid)" } == "400 0")
+        #expect((try? Sys.stat(trace)).map { "\(String($0.st_mode & 0o7777, radix: 8)) \($0.st_uid)" } == "400 0")
         let denied = try PermissionTests.asNobody(["timeout", "5", "cat", trace])
         #expect(!denied.succeeded && denied.stderr.contains("Permission denied"), "\(denied)")
-        #expect(Sys.openFD(trace, O_WRONLY).errnoCode == EACCES)
-        #expect(Sys.openFD(trace, O_RDWR).errnoCode == EACCES)
+        #expect(throws: Errno.permissionDenied) { try Sys.open(trace, O_WRONLY) }
+        #expect(throws: Errno.permissionDenied) { try Sys.open(trace, O_RDWR) }
         #expect(chmod(trace, 0o444) != 0 && errno == EPERM)
         #expect(m.unmount() == 0)
     }

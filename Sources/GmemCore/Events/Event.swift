@@ -1,32 +1,14 @@
 import Glibc
+import GmemABI
 import SystemPackage
 
 /// One thing gmemfs did, as `MOUNTPOINT/.trace` reports it (docs/trace.md).
 ///
-/// Adding a kind is one case here plus one `EventHub.emit` at the place that does the work.
+/// Adding a kind is one case in ``GmemTraceKind`` plus one `EventHub.emit` at the place that
+/// does the work.
 public struct Event: Sendable, Equatable {
-    /// What happened. The raw value is the event's name in trace lines.
-    public enum Kind: String, CaseIterable, Sendable {
-        /// A file was created (`user.gmem.create`); the range is the whole file.
-        case create
-        /// A name was removed (`unlink`); the memory goes at the last close.
-        case remove
-        /// A conversion was requested (xattr or ioctl); the outcome says what it did.
-        case convert
-        /// The host's cached pages of the range were dropped and unmapped (`notify_inval_inode`).
-        case invalidate
-        /// A host READ was refused because the range holds a private page (EACCES; a page
-        /// fault's READ too, which the faulting process sees as SIGBUS).
-        case readRefused = "read-refused"
-        /// A host write was refused because its first page is private (EACCES).
-        case writeRefused = "write-refused"
-        /// `fallocate(PUNCH_HOLE | KEEP_SIZE)`.
-        case punch
-        /// `fallocate(KEEP_SIZE)`; ENOSPC past the memory cap.
-        case allocate
-        /// A write through the guest view (`MOUNTPOINT/.guest/NAME`).
-        case guestWrite = "guest-write"
-    }
+    /// What happened (the kinds are the interface's: ``GmemTraceKind``).
+    public typealias Kind = GmemTraceKind
 
     /// How it ended.
     public enum Outcome: Sendable, Equatable {
@@ -44,18 +26,8 @@ public struct Event: Sendable, Equatable {
             case .unchanged: "unchanged"
             case .becamePrivate: "became-private"
             case .becameShared: "became-shared"
-            case .failed(let e): Self.symbol(e)
+            case .failed(let e): GmemErrnoName.symbol(e.rawValue)
             }
-        }
-
-        /// The symbolic name of the errnos gmemfs answers (`E` and the number for others).
-        public static func symbol(_ e: Errno) -> String {
-            let names: [Int32: String] = [
-                1: "EPERM", 2: "ENOENT", 4: "EINTR", 5: "EIO", 6: "ENXIO", 7: "E2BIG", 9: "EBADF", 11: "EAGAIN",
-                12: "ENOMEM", 13: "EACCES", 17: "EEXIST", 21: "EISDIR", 22: "EINVAL", 25: "ENOTTY", 27: "EFBIG",
-                28: "ENOSPC", 29: "ESPIPE", 34: "ERANGE", 38: "ENOSYS", 61: "ENODATA", 95: "EOPNOTSUPP",
-            ]
-            return names[e.rawValue] ?? "E\(e.rawValue)"
         }
     }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Glibc
+import GmemABI
 
 /// `gmemctl trace [PATH] [--events LIST] [--json]`: a live view of `MOUNTPOINT/.trace`.
 struct TraceCommand: ParsableCommand {
@@ -14,7 +15,7 @@ struct TraceCommand: ParsableCommand {
             because the reader fell behind.
             """)
 
-    static let kinds = ["create", "remove", "convert", "invalidate", "read-refused", "write-refused", "punch", "allocate", "guest-write"]
+    static let kinds = GmemTraceKind.allCases.map(\.rawValue)
 
     @Argument(help: "The mount point, or a file on it (default: the current directory).") var path = "."
     @Option(help: ArgumentHelp("Comma-separated event kinds to show (default: all).", valueName: "LIST")) var events: String?
@@ -35,7 +36,7 @@ struct TraceCommand: ParsableCommand {
         let target = try GmemPath(path, .fileOrMountRoot)
         let fileFilter = target.realPath == target.mountPoint ? nil : String(target.realPath.split(separator: "/").last ?? "")
         let kinds = events.map { Set($0.split(separator: ",").map(String.init)) }
-        let trace = target.mountPoint + "/.trace"
+        let trace = target.mountPoint + "/" + GmemSpecialName.trace
         let fd = open(trace, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
             throw SystemError("open \(trace)", hints: [EACCES: "the trace is readable by the daemon's user only (it shows private-page activity)",

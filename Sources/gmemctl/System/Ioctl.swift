@@ -1,25 +1,10 @@
 import CLinuxSys
 import Glibc
+import GmemABI
 
 /// `KVM_SET_MEMORY_ATTRIBUTES2`, the kernel's guest_memfd conversion ioctl, which gmemfs files
-/// answer too:
-///
-/// ```c
-/// struct kvm_memory_attributes2 {
-///         union { __u64 address; __u64 offset; };
-///         __u64 size;
-///         __u64 attributes;      /* KVM_MEMORY_ATTRIBUTE_PRIVATE (1ULL << 3) or 0 */
-///         __u64 flags;           /* must be 0 */
-///         __u64 error_offset;    /* out */
-///         __u64 reserved[11];    /* must be 0 */
-/// };
-/// #define KVM_SET_MEMORY_ATTRIBUTES2 _IOWR(KVMIO /* 0xAE */, 0xd2, struct kvm_memory_attributes2)
-/// ```
+/// answer too. Number and struct are ``KVMMemoryAttributes2``'s (the daemon's own).
 enum MemoryAttributesIoctl {
-    /// `_IOWR(0xAE, 0xd2, 128 bytes)`.
-    static let number: UInt = 0xC080_AED2
-    static let privateBit: UInt64 = 1 << 3
-
     /// Converts `[offset, offset + size)` of the file at `path` (opened read-write: the ioctl
     /// needs a writable descriptor, EBADF otherwise).
     static func setAttributes(path: String, offset: UInt64, size: UInt64, private isPrivate: Bool,
@@ -27,11 +12,9 @@ enum MemoryAttributesIoctl {
         let fd = open(path, O_RDWR)
         guard fd >= 0 else { throw SystemError("open \(path) for writing", hints: hints) }
         defer { close(fd) }
-        var words = [UInt64](repeating: 0, count: 16)   // 16 x u64 = 128 bytes
-        words[0] = offset.littleEndian
-        words[1] = size.littleEndian
-        words[2] = (isPrivate ? privateBit : 0).littleEndian
-        let rc = words.withUnsafeMutableBytes { clinux_ioctl_ptr(fd, number, $0.baseAddress) }
+        var bytes = KVMMemoryAttributes2(offset: offset, size: size, attributes: GmemAttributeName(isPrivate: isPrivate).bits).encode()
+        let number = UInt(KVMMemoryAttributes2.ioctlNumber)
+        let rc = bytes.withUnsafeMutableBytes { clinux_ioctl_ptr(fd, number, $0.baseAddress) }
         guard rc == 0 else { throw SystemError("ioctl KVM_SET_MEMORY_ATTRIBUTES2 on \(path)", hints: hints) }
     }
 }

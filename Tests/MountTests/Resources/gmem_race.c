@@ -1,5 +1,6 @@
 /*
- * gmem_race: the race test's load generator (compiled with `cc` by RaceTests.swift).
+ * gmem_race: the race test's load generator (compiled with `cc -I Sources/CGmemABI/include`
+ * by RaceTests.swift: the interface's names and ioctl come from gmem_abi.h).
  *
  *   gmem_race HOST_FILE GUEST_FILE SECONDS
  *
@@ -45,18 +46,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#define PAGE 4096UL
+#include "gmem_abi.h"
+
+#define PAGE ((size_t)GMEM_PAGE_SIZE)
 #define ST_SHARED 0u
 #define ST_TRANSITION 1u
 #define ST_PRIVATE 2u
 #define MAX_RANGE 32     /* pages per conversion */
 #define MAX_READ 16      /* pages per pread */
 
-struct kvm_memory_attributes2 {
-    uint64_t offset, size, attributes, flags, error_offset, reserved[11];
-};
-#define KVM_SET_MEMORY_ATTRIBUTES2 0xC080AED2UL
-#define KVM_MEMORY_ATTRIBUTE_PRIVATE (1ULL << 3)
 
 /* Shared with the forked children (MAP_SHARED | MAP_ANONYMOUS). */
 struct shared {
@@ -131,7 +129,7 @@ static int convert(int fd, size_t first, size_t n, int to_private, uint64_t *see
     } else {
         char v[96];
         int len = snprintf(v, sizeof v, "%zu %zu %s", first * PAGE, n * PAGE, to_private ? "private" : "shared");
-        rc = fsetxattr(fd, "user.gmem.set_attributes", v, (size_t)len, 0);
+        rc = fsetxattr(fd, GMEM_XATTR_SET_ATTRIBUTES, v, (size_t)len, 0);
     }
     if (rc != 0) {
         char d[96]; snprintf(d, sizeof d, "conversion of %zu pages to %s: %s", n, to_private ? "private" : "shared", strerror(errno));
@@ -374,7 +372,7 @@ int main(int argc, char **argv) {
     uint64_t seed0 = 0x9E3779B97F4A7C15ULL ^ (uint64_t)getpid();
     char v[96];
     snprintf(v, sizeof v, "%zu %zu private", static_first * PAGE, (npages - static_first) * PAGE);
-    if (setxattr(host_path, "user.gmem.set_attributes", v, strlen(v), 0)) { perror("static private"); return 1; }
+    if (setxattr(host_path, GMEM_XATTR_SET_ATTRIBUTES, v, strlen(v), 0)) { perror("static private"); return 1; }
     atomic_fetch_add(&S->conversions, 1);
     set_state(static_first, npages - static_first, ST_PRIVATE);
     for (size_t p = static_first; p < npages; p += MAX_RANGE) {
@@ -432,7 +430,7 @@ int main(int argc, char **argv) {
         guest_write(p, n, "erased!!", 0);
     }
     snprintf(v, sizeof v, "0 %zu shared", file_size);
-    if (setxattr(host_path, "user.gmem.set_attributes", v, strlen(v), 0)) { perror("final shared"); atomic_fetch_add(&S->conversion_errors, 1); }
+    if (setxattr(host_path, GMEM_XATTR_SET_ATTRIBUTES, v, strlen(v), 0)) { perror("final shared"); atomic_fetch_add(&S->conversion_errors, 1); }
     else atomic_fetch_add(&S->conversions, 1);
     unsigned char *all = malloc(file_size);
     ssize_t r = pread(host_fd, all, file_size, 0);
