@@ -118,6 +118,64 @@ public struct KVMMemoryAttributes2: Equatable, Sendable {
     }
 }
 
+extension KVMMemoryAttributes2 {
+    /// The little-endian struct, as copied back to the caller on a failure with `error_offset`.
+    public var bytes: [UInt8] {
+        let words = [offset, size, attributes, flags, errorOffset] + reserved
+        return words.flatMap { w in (0..<8).map { UInt8(truncatingIfNeeded: w >> ($0 * 8)) } }
+    }
+}
+
+/// `struct gmem_page_reference` (64 bytes), the argument of gmemfs's own pin ioctls:
+///
+/// ```c
+/// struct gmem_page_reference {
+///         __u64 offset;        /* byte offset into the file, multiple of 4096 */
+///         __u64 size;          /* bytes, non-zero multiple of 4096 */
+///         __u64 flags;         /* must be 0 */
+///         __u64 reserved[5];   /* must be 0 */
+/// };
+/// #define GMEM_IOCTL_TYPE  'G'   /* 0x47 */
+/// #define GMEM_PIN_PAGES   _IOW('G', 0x01, struct gmem_page_reference)   /* 0x40404701 */
+/// #define GMEM_UNPIN_PAGES _IOW('G', 0x02, struct gmem_page_reference)   /* 0x40404702 */
+/// ```
+///
+/// The type `'G'` differs from KVM's `0xAE`, so no pin number can equal a KVM ioctl, and from
+/// the types of the VFS's generic file ioctls (`'f'`, `'X'`, `0x94`, `'T'`), which the kernel
+/// answers itself before a file system is asked. `_IOW`: the kernel's FUSE client copies the 64
+/// bytes in and nothing back (an ioctl on a FUSE regular file is "restricted": direction and size
+/// come from the number).
+public struct GmemPageReference: Equatable, Sendable {
+    public static let pinNumber: UInt32 = 0x4040_4701
+    public static let unpinNumber: UInt32 = 0x4040_4702
+    public static let byteCount = 64
+
+    public var offset: UInt64
+    public var size: UInt64
+    public var flags: UInt64
+    public var reserved: [UInt64]   // 5 words
+
+    public init(offset: UInt64, size: UInt64, flags: UInt64 = 0, reserved: [UInt64] = Array(repeating: 0, count: 5)) {
+        self.offset = offset; self.size = size; self.flags = flags; self.reserved = reserved
+    }
+
+    /// Decodes the little-endian struct; anything but exactly 64 bytes is EINVAL.
+    public init(bytes: UnsafeRawBufferPointer) throws(GmemError) {
+        guard bytes.count == Self.byteCount else { throw .invalidArgument("argument is \(bytes.count) bytes, expected 64") }
+        func word(_ i: Int) -> UInt64 { UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: i * 8, as: UInt64.self)) }
+        offset = word(0); size = word(1); flags = word(2)
+        reserved = (3..<8).map(word)
+    }
+
+    /// Validates: flags ≠ 0 or a reserved word ≠ 0, then size 0, overflow, misalignment or a range
+    /// not inside the file (the checks of ``ConversionRequest``) → EINVAL. Returns the pages.
+    public func pages(fileSize: UInt64) throws(GmemError) -> ClosedRange<UInt64> {
+        guard flags == 0 else { throw .invalidArgument("flags must be 0") }
+        guard reserved.allSatisfy({ $0 == 0 }) else { throw .invalidArgument("reserved words must be 0") }
+        return try ConversionRequest(offset: offset, size: size, attributes: 0, fileSize: fileSize).pages
+    }
+}
+
 /// A validated `user.gmem.create` request: `NAME SIZE [FLAGS]`.
 public struct CreateRequest: Equatable, Sendable {
     public let name: String

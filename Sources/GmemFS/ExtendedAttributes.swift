@@ -15,8 +15,9 @@ enum XattrName {
     static let attributes = "user.gmem.attributes"
     static let flags = "user.gmem.flags"
     static let stats = "user.gmem.stats"
+    static let inject = "user.gmem.inject"
     /// Readable names, as listxattr reports them.
-    static let fileReadable = [attributes, flags, stats]
+    static let fileReadable = [attributes, flags, stats, inject]
     static let rootReadable = [stats]
     /// The largest value the VFS passes (XATTR_SIZE_MAX).
     static let sizeMax = 65536
@@ -30,7 +31,9 @@ extension GmemFilesystem {
             case (.root, XattrName.create):
                 try createFile(try CreateRequest(xattrValue: Array(value)))
             case (.host(let f), XattrName.setAttributes), (.guest(let f), XattrName.setAttributes):
-                convert(f, try ConversionRequest(xattrValue: Array(value), fileSize: f.file.size))
+                try convert(f, try ConversionRequest(xattrValue: Array(value), fileSize: f.file.size))
+            case (.host(let f), XattrName.inject), (.guest(let f), XattrName.inject):
+                try inject(f, try InjectionCommand(xattrValue: Array(value), fileSize: f.file.size))
             case (_, _) where name.hasPrefix(XattrName.prefix):
                 throw GmemError.invalidArgument("\(name) cannot be set here")
             default:
@@ -39,7 +42,7 @@ extension GmemFilesystem {
             reply.complete(nil)
         } catch let e as GmemError {
             logger.debug("setxattr \(name): \(e)")
-            reply.error(e.errno)
+            reply.error(e.setxattrErrno)
         } catch {
             reply.error(.ioError)
         }
@@ -102,11 +105,17 @@ extension GmemFilesystem {
                     shared_bytes=\(s.size - s.privateBytes)
                     ranges=\(s.ranges)
                     conversions=\(s.conversions)
+                    references=\(s.references)
+                    referenced_bytes=\(s.referencedBytes)
+                    eagain_refusals=\(s.referenceRefusals)
+                    injected_failures=\(s.injectedFailures)
                     flags=\(file.flags.description)
 
                     """
             case XattrName.attributes:
                 return attributesText(file, start: 0, end: file.size)
+            case XattrName.inject:
+                return file.armedFaults.map { $0.description + "\n" }.joined()
             case _ where name.hasPrefix(XattrName.attributes + ":"):
                 let window = try Self.parseWindow(name.dropFirst(XattrName.attributes.count + 1))
                 return attributesText(file, start: window.start, end: window.end)
@@ -143,17 +152,27 @@ extension GmemFilesystem {
     // MARK: - ioctl
 
     public func ioctl(_ ctx: RequestContext, inode: UInt64, command: UInt32, input: UnsafeRawBufferPointer, outputSize: Int, file: FileInfo, reply: consuming Reply<IoctlReply>) {
-        guard let f = node(inode)?.file else { return reply.error(.inappropriateIOCTLForDevice) }
+        guard let n = node(inode), let f = n.file else { return reply.error(.inappropriateIOCTLForDevice) }
+        if command == GmemPageReference.pinNumber || command == GmemPageReference.unpinNumber {
+            return pinIoctl(n, f, pin: command == GmemPageReference.pinNumber, input: input, file: file, reply: reply)
+        }
         guard command == KVMMemoryAttributes2.ioctlNumber else { return reply.error(.inappropriateIOCTLForDevice) }
         // A conversion changes the file: like write(2), it needs a handle open for writing.
         guard Int32(truncatingIfNeeded: file.handle) & O_ACCMODE != O_RDONLY else { return reply.error(.badFileDescriptor) }
         do {
             let args = try KVMMemoryAttributes2(bytes: input)
-            convert(f, try args.request(fileSize: f.file.size))
+            try convert(f, try args.request(fileSize: f.file.size))
             // Success copies nothing back, as in the kernel (error_offset is only written on failure).
             reply.result(0, output: UnsafeRawBufferPointer(start: nil, count: 0))
         } catch {
-            reply.error(error.errno)
+            guard let offset = error.errorOffset, input.count == KVMMemoryAttributes2.byteCount else { return reply.error(error.errno) }
+            // kvm_gmem_set_attributes: error_offset is set and the whole struct copied back, and the
+            // call fails: a negative result with output data does both (fuse_do_ioctl copies the
+            // output out, then returns the result).
+            guard var args = try? KVMMemoryAttributes2(bytes: input) else { return reply.error(error.errno) }
+            args.errorOffset = offset
+            var pending: Reply<IoctlReply>? = consume reply
+            args.bytes.withUnsafeBytes { pending.take()!.result(-error.errno.rawValue, output: $0) }
         }
     }
 }

@@ -1,8 +1,8 @@
 import FuseKit
+import Synchronization
 import Glibc
 import GmemCore
 import Logging
-import Synchronization
 import SystemPackage
 
 /// Options of a mounted gmemfs.
@@ -44,6 +44,9 @@ public final class GmemFilesystem: LowLevelFilesystem {
     let daemonUID = getuid()
     let daemonGID = getgid()
     let populateGuard: PopulateGuard
+    /// Numbers open files (FUSE handles): a handle is `number << 2 | access mode`, so that page
+    /// references can belong to one open file description.
+    let openCount = Atomic<UInt64>(0)
 
     public init(options: GmemOptions, notifier: Notifier, logger: Logger) {
         self.options = options
@@ -137,9 +140,10 @@ public final class GmemFilesystem: LowLevelFilesystem {
 
     /// Runs a conversion to completion: update the tree (under the file lock), then, with no lock
     /// held, drop the host's cached copies when pages became private. Returns once no process
-    /// can read the converted pages' old contents.
-    func convert(_ f: FileNode, _ request: ConversionRequest) {
-        if f.file.setAttributes(request) == .becamePrivate {
+    /// can read the converted pages' old contents. A refused conversion (references, an armed
+    /// fault) throws and changed nothing.
+    func convert(_ f: FileNode, _ request: ConversionRequest) throws(GmemError) {
+        if try f.file.setAttributes(request) == .becamePrivate {
             invalidateHost(f, offset: request.offset, length: request.size)
         }
         logger.debug("\(f.name): [\(request.offset), +\(request.size)) -> \(request.attributes.name)")
@@ -232,13 +236,16 @@ public final class GmemFilesystem: LowLevelFilesystem {
         // Kernel fidelity: a guest_memfd has no llseek, so lseek, pread and pwrite are ESPIPE.
         var nonseekable = false
         if case .host = n { nonseekable = options.fidelity == .kernel }
-        // The handle remembers the access mode (for the ioctl's write check).
-        reply.open(OpenOptions(handle: UInt64(UInt32(bitPattern: flags & O_ACCMODE)), directIO: !cached, keepCache: cached,
+        // The handle remembers the access mode (for the ioctl's write check) and is unique: page
+        // references belong to it.
+        let handle = openCount.add(1, ordering: .relaxed).newValue << 2 | UInt64(UInt32(bitPattern: flags & O_ACCMODE))
+        reply.open(OpenOptions(handle: handle, directIO: !cached, keepCache: cached,
                                nonseekable: nonseekable))
     }
 
     public func release(inode: UInt64, file: FileInfo) {
         guard let f = node(inode)?.file else { return }
+        releaseReferences(f, handle: file.handle)
         let gone = f.lifetime.withLock { l -> Bool in
             l.openHandles -= 1
             return l.unlinked && l.openHandles == 0

@@ -30,6 +30,13 @@ public final class GuestMemFile: Sendable {
     private let store: PageStore
     private let budget: MemoryBudget
     private let conversionCount = Atomic<UInt64>(0)
+    /// Page references (pins) by open file; a leaf mutex, taken inside `lock` (GuestMemFile+References.swift).
+    let references: Mutex<PageReferences>
+    /// Armed faults (`user.gmem.inject`); a leaf mutex, taken inside `lock`.
+    let injector = Mutex(FaultInjector())
+    /// Conversions refused with EAGAIN for references, and failures injected.
+    let referenceRefusals = Atomic<UInt64>(0)
+    let injectedFailures = Atomic<UInt64>(0)
 
     /// Creates the file: every page private, or shared with ``GmemFlags/initShared``.
     /// Size rules are ``CreateRequest``'s; a size past ``PageStore/maximumSize`` is EFBIG.
@@ -43,6 +50,7 @@ public final class GuestMemFile: Sendable {
         let initial = flags.contains(.initShared) ? MemoryAttributes.shared : .private
         attributes = Guarded(AttributeTree(pageCount: size >> pageShift, value: initial.rawValue))
         allocation = Mutex(AllocationMap(pageCount: size >> pageShift))
+        references = Mutex(PageReferences(pageCount: size >> pageShift))
     }
 
     deinit {
@@ -70,6 +78,8 @@ public final class GuestMemFile: Sendable {
     /// A snapshot of the counters shown by `user.gmem.stats`.
     public struct Stats: Sendable {
         public var size: UInt64, allocatedBytes: UInt64, privateBytes: UInt64, ranges: Int, conversions: UInt64
+        /// Page references held, bytes of referenced pages, EAGAIN refusals for references, injected failures.
+        public var references: UInt64 = 0, referencedBytes: UInt64 = 0, referenceRefusals: UInt64 = 0, injectedFailures: UInt64 = 0
     }
 
     public var stats: Stats {
@@ -79,8 +89,10 @@ public final class GuestMemFile: Sendable {
                 if MemoryAttributes(rawValue: v).isPrivate { privatePages += r.upperBound - r.lowerBound + 1 }
                 return true
             }
-            return Stats(size: size, allocatedBytes: allocatedBytes, privateBytes: privatePages << pageShift,
-                         ranges: attributes.value.rangeCount, conversions: conversionCount.load(ordering: .relaxed))
+            var s = Stats(size: size, allocatedBytes: allocatedBytes, privateBytes: privatePages << pageShift,
+                          ranges: attributes.value.rangeCount, conversions: conversionCount.load(ordering: .relaxed))
+            addReferenceStats(&s)
+            return s
         }
     }
 
@@ -208,6 +220,14 @@ public final class GuestMemFile: Sendable {
 
     // MARK: - Conversion
 
+    /// Runs `body` with the lock held shared, passing the first private page of `pages` (nil if
+    /// every page is shared).
+    func withFirstPrivatePage<R, E>(in pages: ClosedRange<UInt64>, _ body: (UInt64?) throws(E) -> R) throws(E) -> R {
+        try lock.withReadLock { () throws(E) -> R in
+            try body(attributes.value.firstIndex(in: pages, notEqualTo: MemoryAttributes.shared.rawValue))
+        }
+    }
+
     /// What a conversion did, so the caller knows what to invalidate.
     public enum ConversionOutcome: Sendable, Equatable {
         /// Every page already had the attributes: nothing changed (the kernel's early return).
@@ -219,17 +239,21 @@ public final class GuestMemFile: Sendable {
     }
 
     /// Sets the attributes of the request's pages, keeping their contents (in-place conversion).
-    /// The request was validated when it was made; this cannot fail.
+    /// The request was validated when it was made. A request that would change the map can still
+    /// fail, before anything changes (all or nothing): with an armed fault
+    /// (``GmemError/injected(_:errorOffset:)``), or, going to private, with
+    /// ``GmemError/referenced(offset:)`` for the first page that has references.
     ///
     /// The caller must, **after this returns and with no lock held**, invalidate the host's page
     /// cache for the range when the outcome is ``ConversionOutcome/becamePrivate``, and only then
     /// report success.
     @discardableResult
-    public func setAttributes(_ request: ConversionRequest) -> ConversionOutcome {
+    public func setAttributes(_ request: ConversionRequest) throws(GmemError) -> ConversionOutcome {
         precondition(request.offset + request.size <= size, "request made for another file")
-        return lock.withWriteLock {
+        return try lock.withWriteLock { () throws(GmemError) -> ConversionOutcome in
             let value = request.attributes.rawValue
             if attributes.value.holds(request.pages, value) { return .unchanged }
+            try checkFailures(request)
             attributes.value.store(request.pages, value)
             conversionCount.add(1, ordering: .relaxed)
             return request.attributes.isPrivate ? .becamePrivate : .becameShared

@@ -1,0 +1,48 @@
+import FuseKit
+import Glibc
+import GmemCore
+
+/// The bridge for page references (`GMEM_PIN_PAGES`/`GMEM_UNPIN_PAGES`) and armed faults
+/// (`user.gmem.inject`); the rules are GmemCore's (docs/semantics.md, "Page references").
+///
+/// A reference belongs to the open file description it was taken through (the FUSE handle):
+/// `dup`, `fork` and `SCM_RIGHTS` share it, and it lasts until unpinned or until the kernel
+/// releases that description (the last close, also when its last holder dies).
+extension GmemFilesystem {
+    /// Pins or unpins the range of a `struct gmem_page_reference` for the open file `file`.
+    /// Any open file may pin (no write access needed: pinning changes nothing). Nothing is
+    /// copied back.
+    func pinIoctl(_ n: Node, _ f: FileNode, pin: Bool, input: UnsafeRawBufferPointer, file: FileInfo,
+                  reply: consuming Reply<IoctlReply>) {
+        do throws(GmemError) {
+            let pages = try GmemPageReference(bytes: input).pages(fileSize: f.file.size)
+            let view: GuestMemFile.View
+            if case .guest = n { view = .guest } else { view = .host }
+            if pin {
+                try f.file.pin(pages, holder: file.handle, view: view)
+            } else {
+                try f.file.unpin(pages, holder: file.handle)
+            }
+            logger.debug("\(f.name): \(pin ? "pinned" : "unpinned") pages \(pages) for handle \(file.handle)")
+            reply.result(0, output: UnsafeRawBufferPointer(start: nil, count: 0))
+        } catch {
+            logger.debug("\(f.name): \(pin ? "pin" : "unpin") refused: \(error)")
+            reply.error(error.errno)
+        }
+    }
+
+    /// Drops the references of a released open file.
+    func releaseReferences(_ f: FileNode, handle: UInt64) {
+        let dropped = f.file.releaseReferences(holder: handle)
+        if dropped > 0 { logger.debug("\(f.name): released \(dropped) page reference(s) of handle \(handle)") }
+    }
+
+    /// Arms a fault or clears them (`user.gmem.inject`).
+    func inject(_ f: FileNode, _ command: InjectionCommand) throws(GmemError) {
+        try f.file.inject(command)
+        switch command {
+        case .clear: logger.info("\(f.name): injected faults cleared")
+        case .arm(let fault): logger.info("\(f.name): armed \(fault.description)")
+        }
+    }
+}
