@@ -71,7 +71,8 @@ static struct kvm_memory_attributes2 args(__u64 offset, __u64 size, __u64 attrib
 }
 
 /* Issues the ioctl; returns 0 or errno. Also checks the struct came back unchanged: gmemfs,
- * like the kernel, writes error_offset back only for EAGAIN/ENOMEM, which it never returns. */
+ * like the kernel, writes error_offset back only for failures that name a page (EAGAIN, ENOMEM,
+ * EINTR; see page_refs.c), and none of the calls here meets one. */
 static int convert(int fd, struct kvm_memory_attributes2 a)
 {
 	struct kvm_memory_attributes2 before = a;

@@ -7,8 +7,8 @@
  *                                     "FAIL ..." per check; exit status = number of failures.
  *        page_refs hold FILE OFF SIZE  pins the range, prints "pinned", then sleeps until killed.
  *        page_refs fork FILE           pins page 0, forks; the parent closes its fd and exits 0,
- *                                     the child (still holding the shared open file) prints
- *                                     "child holds" and sleeps until killed.
+ *                                     the child (still holding the shared open file) sleeps
+ *                                     until killed. Prints the child's pid.
  */
 #define _GNU_SOURCE /* strerrorname_np */
 #include <errno.h>
@@ -258,8 +258,15 @@ int main(int argc, char **argv)
 		if (pin(fd, 0, P)) { perror("pin"); return 1; }
 		pid_t pid = fork();
 		if (pid == 0) {
-			printf("child holds\n");
-			fflush(stdout);
+			/* Keep only the pinned open file: whatever else the caller passed down (its
+			 * pipes, a socket watching the parent's exec) must see the parent go. */
+			int null = open("/dev/null", O_RDWR);
+			dup2(null, 0);
+			dup2(null, 1);
+			dup2(null, 2);
+			for (int i = 3; i < 1024; i++)
+				if (i != fd)
+					close(i);
 			for (;;) pause();
 		}
 		close(fd);

@@ -1,0 +1,154 @@
+import CLinuxSys
+import Foundation
+import GmemTestSupport
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Page references (GMEM_PIN_PAGES / GMEM_UNPIN_PAGES), the conversions they refuse, and
+/// injected faults (docs/semantics.md, "Page references" and "Error injection").
+@Suite(.serialized, .enabled(if: FUSE.available))
+struct PageReferenceTests {
+    static let pin: UInt = 0x4040_4701
+    static let unpin: UInt = 0x4040_4702
+
+    /// Pins or unpins through `fd`: 0 or the errno.
+    static func reference(_ fd: Int32, _ command: UInt, offset: UInt64, size: UInt64) -> Int32 {
+        var words: [UInt64] = [offset.littleEndian, size.littleEndian] + Array(repeating: 0, count: 6)
+        let rc = words.withUnsafeMutableBytes { clinux_ioctl_ptr(fd, command, $0.baseAddress) }
+        return rc == 0 ? 0 : errno
+    }
+
+    /// Waits (up to 10 s) until `user.gmem.stats` shows `references=want`. The kernel sends
+    /// RELEASE after the last close returns, so a released reference goes a moment later.
+    static func awaitReferences(_ path: String, _ want: Int) -> Bool {
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline {
+            if stats(path)["references"] == String(want) { return true }
+            usleep(5_000)
+        }
+        return false
+    }
+
+    @Test func cProgramPinsConvertsAndInjects() throws {
+        let binary = try RaceTests.compile("page_refs.c")
+        defer { unlink(binary) }
+        let m = try GmemMount(["--file", "g:64K:mmap,init-shared"])
+        defer { m.unmount() }
+        let r = try run([binary, "abi", m.file("g")])
+        #expect(r.succeeded, "\(r)\n\(r.output)")
+        #expect(!r.output.contains("FAIL"), "\(r.output)")
+        #expect(r.output.hasSuffix("0 failure(s)\n"))
+        // Every refusal left the map as the successful calls made it.
+        #expect(attributes(m.file("g")) == "0-b000 private\nb000-10000 shared\n")
+        #expect(stats(m.file("g"))["references"] == "0")
+        #expect(m.unmount() == 0)
+    }
+
+    @Test func closeReleasesTheReference() throws {
+        let m = try GmemMount(["--file", "g:16K:mmap,init-shared"])
+        defer { m.unmount() }
+        let f = m.file("g")
+        let fd = try Sys.openFD(f, O_RDONLY).get()
+        #expect(Self.reference(fd, Self.pin, offset: 4096, size: 4096) == 0)
+        #expect(stats(f)["references"] == "1")
+        #expect(convert(f, "0 16K private") == EBUSY)
+        close(fd)
+        #expect(Self.awaitReferences(f, 0))
+        #expect(convert(f, "0 16K private") == 0)
+    }
+
+    @Test func sigkilledHolderLeavesNoReference() throws {
+        let binary = try RaceTests.compile("page_refs.c")
+        defer { unlink(binary) }
+        let m = try GmemMount(["--file", "g:16K:mmap,init-shared"])
+        defer { m.unmount() }
+        let f = m.file("g")
+        let holder = Process()
+        holder.executableURL = URL(fileURLWithPath: binary)
+        holder.arguments = ["hold", f, "0x1000", "0x2000"]
+        holder.standardOutput = FileHandle.nullDevice
+        try holder.run()
+        defer { if holder.isRunning { kill(holder.processIdentifier, SIGKILL); holder.waitUntilExit() } }
+        #expect(Self.awaitReferences(f, 2))
+        #expect(convert(f, "0 16K private") == EBUSY)
+        #expect(stats(f)["referenced_bytes"] == "8192")
+        kill(holder.processIdentifier, SIGKILL)
+        holder.waitUntilExit()
+        #expect(Self.awaitReferences(f, 0))
+        #expect(convert(f, "0 16K private") == 0)
+        #expect(attributes(f) == "0-4000 private\n")
+        #expect(stats(f)["eagain_refusals"] == "1")
+    }
+
+    /// A reference belongs to the open file description: after fork, the child's copy keeps
+    /// it alive when the parent closes; the child's death drops it.
+    @Test func forkedChildKeepsTheSharedOpenFile() throws {
+        let binary = try RaceTests.compile("page_refs.c")
+        defer { unlink(binary) }
+        let m = try GmemMount(["--file", "g:16K:mmap,init-shared"])
+        defer { m.unmount() }
+        let f = m.file("g")
+        let r = try run([binary, "fork", f])
+        let child = try #require(pid_t(r.output.trimmingCharacters(in: .whitespacesAndNewlines)), "\(r)")
+        defer { kill(child, SIGKILL) }
+        #expect(stats(f)["references"] == "1")
+        #expect(convert(f, "0 4K private") == EBUSY)
+        kill(child, SIGKILL)
+        #expect(Self.awaitReferences(f, 0))
+        #expect(convert(f, "0 4K private") == 0)
+    }
+
+    /// A refused conversion changes nothing a concurrent reader can see: every read of the
+    /// whole file returns all of its bytes, before, during and after 300 refusals.
+    @Test func refusalIsInvisibleToAConcurrentReader() throws {
+        let m = try GmemMount(["--file", "g:64K:mmap,init-shared"])
+        defer { m.unmount() }
+        let py = try Python.run("""
+            import fcntl, struct, threading
+            path = sys.argv[1]
+            fd = os.open(path, os.O_RDWR)
+            data = bytes((i * 7 + 1) & 0xff for i in range(16 * P))
+            check(os.pwrite(fd, data, 0) == len(data), 'fill')
+            pinfd = os.open(path, os.O_RDONLY)
+            fcntl.ioctl(pinfd, 0x40404701, struct.pack('<8Q', 5 * P, P, 0, 0, 0, 0, 0, 0))
+            stop = False
+            bad = []
+            reads = [0]
+            def reader():
+                rfd = os.open(path, os.O_RDONLY)
+                while not stop:
+                    try:
+                        got = os.pread(rfd, len(data), 0)
+                    except OSError as e:
+                        bad.append(errno.errorcode[e.errno]); return
+                    if got != data:
+                        bad.append('short or changed: %d bytes' % len(got)); return
+                    reads[0] += 1
+            ts = [threading.Thread(target=reader) for _ in range(2)]
+            for t in ts: t.start()
+            for i in range(300):
+                buf = bytearray(struct.pack('<16Q', *([0, 16 * P, 8] + [0] * 13)))
+                try:
+                    fcntl.ioctl(fd, 0xC080AED2, buf, True)
+                    bad.append('conversion %d succeeded' % i); break
+                except OSError as e:
+                    if e.errno != errno.EAGAIN: bad.append('conversion %d: %s' % (i, errno.errorcode[e.errno])); break
+                    eo = struct.unpack_from('<Q', buf, 32)[0]
+                    if eo != 5 * P: bad.append('error_offset 0x%x' % eo); break
+            stop = True
+            for t in ts: t.join()
+            check(not bad, str(bad))
+            check(reads[0] > 0, 'no read completed')
+            check(os.pread(fd, len(data), 0) == data, 'contents after')
+            print('ok')
+            """, [m.file("g")])
+        #expect(py.output == "ok\n", "\(py.stderr)")
+        #expect(attributes(m.file("g")) == "0-10000 shared\n")
+        let s = stats(m.file("g"))
+        #expect(s["conversions"] == "0")
+        #expect(s["eagain_refusals"] == "300")
+        #expect(Self.awaitReferences(m.file("g"), 0))   // the script exited: its open files are released
+    }
+}
