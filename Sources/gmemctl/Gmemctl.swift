@@ -14,6 +14,8 @@ struct Gmemctl: ParsableCommand {
               gmemctl create /mnt/gmem demo 64K --flags mmap
               gmemctl convert shared /mnt/gmem/demo 0 16K
               gmemctl map /mnt/gmem/demo
+              gmemctl pin /mnt/gmem/demo 0 4K -- COMMAND   # conversions to private: EAGAIN
+              gmemctl inject enomem /mnt/gmem/demo          # the next conversion fails
               gmemctl tour            # a ten-minute guided demo on a private mount
 
             Every path must be on a gmemfs mount (checked first; nothing is sent
@@ -29,10 +31,11 @@ struct Gmemctl: ParsableCommand {
                    a range past the end of the file, an unknown flag, a
                    missing argument
               135  peek was killed by SIGBUS: it touched a private page
+              N    pin -- COMMAND: COMMAND's own status (128+N for signal N)
             """,
         version: "0.1.0",
         subcommands: [CreateCommand.self, ConvertCommand.self, MapCommand.self, StatsCommand.self,
-                      WatchCommand.self, PeekCommand.self, TourCommand.self])
+                      WatchCommand.self, PeekCommand.self, PinCommand.self, InjectCommand.self, TourCommand.self])
 
     /// ArgumentParser's entry point with gmemctl's error contract: every error is one line
     /// `gmemctl: ...` on stderr; bad input exits 64, a failed operation 1 (see ``ExitStatus``).

@@ -32,6 +32,39 @@ enum MemoryAttributesIoctl {
         words[1] = size.littleEndian
         words[2] = (isPrivate ? privateBit : 0).littleEndian
         let rc = words.withUnsafeMutableBytes { clinux_ioctl_ptr(fd, number, $0.baseAddress) }
-        guard rc == 0 else { throw SystemError("ioctl KVM_SET_MEMORY_ATTRIBUTES2 on \(path)", hints: hints) }
+        guard rc == 0 else {
+            // EAGAIN, ENOMEM and EINTR copy the struct back with the page in error_offset.
+            let code = errno
+            let at = [EAGAIN, ENOMEM, EINTR].contains(code) ? " (error_offset \(Units.hex(UInt64(littleEndian: words[4]))))" : ""
+            throw SystemError("ioctl KVM_SET_MEMORY_ATTRIBUTES2 on \(path)\(at)", errno: code, hints: hints)
+        }
+    }
+}
+
+/// gmemfs's page references, `GMEM_PIN_PAGES` / `GMEM_UNPIN_PAGES` (docs/xattr-interface.md):
+///
+/// ```c
+/// struct gmem_page_reference {
+///         __u64 offset;        /* multiple of 4096 */
+///         __u64 size;          /* non-zero multiple of 4096 */
+///         __u64 flags;         /* must be 0 */
+///         __u64 reserved[5];   /* must be 0 */
+/// };
+/// #define GMEM_PIN_PAGES   _IOW('G', 0x01, struct gmem_page_reference)   /* 0x40404701 */
+/// #define GMEM_UNPIN_PAGES _IOW('G', 0x02, struct gmem_page_reference)   /* 0x40404702 */
+/// ```
+///
+/// A reference belongs to the open file it was taken through and ends with it.
+enum PageReferenceIoctl {
+    static let pin: UInt = 0x4040_4701
+    static let unpin: UInt = 0x4040_4702
+
+    /// Pins (or unpins) `[offset, offset + size)` through `fd`.
+    static func call(_ command: UInt, fd: Int32, offset: UInt64, size: UInt64, path: String, hints: [Int32: String] = [:]) throws {
+        var words: [UInt64] = [offset.littleEndian, size.littleEndian] + Array(repeating: 0, count: 6)   // 64 bytes
+        let rc = words.withUnsafeMutableBytes { clinux_ioctl_ptr(fd, command, $0.baseAddress) }
+        guard rc == 0 else {
+            throw SystemError("ioctl \(command == pin ? "GMEM_PIN_PAGES" : "GMEM_UNPIN_PAGES") on \(path)", hints: hints)
+        }
     }
 }

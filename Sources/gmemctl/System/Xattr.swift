@@ -12,6 +12,7 @@ enum Xattr {
     static let attributes = "user.gmem.attributes"
     static let flags = "user.gmem.flags"
     static let stats = "user.gmem.stats"
+    static let inject = "user.gmem.inject"
 
     /// Sets `name` to the UTF-8 bytes of `value`. The corresponding C function is `setxattr`.
     /// `hints` explain a refusal for this operation (``SystemError/init(_:errno:hints:)``).
