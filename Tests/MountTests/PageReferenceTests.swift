@@ -151,4 +151,60 @@ struct PageReferenceTests {
         #expect(s["eagain_refusals"] == "300")
         #expect(Self.awaitReferences(m.file("g"), 0))   // the script exited: its open files are released
     }
+
+    /// docs/examples/vmm_retry.c, run as the tutorial's transcript shows: every output block
+    /// below is in docs/tutorial.md verbatim.
+    @Test func vmmRetryExample() throws {
+        let docs = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../docs")
+        let binary = FileManager.default.temporaryDirectory.appendingPathComponent("vmm_retry-\(getpid())").path
+        let cc = try run(["cc", "-std=gnu11", "-Wall", "-Wextra", "-Werror", "-o", binary, docs.appendingPathComponent("examples/vmm_retry.c").path])
+        #expect(cc.succeeded, "\(cc)")
+        defer { unlink(binary) }
+        let tutorial = try String(contentsOf: docs.appendingPathComponent("tutorial.md"), encoding: .utf8)
+        let m = try GmemMount(["--file", "x:4K"])
+        defer { m.unmount() }
+        #expect(Sys.setxattr(m.path, "user.gmem.create", "vm 64K mmap,init-shared") == 0)
+        let f = m.file("vm")
+        func step(_ expected: String, status: Int32 = 0) throws {
+            let r = try run([binary, f, "0", "0x8000"])
+            #expect(r.output == expected && r.status == status, "\(r)\n\(r.output)")
+            let block = "$ ./vmm_retry \"$MNT/vm\" 0 0x8000\n" + expected + (status == 0 ? "" : "(exit status \(status))\n")
+            #expect(tutorial.contains(block), "docs/tutorial.md lacks:\n\(block)")
+        }
+        try step("""
+            device: pinned [0x4000, +0x1000)
+            device: pinned [0x2000, +0x2000)
+            attempt 1: EAGAIN, error_offset 0x2000
+            device: unpinned [0x2000, +0x2000)
+            attempt 2: EAGAIN, error_offset 0x4000
+            device: unpinned [0x4000, +0x1000)
+            attempt 3: [0x0, +0x8000) is private
+
+            """)
+        #expect(convert(f, "0 32K shared") == 0)
+        #expect(Sys.setxattr(f, "user.gmem.inject", "eintr") == 0)
+        try step("""
+            device: pinned [0x4000, +0x1000)
+            device: pinned [0x2000, +0x2000)
+            attempt 1: EINTR, retrying
+            attempt 2: EAGAIN, error_offset 0x2000
+            device: unpinned [0x2000, +0x2000)
+            attempt 3: EAGAIN, error_offset 0x4000
+            device: unpinned [0x4000, +0x1000)
+            attempt 4: [0x0, +0x8000) is private
+
+            """)
+        #expect(convert(f, "0 32K shared") == 0)
+        #expect(Sys.setxattr(f, "user.gmem.inject", "enomem range 16K 4K") == 0)
+        try step("""
+            device: pinned [0x4000, +0x1000)
+            device: pinned [0x2000, +0x2000)
+            attempt 1: Cannot allocate memory, error_offset 0x0
+
+            """, status: 1)
+        #expect(attributes(f) == "0-10000 shared\n")
+        #expect(Self.awaitReferences(f, 0))
+        let s = stats(f)
+        #expect(s["eagain_refusals"] == "4" && s["injected_failures"] == "2" && s["conversions"] == "4")
+    }
 }

@@ -146,9 +146,10 @@ struct XattrTests {
         #expect(s["ranges"] == "3")
         #expect(s["conversions"] == "1")
         #expect(s["flags"] == "mmap init-shared")
+        #expect(s["references"] == "0" && s["referenced_bytes"] == "0" && s["eagain_refusals"] == "0" && s["injected_failures"] == "0")
         let root = try #require(Sys.getxattr(m.path, "user.gmem.stats").value)
         #expect(root == "files=3\nallocated_bytes=8192\nmax_memory=1048576\npopulate_kills=0\n")
-        #expect(Sys.listxattr(m.file("a")).value == ["user.gmem.attributes", "user.gmem.flags", "user.gmem.stats"])
+        #expect(Sys.listxattr(m.file("a")).value == ["user.gmem.attributes", "user.gmem.flags", "user.gmem.stats", "user.gmem.inject"])
         #expect(Sys.listxattr(m.path).value == ["user.gmem.stats"])
         let tool = try run(["getfattr", "-d", "-m", "-", m.file("b")])
         #expect(tool.output.contains("user.gmem.attributes=\"0-10000 private"))
@@ -173,7 +174,7 @@ struct XattrTests {
         #expect(Sys.setxattr(m.path, "user.other", "x") == ENOTSUP)
         #expect(Sys.setxattr(f, "trusted.other", "x") == ENOTSUP)             // we run as root
         #expect(CLinuxSys_removexattr(f, "user.gmem.attributes") == ENOTSUP)
-        #expect(Sys.listxattr(f).value == ["user.gmem.attributes", "user.gmem.flags", "user.gmem.stats"])
+        #expect(Sys.listxattr(f).value == ["user.gmem.attributes", "user.gmem.flags", "user.gmem.stats", "user.gmem.inject"])
         #expect(attributes(f) == before)
         #expect(stats(f)["conversions"] == "0")
         // setfattr reports the error too.
