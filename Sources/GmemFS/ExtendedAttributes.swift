@@ -6,8 +6,9 @@ import SystemPackage
 /// The ioctl-style xattr interface (docs/xattr-interface.md).
 ///
 /// On the mount root:  `user.gmem.create` (set) · `user.gmem.stats` (get).
-/// On a gmem file:     `user.gmem.set_attributes` (set) · `user.gmem.attributes`,
-///                     `user.gmem.attributes:START-END`, `user.gmem.flags`, `user.gmem.stats` (get).
+/// On a gmem file:     `user.gmem.set_attributes`, `user.gmem.inject` (set) · `user.gmem.attributes`,
+///                     `user.gmem.attributes:START-END`, `user.gmem.flags`, `user.gmem.stats`,
+///                     `user.gmem.inject` (get).
 enum XattrName {
     static let prefix = "user.gmem."
     static let create = "user.gmem.create"
@@ -165,11 +166,11 @@ extension GmemFilesystem {
             // Success copies nothing back, as in the kernel (error_offset is only written on failure).
             reply.result(0, output: UnsafeRawBufferPointer(start: nil, count: 0))
         } catch {
-            guard let offset = error.errorOffset, input.count == KVMMemoryAttributes2.byteCount else { return reply.error(error.errno) }
             // kvm_gmem_set_attributes: error_offset is set and the whole struct copied back, and the
             // call fails: a negative result with output data does both (fuse_do_ioctl copies the
-            // output out, then returns the result).
-            guard var args = try? KVMMemoryAttributes2(bytes: input) else { return reply.error(error.errno) }
+            // output out, then returns the result; measured on Linux 6.18).
+            guard let offset = error.errorOffset, outputSize >= KVMMemoryAttributes2.byteCount,
+                  var args = try? KVMMemoryAttributes2(bytes: input) else { return reply.error(error.errno) }
             args.errorOffset = offset
             var pending: Reply<IoctlReply>? = consume reply
             args.bytes.withUnsafeBytes { pending.take()!.result(-error.errno.rawValue, output: $0) }
