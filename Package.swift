@@ -28,9 +28,15 @@ let package = Package(
         // MARK: - Libraries
         .systemLibrary(name: "CFuse", path: "CFuse", pkgConfig: "fuse3", providers: [.apt(["libfuse3-dev"])]),
         .target(name: "CLinuxSys"),
+        // The public interface (xattr names, ioctl struct, number grammar, map lines): CGmemABI's
+        // header holds the literal values for Swift and the C test programs alike.
+        .target(name: "CGmemABI"),
+        .target(name: "GmemABI", dependencies: ["CGmemABI"]),
+        // Starts, waits for and stops a gmemfs child: shared by the tests and `gmemctl tour`.
+        .target(name: "GmemDaemonProcess"),
         .target(
             name: "GmemCore",
-            dependencies: [.product(name: "SystemPackage", package: "swift-system")],
+            dependencies: ["GmemABI", "CLinuxSys", .product(name: "SystemPackage", package: "swift-system")],
             swiftSettings: internalChecks),
         .target(
             name: "FuseKit",
@@ -38,7 +44,7 @@ let package = Package(
                            .product(name: "Logging", package: "swift-log")]),
         .target(
             name: "GmemFS",
-            dependencies: ["GmemCore", "FuseKit", "CLinuxSys", .product(name: "Logging", package: "swift-log")]),
+            dependencies: ["GmemABI", "GmemCore", "FuseKit", "CLinuxSys", .product(name: "Logging", package: "swift-log")]),
 
         // MARK: - Executables
         .executableTarget(
@@ -48,18 +54,21 @@ let package = Package(
                            .product(name: "Logging", package: "swift-log")]),
         .executableTarget(
             name: "gmemctl",
-            dependencies: ["CLinuxSys", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            dependencies: ["GmemABI", "GmemDaemonProcess", "CLinuxSys", .product(name: "ArgumentParser", package: "swift-argument-parser"),
                            .product(name: "SystemPackage", package: "swift-system")]),
         .executableTarget(
             name: "gmem-bench",
             dependencies: ["GmemCore", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
         // MARK: - Tests
-        .target(name: "GmemTestSupport", dependencies: ["GmemCore", "CLinuxSys"], path: "Tests/GmemTestSupport"),
+        .target(name: "GmemTestSupport",
+                dependencies: ["GmemABI", "GmemDaemonProcess", "CLinuxSys", .product(name: "SystemPackage", package: "swift-system")],
+                path: "Tests/GmemTestSupport",
+                exclude: ["Resources"]),   // prelude.py, read by path
         .testTarget(name: "GmemCoreTests",
-                    dependencies: ["GmemCore", "GmemTestSupport", "GmemFS", "FuseKit", .product(name: "Logging", package: "swift-log")],
+                    dependencies: ["GmemABI", "GmemCore", "GmemTestSupport", "GmemFS", "FuseKit", .product(name: "Logging", package: "swift-log")],
                     swiftSettings: internalChecks),
-        .testTarget(name: "MountTests", dependencies: ["GmemTestSupport", "CLinuxSys"],
+        .testTarget(name: "MountTests", dependencies: ["GmemABI", "GmemTestSupport", "CLinuxSys"],
                     exclude: ["Resources"]),   // C load generators, compiled by the tests
     ],
     swiftLanguageModes: [.v6]

@@ -10,6 +10,7 @@
 # Needs root (drop_caches). Prints a Markdown table; raw lines go to stderr.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. Scripts/lib/daemon.sh
 RUNS=3; SIZE_MB=1024; BENCH=${GMEM_BENCH_IO:-../shared/bench/io}
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -21,11 +22,8 @@ while [ $# -gt 0 ]; do
 done
 [ -f "$BENCH/cbaseline.c" ] || { echo "io-compare: no $BENCH/cbaseline.c" >&2; exit 2; }
 WORK=$(mktemp -d /tmp/gmem-io.XXXXXX)
-PIDS=()
 cleanup() {
-	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-	sleep 0.5
-	for m in "$WORK"/m-*; do [ -d "$m" ] && grep -q " $m " /proc/mounts && fusermount3 -u -z "$m"; done
+	daemon_stop_all
 	rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -34,15 +32,9 @@ swift build -c release --product gmemfs >&2
 GMEMFS="$(swift build -c release --show-bin-path)/gmemfs"
 cc -O2 -Wall "$BENCH/cbaseline.c" $(pkg-config fuse3 --cflags --libs) -o "$WORK/cbaseline"
 
-mount_wait() { # dir
-	for _ in $(seq 200); do grep -q " $1 " /proc/mounts && return 0; sleep 0.05; done
-	echo "io-compare: $1 did not mount" >&2; exit 1
-}
 start() { # name cmd...
 	local dir="$WORK/m-$1"; shift
-	mkdir -p "$dir"
-	"$@" "$dir" >/dev/null 2>&1 & PIDS+=($!)
-	mount_wait "$dir"
+	daemon_start "$dir" "$@"
 }
 SIZE="${SIZE_MB}M"
 start gmem "$GMEMFS" -f -o auto_unmount --file "f:$SIZE:mmap,init-shared" --file "d:$SIZE:init-shared"
@@ -119,5 +111,5 @@ for k in conv4k_p50_us conv4k_p90_us conv_all_p50_us; do echo "| $k ($SIZE_MB Mi
 # Idle RSS with a 64 GiB sparse file.
 start idle "$GMEMFS" -f -o auto_unmount --file "big:64G:mmap"
 sleep 1
-rss=$(awk '/VmRSS/ {print $2}' "/proc/${PIDS[-1]}/status")
+rss=$(awk '/VmRSS/ {print $2}' "/proc/$(daemon_last_pid)/status")
 echo "| idle RSS, 64 GiB sparse file | ${rss} KiB |"

@@ -6,5 +6,7 @@ cd "$(dirname "$0")/.."
 Scripts/deps.sh
 swift build --build-tests
 swift test --skip-build
+# Install into a temporary DESTDIR (release build, man pages, completions) and use it.
+Scripts/test-install.sh
 swift build -c release --product gmem-bench
 "$(swift build -c release --show-bin-path)/gmem-bench" tree --verify

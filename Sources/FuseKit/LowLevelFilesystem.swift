@@ -8,6 +8,7 @@ public struct RequestContext: Sendable {
     public let uid: uid_t
     public let gid: gid_t
     public let pid: pid_t
+    public init(uid: uid_t, gid: gid_t, pid: pid_t) { self.uid = uid; self.gid = gid; self.pid = pid }
 }
 
 /// The parts of `struct fuse_file_info` a handler reads.
@@ -19,6 +20,10 @@ public struct FileInfo: Sendable {
     /// True for a WRITE that launders a dirty page-cache page (mmap writeback), not a write(2).
     public let isWritepage: Bool
 
+    public init(handle: UInt64, flags: Int32, isWritepage: Bool = false) {
+        self.handle = handle; self.flags = flags; self.isWritepage = isWritepage
+    }
+
     init(_ fi: UnsafeMutablePointer<fuse_file_info>?) {
         handle = fi?.pointee.fh ?? 0
         flags = fi?.pointee.flags ?? 0
@@ -28,6 +33,7 @@ public struct FileInfo: Sendable {
 
 /// Attribute changes requested by setattr (`to_set` bits decoded).
 public struct SetAttributes: Sendable {
+    public init() {}
     public var mode: mode_t?
     public var uid: uid_t?
     public var gid: gid_t?
@@ -39,9 +45,9 @@ public struct SetAttributes: Sendable {
 /// A file system served through the libfuse low-level API: one method per FUSE operation,
 /// named after it. Each method receives the typed reply last and must consume it exactly once.
 ///
-/// Every method has a default (below) that answers ENOSYS, or what libfuse's own default is,
-/// so a file system implements only what it supports. Methods are called concurrently from
-/// the multi-threaded session loop.
+/// Every method but `open`, `read`, `write` and `readdir` has a default (below) that answers
+/// ENOSYS, or what libfuse's own default is, so a file system implements only what it supports
+/// beyond those four. Methods are called concurrently from the multi-threaded session loop.
 ///
 /// Names are `String`s: a lookup, unlink or rmdir of a name that is not UTF-8 is answered
 /// ENOENT without calling the file system.
@@ -59,8 +65,9 @@ public protocol LowLevelFilesystem: AnyObject, Sendable {
     func symlink(_ ctx: RequestContext, target: String, parent: UInt64, name: String, reply: consuming Reply<EntryReply>)
     func rename(_ ctx: RequestContext, parent: UInt64, name: String, newParent: UInt64, newName: String, reply: consuming Reply<EmptyReply>)
     func link(_ ctx: RequestContext, inode: UInt64, newParent: UInt64, newName: String, reply: consuming Reply<EntryReply>)
-    /// `create` answers through an open reply only on success; on error use `reply.error`.
-    func create(_ ctx: RequestContext, parent: UInt64, name: String, mode: mode_t, flags: Int32, reply: consuming Reply<EntryReply>)
+    /// CREATE (`open(2)` with `O_CREAT` of a name that does not exist): success is
+    /// `reply.created(entry, options)` (`fuse_reply_create`), never a bare entry.
+    func create(_ ctx: RequestContext, parent: UInt64, name: String, mode: mode_t, flags: Int32, reply: consuming Reply<CreateReply>)
     func open(_ ctx: RequestContext, inode: UInt64, flags: Int32, reply: consuming Reply<OpenReply>)
     func read(_ ctx: RequestContext, inode: UInt64, offset: Int, size: Int, file: FileInfo, reply: consuming Reply<DataReply>)
     func write(_ ctx: RequestContext, inode: UInt64, offset: Int, data: UnsafeRawBufferPointer, file: FileInfo, reply: consuming Reply<WriteReply>)
@@ -96,7 +103,7 @@ extension LowLevelFilesystem {
     public func symlink(_ ctx: RequestContext, target: String, parent: UInt64, name: String, reply: consuming Reply<EntryReply>) { reply.error(.noFunction) }
     public func rename(_ ctx: RequestContext, parent: UInt64, name: String, newParent: UInt64, newName: String, reply: consuming Reply<EmptyReply>) { reply.error(.noFunction) }
     public func link(_ ctx: RequestContext, inode: UInt64, newParent: UInt64, newName: String, reply: consuming Reply<EntryReply>) { reply.error(.noFunction) }
-    public func create(_ ctx: RequestContext, parent: UInt64, name: String, mode: mode_t, flags: Int32, reply: consuming Reply<EntryReply>) { reply.error(.noFunction) }
+    public func create(_ ctx: RequestContext, parent: UInt64, name: String, mode: mode_t, flags: Int32, reply: consuming Reply<CreateReply>) { reply.error(.noFunction) }
     public func flush(_ ctx: RequestContext, inode: UInt64, file: FileInfo, reply: consuming Reply<EmptyReply>) { reply.complete(nil) }
     public func release(inode: UInt64, file: FileInfo) {}
     public func fsync(_ ctx: RequestContext, inode: UInt64, file: FileInfo, reply: consuming Reply<EmptyReply>) { reply.complete(nil) }

@@ -3,8 +3,10 @@ import Glibc
 import SystemPackage
 
 /// Holds the file system for the C callbacks; passed to libfuse as userdata.
-final class FilesystemBox: Sendable {
+final class FilesystemBox: @unchecked Sendable {
     let fs: any LowLevelFilesystem
+    /// Runs in INIT before the reply (set before the loop starts, read-only afterwards).
+    var initHook: (@Sendable (UnsafeMutablePointer<fuse_conn_info>) -> Void)?
     init(_ fs: any LowLevelFilesystem) { self.fs = fs }
 }
 
@@ -30,11 +32,14 @@ private func existingName(_ p: UnsafePointer<CChar>?) -> String? { String(valida
 /// Capabilities this layer turns off in `init`, with the reason for each.
 private func negotiate(_ conn: UnsafeMutablePointer<fuse_conn_info>) {
     // Splice did not help on this platform and replying with writev from page memory is faster
-    // (fuse-facts §9).
+    // (docs/fuse-kernel-notes.md, "Splice").
     conn.pointee.want &= ~UInt32(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE)
     // The file system invalidates the page cache itself, exactly where contents change behind the
     // kernel's back; mtime-driven invalidation would only throw away good pages.
     conn.pointee.want &= ~UInt32(FUSE_CAP_AUTO_INVAL_DATA)
+    // Asynchronous direct I/O splits an O_DIRECT write into parallel requests and turns a short
+    // reply into EIO after storing the first part; synchronous direct I/O returns the short count.
+    conn.pointee.want &= ~UInt32(FUSE_CAP_ASYNC_DIO)
     // O_TRUNC must reach open() so that it can be refused (libfuse enables this by default).
     conn.pointee.want |= UInt32(FUSE_CAP_ATOMIC_O_TRUNC)
 }
@@ -45,7 +50,9 @@ let operations: fuse_lowlevel_ops = {
     var o = fuse_lowlevel_ops()
     o.`init` = { userdata, conn in
         negotiate(conn!)
-        Unmanaged<FilesystemBox>.fromOpaque(userdata!).takeUnretainedValue().fs.initialize()
+        let box = Unmanaged<FilesystemBox>.fromOpaque(userdata!).takeUnretainedValue()
+        box.initHook?(conn!)
+        box.fs.initialize()
     }
     o.lookup = { req, parent, name in
         guard let n = existingName(name) else { fuse_reply_err(req, ENOENT); return }
@@ -100,7 +107,7 @@ let operations: fuse_lowlevel_ops = {
         filesystem(req).link(context(req), inode: ino, newParent: newParent, newName: string(newName), reply: Reply(req!))
     }
     o.create = { req, parent, name, mode, fi in
-        filesystem(req).create(context(req), parent: parent, name: string(name), mode: mode, flags: fi?.pointee.flags ?? 0, reply: Reply(req!))
+        filesystem(req).create(context(req), parent: parent, name: string(name), mode: mode, flags: fi?.pointee.flags ?? 0, reply: Reply(req!, fi))
     }
     o.open = { req, ino, fi in
         filesystem(req).open(context(req), inode: ino, flags: fi!.pointee.flags, reply: Reply(req!, fi))

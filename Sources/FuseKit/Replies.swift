@@ -1,9 +1,15 @@
 import CFuse
 import Glibc
+import Logging
+import Synchronization
 import SystemPackage
 
 /// Kinds of reply, one per shape of answer a FUSE operation can give (libfuse's "Valid replies").
+/// Each kind has its own answering methods, so a reply of the wrong shape does not compile:
+/// only an ``EmptyReply`` can succeed without data, only a ``CreateReply`` answers with an
+/// entry *and* an open file.
 public enum EntryReply {}
+public enum CreateReply {}
 public enum AttrReply {}
 public enum OpenReply {}
 public enum DataReply {}
@@ -13,30 +19,73 @@ public enum XattrReply {}
 public enum LseekReply {}
 public enum IoctlReply {}
 public enum StatfsReply {}
+public enum DirectoryReply {}
+
+/// Where a reply goes: the kernel (a libfuse request), or a ``ReplyRecorder`` in tests.
+/// (Trivial to destroy, as `discard` requires: the recorder is retained by hand, from the
+/// reply's creation until its one answer is recorded.)
+enum ReplyTarget {
+    case request(fuse_req_t, UnsafeMutablePointer<fuse_file_info>?)
+    case recorder(Unmanaged<ReplyRecorder>)
+}
 
 /// The one answer to one FUSE request.
 ///
 /// A reply must be used exactly once: every answering method is `consuming`. A reply dropped
-/// without an answer answers `EIO` from its `deinit` (fuser's `Drop` safety net), so a forgotten
-/// path can never hang the caller in the kernel.
+/// without an answer answers `EIO` from its `deinit` (fuser's `Drop` safety net) and logs an
+/// error, so a forgotten path can never hang the caller in the kernel and is never silent.
 public struct Reply<Kind>: ~Copyable {
-    let req: fuse_req_t
-    let fi: UnsafeMutablePointer<fuse_file_info>?
+    let target: ReplyTarget
 
-    init(_ req: fuse_req_t, _ fi: UnsafeMutablePointer<fuse_file_info>? = nil) { self.req = req; self.fi = fi }
+    init(_ req: fuse_req_t, _ fi: UnsafeMutablePointer<fuse_file_info>? = nil) { target = .request(req, fi) }
 
-    deinit { fuse_reply_err(req, EIO) }
+    /// A reply that is not sent anywhere but stored in `recorder` (for mount-free tests).
+    public init(recordingInto recorder: ReplyRecorder) { target = .recorder(.passRetained(recorder)) }
 
-    /// Answers with an error. `0` is success for kinds whose success carries no data.
+    deinit {
+        FuseKitLog.logger.error("dropped \(Kind.self) without an answer: replying EIO")
+        send(.dropped) { req in fuse_reply_err(req, EIO) }
+    }
+
+    /// Sends through libfuse (`kernel`) or records `answer`: the only place a reply leaves.
+    private func send(_ answer: @autoclosure () -> RecordedReply, kernel: (fuse_req_t) -> Void) {
+        switch target {
+        case .request(let req, _): kernel(req)
+        case .recorder(let r):
+            r.takeUnretainedValue().record(answer())
+            r.release()
+        }
+    }
+
+    /// Answers with an error. `Errno(rawValue: 0)` is not an error: it is answered EIO and
+    /// logged (success without data is ``EmptyReply``'s `complete(nil)` only).
     public consuming func error(_ errno: Errno) {
-        fuse_reply_err(req, errno.rawValue)
+        var errno = errno
+        if errno.rawValue <= 0 {
+            FuseKitLog.logger.error("\(Kind.self) answered with errno \(errno.rawValue): replying EIO")
+            errno = .ioError
+        }
+        send(.error(errno)) { fuse_reply_err($0, errno.rawValue) }
         discard self
     }
 
-    /// Answers with an error, or success when `result` is nil (operations with empty replies).
-    public consuming func complete(_ result: Errno?) {
-        fuse_reply_err(req, result?.rawValue ?? 0)
+    /// The request's `fuse_file_info` (open and create only).
+    fileprivate var fileInfo: UnsafeMutablePointer<fuse_file_info>? {
+        if case .request(_, let fi) = target { return fi }
+        return nil
+    }
+
+    fileprivate consuming func answer(_ answer: @autoclosure () -> RecordedReply, kernel: (fuse_req_t) -> Void) {
+        send(answer(), kernel: kernel)
         discard self
+    }
+}
+
+extension Reply where Kind == EmptyReply {
+    /// Answers with an error, or success when `result` is nil.
+    public consuming func complete(_ result: Errno?) {
+        guard let result else { return answer(.success) { fuse_reply_err($0, 0) } }
+        error(result)
     }
 }
 
@@ -50,31 +99,38 @@ public struct EntryParameters: Sendable {
         self.inode = inode; self.attributes = attributes
         self.attributeTimeout = attributeTimeout; self.entryTimeout = entryTimeout
     }
+
+    var raw: fuse_entry_param {
+        var p = fuse_entry_param()
+        p.ino = inode
+        p.generation = 1
+        p.attr = attributes
+        p.attr_timeout = attributeTimeout
+        p.entry_timeout = entryTimeout
+        return p
+    }
 }
 
 extension Reply where Kind == EntryReply {
     public consuming func entry(_ e: EntryParameters) {
-        var p = fuse_entry_param()
-        p.ino = e.inode
-        p.generation = 1
-        p.attr = e.attributes
-        p.attr_timeout = e.attributeTimeout
-        p.entry_timeout = e.entryTimeout
-        fuse_reply_entry(req, &p)
-        discard self
+        answer(.entry(e)) { req in
+            var p = e.raw
+            fuse_reply_entry(req, &p)
+        }
     }
 }
 
 extension Reply where Kind == AttrReply {
     public consuming func attr(_ st: stat, timeout: Double) {
-        var st = st
-        fuse_reply_attr(req, &st, timeout)
-        discard self
+        answer(.attr(st, timeout: timeout)) { req in
+            var st = st
+            fuse_reply_attr(req, &st, timeout)
+        }
     }
 }
 
 /// How the kernel should treat an open file (the parts of `fuse_file_info` an open may set).
-public struct OpenOptions: Sendable {
+public struct OpenOptions: Sendable, Equatable {
     public var handle: UInt64 = 0
     /// FOPEN_DIRECT_IO: no page cache; every read and write reaches the daemon; MAP_SHARED fails with ENODEV.
     public var directIO = false
@@ -86,17 +142,35 @@ public struct OpenOptions: Sendable {
     public init(handle: UInt64 = 0, directIO: Bool = false, keepCache: Bool = false, nonseekable: Bool = false) {
         self.handle = handle; self.directIO = directIO; self.keepCache = keepCache; self.nonseekable = nonseekable
     }
+
+    func apply(to fi: UnsafeMutablePointer<fuse_file_info>) {
+        fi.pointee.fh = handle
+        cfuse_fi_set_direct_io(fi, directIO ? 1 : 0)
+        cfuse_fi_set_keep_cache(fi, keepCache ? 1 : 0)
+        cfuse_fi_set_nonseekable(fi, nonseekable ? 1 : 0)
+    }
 }
 
 extension Reply where Kind == OpenReply {
     public consuming func open(_ o: OpenOptions) {
-        let fi = self.fi!
-        fi.pointee.fh = o.handle
-        cfuse_fi_set_direct_io(fi, o.directIO ? 1 : 0)
-        cfuse_fi_set_keep_cache(fi, o.keepCache ? 1 : 0)
-        cfuse_fi_set_nonseekable(fi, o.nonseekable ? 1 : 0)
-        fuse_reply_open(req, fi)
-        discard self
+        let fi = fileInfo
+        answer(.open(o)) { req in
+            o.apply(to: fi!)
+            fuse_reply_open(req, fi)
+        }
+    }
+}
+
+extension Reply where Kind == CreateReply {
+    /// Answers a CREATE: the new entry and how the kernel should treat the file now open
+    /// (`fuse_reply_create`, the only success libfuse allows for CREATE).
+    public consuming func created(_ e: EntryParameters, _ o: OpenOptions) {
+        let fi = fileInfo
+        answer(.created(e, o)) { req in
+            var p = e.raw
+            o.apply(to: fi!)
+            fuse_reply_create(req, &p, fi)
+        }
     }
 }
 
@@ -104,37 +178,35 @@ extension Reply where Kind == DataReply {
     /// Answers with the bytes in `segments`, gathered by `writev` straight from their memory.
     /// The memory only has to stay valid until this call returns.
     public consuming func data(_ segments: UnsafeBufferPointer<iovec>) {
-        fuse_reply_iov(req, segments.baseAddress, Int32(segments.count))
-        discard self
+        answer(.data(segments.flatMap { Array(UnsafeRawBufferPointer(start: $0.iov_base, count: $0.iov_len)) })) { req in
+            fuse_reply_iov(req, segments.baseAddress, Int32(segments.count))
+        }
     }
 }
 
 extension Reply where Kind == WriteReply {
     public consuming func written(_ count: Int) {
-        fuse_reply_write(req, count)
-        discard self
+        answer(.written(count)) { fuse_reply_write($0, count) }
     }
 }
 
 extension Reply where Kind == XattrReply {
     /// Answers a size probe (`size == 0` in the request) with the value's length.
     public consuming func size(_ count: Int) {
-        fuse_reply_xattr(req, count)
-        discard self
+        answer(.xattrSize(count)) { fuse_reply_xattr($0, count) }
     }
 
     /// Answers with the value. The caller has checked it fits the requested size (else ERANGE).
     public consuming func value(_ bytes: [UInt8]) {
-        let req = self.req
-        discard self
-        bytes.withUnsafeBytes { _ = fuse_reply_buf(req, $0.baseAddress?.assumingMemoryBound(to: CChar.self), $0.count) }
+        answer(.xattrValue(bytes)) { req in
+            bytes.withUnsafeBytes { _ = fuse_reply_buf(req, $0.baseAddress?.assumingMemoryBound(to: CChar.self), $0.count) }
+        }
     }
 }
 
 extension Reply where Kind == LseekReply {
     public consuming func offset(_ off: Int) {
-        fuse_reply_lseek(req, off)
-        discard self
+        answer(.offset(off)) { fuse_reply_lseek($0, off) }
     }
 }
 
@@ -142,27 +214,37 @@ extension Reply where Kind == IoctlReply {
     /// Answers with the ioctl's return value and the bytes copied back to the caller's argument
     /// (at most the request's `outputSize`; more makes the caller see EIO).
     public consuming func result(_ result: Int32, output: UnsafeRawBufferPointer) {
-        fuse_reply_ioctl(req, result, output.baseAddress, output.count)
-        discard self
+        answer(.ioctl(result, output: Array(output))) { fuse_reply_ioctl($0, result, output.baseAddress, output.count) }
+    }
+
+    /// Fails the ioctl with `errno` **and** copies `output` back to the caller's argument (at
+    /// most `outputSize` bytes): the kernel's FUSE client (`fuse_do_ioctl`) copies the output
+    /// out before it returns the negative result, so the caller sees -1/`errno` and the updated
+    /// struct. Non-positive errnos are answered EIO, as in ``Reply/error(_:)``.
+    public consuming func failure(_ errno: Errno, output: [UInt8]) {
+        guard errno.rawValue > 0 else { return error(errno) }
+        answer(.ioctlFailure(errno, output: output)) { req in output.withUnsafeBytes { _ = fuse_reply_ioctl(req, -errno.rawValue, $0.baseAddress, $0.count) } }
     }
 }
 
 extension Reply where Kind == StatfsReply {
     public consuming func statfs(_ st: statvfs) {
-        var st = st
-        fuse_reply_statfs(req, &st)
-        discard self
+        answer(.statfs(st)) { req in
+            var st = st
+            fuse_reply_statfs(req, &st)
+        }
     }
 }
 
 /// A directory listing being built for one readdir reply.
 public struct DirectoryBuffer: ~Copyable {
-    let req: fuse_req_t
     let capacity: Int
     var bytes: [CChar]
+    /// The entries added, in order (what a recorded reply shows).
+    var entries: [DirectoryEntry] = []
 
-    init(req: fuse_req_t, capacity: Int) {
-        self.req = req; self.capacity = capacity
+    init(capacity: Int) {
+        self.capacity = capacity
         bytes = []
         bytes.reserveCapacity(capacity)
     }
@@ -173,25 +255,89 @@ public struct DirectoryBuffer: ~Copyable {
         var st = stat()
         st.st_ino = UInt(inode)
         st.st_mode = mode
-        let need = fuse_add_direntry(req, nil, 0, name, &st, 0)
+        // libfuse's fuse_add_direntry does not use its request argument.
+        let need = fuse_add_direntry(nil, nil, 0, name, &st, 0)
         if bytes.count + need > capacity { return false }
         let start = bytes.count
         bytes.append(contentsOf: repeatElement(0, count: need))
         bytes.withUnsafeMutableBufferPointer { buf in
-            _ = fuse_add_direntry(req, buf.baseAddress! + start, need, name, &st, nextOffset)
+            _ = fuse_add_direntry(nil, buf.baseAddress! + start, need, name, &st, nextOffset)
         }
+        entries.append(DirectoryEntry(name: name, inode: inode, mode: mode, nextOffset: nextOffset))
         return true
     }
 }
 
-public enum DirectoryReply {}
+/// One entry of a readdir reply.
+public struct DirectoryEntry: Sendable, Equatable {
+    public var name: String
+    public var inode: UInt64
+    public var mode: mode_t
+    public var nextOffset: Int
+}
 
 extension Reply where Kind == DirectoryReply {
     public consuming func entries(_ buffer: consuming DirectoryBuffer) {
-        _ = buffer.bytes.withUnsafeBufferPointer { fuse_reply_buf(req, $0.baseAddress, $0.count) }
-        discard self
+        let bytes = buffer.bytes, entries = buffer.entries
+        answer(.entries(entries)) { req in
+            _ = bytes.withUnsafeBufferPointer { fuse_reply_buf(req, $0.baseAddress, $0.count) }
+        }
     }
 
     /// A buffer to fill with entries for this reply.
-    public func makeBuffer(capacity: Int) -> DirectoryBuffer { DirectoryBuffer(req: req, capacity: capacity) }
+    public func makeBuffer(capacity: Int) -> DirectoryBuffer { DirectoryBuffer(capacity: capacity) }
+}
+
+// MARK: - Recording (tests)
+
+/// A reply as a value: what a handler answered, for tests that call handlers without a mount
+/// (the way fuser tests its replies).
+public enum RecordedReply: Sendable {
+    case error(Errno)
+    /// Success without data (``EmptyReply``).
+    case success
+    case entry(EntryParameters)
+    case created(EntryParameters, OpenOptions)
+    case attr(stat, timeout: Double)
+    case open(OpenOptions)
+    case data([UInt8])
+    case written(Int)
+    case xattrSize(Int)
+    case xattrValue([UInt8])
+    case offset(Int)
+    case ioctl(Int32, output: [UInt8])
+    /// An ioctl failed with the errno and copied `output` back (``Reply/failure(_:output:)``).
+    case ioctlFailure(Errno, output: [UInt8])
+    case statfs(statvfs)
+    case entries([DirectoryEntry])
+    /// The reply was dropped unanswered (the kernel would see EIO).
+    case dropped
+
+    /// The errno of an error reply, nil for any other.
+    public var errno: Errno? {
+        switch self {
+        case .error(let e), .ioctlFailure(let e, _): e
+        default: nil
+        }
+    }
+}
+
+/// Collects the replies given through `Reply(recordingInto:)`, in order.
+public final class ReplyRecorder: Sendable {
+    private let replies = Mutex<[RecordedReply]>([])
+
+    public init() {}
+
+    func record(_ reply: RecordedReply) { replies.withLock { $0.append(reply) } }
+
+    /// Every reply recorded so far.
+    public var all: [RecordedReply] { replies.withLock { $0 } }
+
+    /// The only reply recorded; nil if there is none or more than one.
+    public var only: RecordedReply? { replies.withLock { $0.count == 1 ? $0[0] : nil } }
+}
+
+/// FuseKit's own logger (dropped and malformed replies).
+enum FuseKitLog {
+    static let logger = Logger(label: "fusekit")
 }

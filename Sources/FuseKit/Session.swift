@@ -4,15 +4,33 @@ import SystemPackage
 
 /// Sends kernel cache invalidations for a session (`fuse_lowlevel_notify_inval_inode`).
 ///
-/// Contract (fuse-facts §2): call it with **no lock held that a READ or WRITE handler may need**,
-/// and never from the only session thread: the kernel waits for page locks whose READs the
-/// daemon must still be able to serve, and dirty mmap pages are written back (WRITE requests
-/// arrive on other threads) while the call is in progress.
+/// Contract (docs/fuse-kernel-notes.md, "Invalidation"): call it with **no lock held that a READ
+/// or WRITE handler may need**, and never from the only session thread: the kernel waits for
+/// page locks whose READs the daemon must still be able to serve, and dirty mmap pages are
+/// written back (WRITE requests arrive on other threads) while the call is in progress.
+///
+/// The session is attached by `Session.init` and detached before the session is destroyed:
+/// an invalidation after that (or before any session) does nothing. Invalidations in flight
+/// hold `lock` shared, so detaching waits for them and they never touch a destroyed session.
 public final class Notifier: @unchecked Sendable {
-    // Set once by `Session.init`, before the loop starts; read-only afterwards.
-    fileprivate var session: OpaquePointer?
+    private let lock: UnsafeMutablePointer<pthread_rwlock_t>
+    private var session: OpaquePointer?   // guarded by lock
 
-    public init() {}
+    public init() {
+        lock = .allocate(capacity: 1)
+        pthread_rwlock_init(lock, nil)
+    }
+
+    deinit {
+        pthread_rwlock_destroy(lock)
+        lock.deallocate()
+    }
+
+    fileprivate func attach(_ se: OpaquePointer?) {
+        pthread_rwlock_wrlock(lock)
+        session = se
+        pthread_rwlock_unlock(lock)
+    }
 
     /// Drops the kernel's cached pages of `inode` in `[offset, offset + length)` and unmaps them
     /// from every process; returns once that is done. A length of 0 means "to the end".
@@ -20,6 +38,8 @@ public final class Notifier: @unchecked Sendable {
     /// file system is being unmounted: ENOENT, EBADF, ENODEV) are not reported.
     @discardableResult
     public func invalidate(inode: UInt64, offset: Int, length: Int) -> Errno? {
+        pthread_rwlock_rdlock(lock)
+        defer { pthread_rwlock_unlock(lock) }
         guard let se = session else { return nil }
         let rc = fuse_lowlevel_notify_inval_inode(se, inode, offset, length)
         if rc == 0 || [ENOENT, EBADF, ENODEV].contains(-rc) { return nil }
@@ -35,7 +55,9 @@ public struct FuseError: Error, CustomStringConvertible {
 public final class Session: @unchecked Sendable {
     private let se: OpaquePointer
     private let box: Unmanaged<FilesystemBox>
+    private let notifier: Notifier
     private var mounted = false
+    private var highDeviceFD: Int32 = -1
 
     /// - Parameters:
     ///   - options: `-o` options for libfuse (e.g. `allow_other`, `auto_unmount`, `default_permissions`).
@@ -56,7 +78,8 @@ public final class Session: @unchecked Sendable {
         }
         fuse_opt_free_args(&args)
         se = s
-        notifier.session = s
+        self.notifier = notifier
+        notifier.attach(s)
     }
 
     /// Mounts the session. The kernel starts sending requests once `run` is called.
@@ -68,32 +91,86 @@ public final class Session: @unchecked Sendable {
             throw FuseError(description: "cannot mount on \(mountpoint)")
         }
         mounted = true
+        keepDeviceOpenLast()
     }
 
-    /// Detaches from the terminal (forks; the parent exits 0). Call after `mount`, before `run`,
-    /// so that the parent returns only once the mount is live.
-    public func daemonize() {
-        fuse_daemonize(0)
+    /// Holds a duplicate of the `/dev/fuse` fd at the highest free descriptor number.
+    ///
+    /// Why: with `auto_unmount`, fusermount3 leaves a helper that unmounts once the daemon's end
+    /// of a socket closes, but only if the mount is dead by then (opening it fails with
+    /// ENOTCONN). A killed process closes its descriptors in ascending order and the kernel
+    /// releases the files in the reverse order; when `/dev/fuse` is released after the socket,
+    /// the helper can look while the connection still stands and leave a dead mount behind.
+    /// The last reference to `/dev/fuse` at a number above the socket's makes the connection
+    /// end first (docs/security.md, G10).
+    private func keepDeviceOpenLast() {
+        let fd = fuse_session_fd(se)
+        guard fd >= 0 else { return }
+        var limit = rlimit()
+        let top = getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 ? Int32(clamping: min(limit.rlim_cur, 1 << 20)) : 1024
+        for floor in [top - 1, top / 2, 64] where floor > fd {
+            let high = fcntl(fd, F_DUPFD_CLOEXEC, floor)
+            if high >= 0 { highDeviceFD = high; return }
+        }
     }
 
-    /// Sets the mount's read-ahead window (`/sys/class/bdi/MAJ:MIN/read_ahead_kb`) once the
-    /// mount answers. The kernel's default of 128 KiB caps buffered READs at 128 KiB; 1024 lets
-    /// sequential reads arrive in 1 MiB requests (fuse-facts §1, §9). Needs root; without it, or
-    /// without sysfs, nothing changes. Runs on a helper thread (the stat of the mountpoint needs
-    /// the loop to be serving): call it after `daemonize`, right before `run`.
+    /// Detaches from the terminal (as `fuse_daemonize`: fork, setsid, chdir `/`, stdio to
+    /// /dev/null). Call after `mount`, before `run`, so that the parent returns only once the
+    /// mount is live.
+    ///
+    /// `ready` runs in the child before the parent exits (e.g. to write a pid file) and may still
+    /// print to the caller's stderr. The parent exits 0 once `ready` returned true, 1 if it
+    /// returned false or the child died first; the child then gets `false` and must stop.
+    public func daemonize(ready: () -> Bool = { true }) -> Bool {
+        var waiter: [Int32] = [-1, -1]
+        guard pipe(&waiter) == 0 else { return false }
+        switch fork() {
+        case -1:
+            close(waiter[0]); close(waiter[1])
+            return false
+        case 0:
+            close(waiter[0])
+            defer { close(waiter[1]) }
+            setsid()
+            _ = chdir("/")
+            guard ready() else { return false }
+            let null = open("/dev/null", O_RDWR)
+            if null >= 0 {
+                for fd in Int32(0)...2 { dup2(null, fd) }
+                if null > 2 { close(null) }
+            }
+            var done: UInt8 = 1
+            return Glibc.write(waiter[1], &done, 1) == 1
+        default:
+            close(waiter[1])
+            var done: UInt8 = 0
+            let n = read(waiter[0], &done, 1)
+            _exit(n == 1 ? 0 : 1)
+        }
+    }
+
+    /// Sets the mount's read-ahead window (`/sys/class/bdi/MAJ:MIN/read_ahead_kb`) while the
+    /// kernel's INIT request is served. The kernel's default of 128 KiB caps buffered READs at
+    /// 128 KiB; 1024 lets sequential reads arrive in 1 MiB requests (docs/fuse-kernel-notes.md, "Read-ahead").
+    ///
+    /// Contract: call after `mount`, before `run`; `mountpoint` is the resolved absolute path
+    /// passed to `mount`. The bdi is found in `/proc/self/mountinfo`, never by a request to
+    /// the mount itself (a daemon killed while serving its own request cannot exit). The INIT
+    /// reply lowers the window to its `max_readahead`, so both are set: sysfs first, then the
+    /// reply. Needs root; without it, or without sysfs, the window stays 128 KiB and `done`
+    /// gets false. `done` runs on the thread serving INIT.
     public func setReadAhead(kilobytes: Int, mountpoint: String, done: @escaping @Sendable (Bool) -> Void = { _ in }) {
-        detachThread {
-            var st = stat()
-            guard stat(mountpoint, &st) == 0 else { return done(false) }
-            let dev = UInt64(st.st_dev)  // glibc's gnu_dev_major/minor, which are macros
-            let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & ~0xfff)
-            let minor = (dev & 0xff) | ((dev >> 12) & ~0xff)
-            let path = "/sys/class/bdi/\(major):\(minor)/read_ahead_kb"
-            let fd = open(path, O_WRONLY)
+        box.takeUnretainedValue().initHook = { conn in
+            guard kilobytes > 0, kilobytes <= Int(UInt32.max / 1024),
+                  let mounts = MountInfo.current(),
+                  let m = MountInfo.mount(at: mountpoint, in: mounts), m.isFUSE else { return done(false) }
+            let fd = open(m.readAheadPath, O_WRONLY | O_CLOEXEC)
             guard fd >= 0 else { return done(false) }
             defer { close(fd) }
             let text = Array("\(kilobytes)\n".utf8)
-            done(Glibc.write(fd, text, text.count) == text.count)
+            guard Glibc.write(fd, text, text.count) == text.count else { return done(false) }
+            conn.pointee.max_readahead = UInt32(kilobytes * 1024)
+            done(true)
         }
     }
 
@@ -130,27 +207,13 @@ public final class Session: @unchecked Sendable {
 
     public func unmount() {
         if mounted { fuse_session_unmount(se); mounted = false }
+        if highDeviceFD >= 0 { close(highDeviceFD); highDeviceFD = -1 }
     }
 
     deinit {
         unmount()
+        notifier.attach(nil)   // waits for invalidations in flight
         fuse_session_destroy(se)
         box.release()
     }
-}
-
-/// Runs `body` on a new detached pthread (FuseKit avoids Foundation: it would add ~7 MiB of
-/// resident libraries to an idle daemon).
-private func detachThread(_ body: @escaping @Sendable () -> Void) {
-    final class Work: Sendable {
-        let body: @Sendable () -> Void
-        init(_ body: @escaping @Sendable () -> Void) { self.body = body }
-    }
-    let context = Unmanaged.passRetained(Work(body)).toOpaque()
-    var thread = pthread_t()
-    let rc = pthread_create(&thread, nil, { context in
-        Unmanaged<Work>.fromOpaque(context!).takeRetainedValue().body()
-        return nil
-    }, context)
-    if rc == 0 { pthread_detach(thread) } else { Unmanaged<Work>.fromOpaque(context).release() }
 }

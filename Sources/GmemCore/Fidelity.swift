@@ -12,3 +12,52 @@ public enum Fidelity: Sendable, Equatable {
     /// and every attribute change EINVAL, `st_blocks` 0.
     case kernel
 }
+
+// The rules that depend on the fidelity (and the setattr rules, which mix both).
+extension Fidelity {
+    /// setattr (`kvm_gmem_setattr` for files). Rules, in order:
+    /// - a size change (truncate): EISDIR on a directory, EINVAL on a file (the size is fixed);
+    /// - `.kernel`, host file: EINVAL for every change;
+    /// - the guest view (`.guest` and its files): owner and mode are fixed (EPERM); times are
+    ///   accepted and ignored.
+    public func checkSetattr(_ changes: AttributeChanges, on node: NodeKind) throws(GmemError) {
+        if changes.size {
+            if node.isDirectory { throw .isDirectory("cannot truncate a directory") }
+            throw .invalidArgument("the size of a gmem file is fixed")
+        }
+        if node == .hostFile, self == .kernel { throw .invalidArgument("guest_memfd refuses every attribute change") }
+        if node == .guestDirectory || node == .guestFile, changes.ownerOrMode {
+            throw .notPermitted("the guest view's owner and mode are fixed")
+        }
+    }
+
+    /// `read(2)` of the host file. `.kernel`: EINVAL (a guest_memfd has no read), except the
+    /// page cache's own page-ins of a buffered file (a fault, not a `read(2)`: `byReadCall`
+    /// tells whether the requester is in a read-family call on this file).
+    public func checkHostRead(buffered: Bool, byReadCall: () -> Bool) throws(GmemError) {
+        guard self == .kernel else { return }
+        if !buffered || byReadCall() { throw .invalidArgument("guest_memfd has no read") }
+    }
+
+    /// `write(2)` of the host file. `.kernel`: EINVAL (a guest_memfd has no write), except the
+    /// write-back of pages dirtied through a shared mapping (`writepage`).
+    public func checkHostWrite(writepage: Bool) throws(GmemError) {
+        if self == .kernel, !writepage { throw .invalidArgument("guest_memfd has no write") }
+    }
+
+    /// `fsync(2)` (also `msync(MS_SYNC)`) of the host file. `.kernel`: EINVAL; `.tools`:
+    /// success (the memory has no backing store to flush).
+    public func checkHostFsync() throws(GmemError) {
+        if self == .kernel { throw .invalidArgument("guest_memfd has no fsync") }
+    }
+
+    /// Whether an open host file may seek. `.kernel`: no (a guest_memfd has no llseek, so
+    /// `lseek`, `pread` and `pwrite` are ESPIPE, which the kernel answers itself).
+    public var hostFileSeekable: Bool { self == .tools }
+
+    /// `st_blocks` of the host file: `.kernel` reports 0 (the guest_memfd inode never counts
+    /// blocks), `.tools` the allocated 512-byte blocks.
+    public func hostBlocks(allocatedBytes: UInt64) -> Int {
+        self == .kernel ? 0 : Int(allocatedBytes / 512)
+    }
+}

@@ -1,8 +1,10 @@
+import GmemABI
 import SystemPackage
 
-/// Everything that can go wrong in GmemCore, with where it went wrong.
+/// Everything a request can be refused for, with where it went wrong.
 ///
-/// The FUSE layer never picks an errno itself: it asks ``errno`` (the single mapping).
+/// The FUSE layer never picks an errno itself: it throws or replies with a case and asks
+/// ``errno`` (the single mapping).
 public enum GmemError: Error, Equatable, Sendable {
     /// Malformed or out-of-range input: bad text, unknown bits, misalignment, overflow, size 0,
     /// a range past the end of the file.
@@ -11,8 +13,14 @@ public enum GmemError: Error, Equatable, Sendable {
     case privatePage(offset: UInt64)
     /// A file with this name exists.
     case exists(String)
-    /// No such file.
+    /// No such file or inode.
     case notFound(String)
+    /// A file operation on a directory (read, write, open, truncate…).
+    case isDirectory(String)
+    /// A directory operation on something that is not one (lookup in a file).
+    case notDirectory(String)
+    /// An ioctl this file system does not have (or an ioctl on a directory).
+    case unknownIoctl(UInt32)
     /// A write at or past the end of the fixed-size file, or the memory cap was reached.
     case noSpace(String)
     /// A fallocate mode, xattr or operation this file system does not have.
@@ -23,8 +31,8 @@ public enum GmemError: Error, Equatable, Sendable {
     case bufferTooSmall(needed: Int)
     /// The value exceeds the 64 KiB xattr limit.
     case valueTooLarge(Int)
-    /// SEEK_DATA/SEEK_HOLE found nothing at or after the offset.
-    case noSuchOffset(UInt64)
+    /// SEEK_DATA/SEEK_HOLE found nothing at or after the offset (or the offset is negative).
+    case noSuchOffset(Int64)
     /// The file is larger than this daemon can reserve address space for.
     case fileTooLarge(UInt64)
     /// The operation is refused by design (create by O_CREAT, mkdir, rename, …).
@@ -51,6 +59,9 @@ public enum GmemError: Error, Equatable, Sendable {
         case .privatePage: .permissionDenied
         case .exists: .fileExists
         case .notFound: .noSuchFileOrDirectory
+        case .isDirectory: .isDirectory
+        case .notDirectory: .notDirectory
+        case .unknownIoctl: .inappropriateIOCTLForDevice
         case .noSpace: .noSpace
         case .notSupported: .notSupported
         case .noData: .noData
@@ -86,19 +97,31 @@ public enum GmemError: Error, Equatable, Sendable {
     }
 }
 
+extension GmemError {
+    /// Interface text or bytes the daemon refuses: a bad window name reads as a missing
+    /// attribute (ENODATA), everything else is EINVAL.
+    public init(_ error: GmemABIError) {
+        switch error {
+        case .malformedWindow: self = .noData(error.description)
+        default: self = .invalidArgument(error.description)
+        }
+    }
+}
+
 extension GmemError: CustomStringConvertible {
     /// A sentence for people: what went wrong, then the errno a caller sees.
     public var description: String {
         let what: String
         switch self {
         case .invalidArgument(let s), .noSpace(let s), .notSupported(let s), .notPermitted(let s), .badHandle(let s),
-             .notReferenced(let s), .outOfMemory(let s): what = s
+             .isDirectory(let s), .notDirectory(let s), .notReferenced(let s), .outOfMemory(let s): what = s
+        case .unknownIoctl(let c): what = "unknown ioctl 0x\(String(c, radix: 16))"
         case .referenced(let o): what = "page at offset \(o) has references"
         case .injected(let f, let o): what = "injected \(f.rawValue) (error_offset \(o))"
         case .badAddress(let o): what = "page at offset \(o) is private and cannot be pinned"
         case .privatePage(let o): what = "page at offset \(o) is private"
         case .exists(let n): what = "'\(n)' exists"
-        case .notFound(let n): what = "no file '\(n)'"
+        case .notFound(let n): what = "no \(n)"
         case .noData(let n): what = "no attribute \(n)"
         case .bufferTooSmall(let n): what = "value needs \(n) bytes"
         case .valueTooLarge(let n): what = "value of \(n) bytes exceeds the 64 KiB xattr limit"

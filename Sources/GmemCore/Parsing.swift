@@ -1,41 +1,12 @@
+import GmemABI
+
 /// Parsers for the text and binary requests users send (xattr values, the ioctl struct,
 /// command-line sizes). Every parser is total: any input yields a value or a
 /// ``GmemError/invalidArgument(_:)``; no input can trap.
 
-/// Parses an unsigned number: decimal or `0x` hex, with an optional binary suffix
-/// `K`, `M`, `G` or `T` (case-insensitive, optionally followed by `iB` or `B`).
-/// Overflow past `UInt64.max` is an error, not a wrap.
+/// Parses a number in the interface's grammar (``GmemNumber``); failures are EINVAL.
 public func parseNumber<S: StringProtocol>(_ text: S) throws(GmemError) -> UInt64 {
-    let bytes = Array(text.utf8)
-    var i = 0
-    var radix: UInt64 = 10
-    if bytes.count >= 2, bytes[0] == UInt8(ascii: "0"), bytes[1] | 0x20 == UInt8(ascii: "x") { radix = 16; i = 2 }
-    var value: UInt64 = 0
-    let digitsStart = i
-    while i < bytes.count {
-        let ch = bytes[i]
-        let digit: UInt64
-        switch ch {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = UInt64(ch - UInt8(ascii: "0"))
-        case UInt8(ascii: "a")...UInt8(ascii: "f") where radix == 16: digit = UInt64(ch - UInt8(ascii: "a") + 10)
-        case UInt8(ascii: "A")...UInt8(ascii: "F") where radix == 16: digit = UInt64(ch - UInt8(ascii: "A") + 10)
-        default: digit = UInt64.max
-        }
-        if digit == UInt64.max { break }
-        let (m, o1) = value.multipliedReportingOverflow(by: radix)
-        let (a, o2) = m.addingReportingOverflow(digit)
-        guard !o1, !o2 else { throw .invalidArgument("'\(text)' overflows 64 bits") }
-        value = a
-        i += 1
-    }
-    guard i > digitsStart else { throw .invalidArgument("'\(text)' is not a number") }
-    let suffix = String(decoding: bytes[i...], as: UTF8.self).lowercased()
-    let shifts: [String: UInt64] = ["": 0, "k": 10, "m": 20, "g": 30, "t": 40]
-    var unit = suffix
-    if unit.hasSuffix("ib") { unit.removeLast(2) } else if unit.hasSuffix("b"), unit.count == 2 { unit.removeLast() }
-    guard let shift = shifts[unit], suffix.isEmpty || !unit.isEmpty else { throw .invalidArgument("'\(text)' is not a number") }
-    guard value <= UInt64.max >> shift else { throw .invalidArgument("'\(text)' overflows 64 bits") }
-    return value << shift
+    do { return try GmemNumber.parse(text) } catch { throw GmemError(error) }
 }
 
 /// Splits an xattr value into whitespace-separated fields. A trailing NUL (as some tools send)
@@ -79,34 +50,20 @@ public struct ConversionRequest: Equatable, Sendable {
         let f = try fields(value)
         guard f.count == 3 else { throw .invalidArgument("expected 'OFFSET SIZE ATTRIBUTES', got \(f.count) fields") }
         let attributes: UInt64
-        switch f[2].lowercased() {
-        case "private": attributes = MemoryAttributes.private.rawValue
-        case "shared": attributes = 0
-        default: attributes = try parseNumber(f[2])
+        if let name = GmemAttributeName(rawValue: f[2].lowercased()) {
+            attributes = name.bits
+        } else {
+            attributes = try parseNumber(f[2])
         }
         try self.init(offset: try parseNumber(f[0]), size: try parseNumber(f[1]), attributes: attributes, fileSize: fileSize)
     }
 }
 
-/// `struct kvm_memory_attributes2` (128 bytes), the argument of `KVM_SET_MEMORY_ATTRIBUTES2`.
-public struct KVMMemoryAttributes2: Equatable, Sendable {
-    /// `_IOWR(KVMIO=0xAE, 0xd2, struct kvm_memory_attributes2)`.
-    public static let ioctlNumber: UInt32 = 0xC080_AED2
-    public static let byteCount = 128
-
-    public var offset: UInt64
-    public var size: UInt64
-    public var attributes: UInt64
-    public var flags: UInt64
-    public var errorOffset: UInt64
-    public var reserved: [UInt64]   // 11 words
-
-    /// Decodes the little-endian struct; anything but exactly 128 bytes is EINVAL.
+extension KVMMemoryAttributes2 {
+    /// Decodes the little-endian struct (``KVMMemoryAttributes2/decode(_:)``); anything but
+    /// exactly 128 bytes is EINVAL.
     public init(bytes: UnsafeRawBufferPointer) throws(GmemError) {
-        guard bytes.count == Self.byteCount else { throw .invalidArgument("argument is \(bytes.count) bytes, expected 128") }
-        func word(_ i: Int) -> UInt64 { UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: i * 8, as: UInt64.self)) }
-        offset = word(0); size = word(1); attributes = word(2); flags = word(3); errorOffset = word(4)
-        reserved = (5..<16).map(word)
+        do { self = try Self.decode(bytes) } catch { throw GmemError(error) }
     }
 
     /// Validates as `kvm_gmem_set_attributes` does: flags ≠ 0 or any reserved word ≠ 0 → EINVAL,
@@ -118,53 +75,11 @@ public struct KVMMemoryAttributes2: Equatable, Sendable {
     }
 }
 
-extension KVMMemoryAttributes2 {
-    /// The little-endian struct, as copied back to the caller on a failure with `error_offset`.
-    public var bytes: [UInt8] {
-        let words = [offset, size, attributes, flags, errorOffset] + reserved
-        return words.flatMap { w in (0..<8).map { UInt8(truncatingIfNeeded: w >> ($0 * 8)) } }
-    }
-}
-
-/// `struct gmem_page_reference` (64 bytes), the argument of gmemfs's own pin ioctls:
-///
-/// ```c
-/// struct gmem_page_reference {
-///         __u64 offset;        /* byte offset into the file, multiple of 4096 */
-///         __u64 size;          /* bytes, non-zero multiple of 4096 */
-///         __u64 flags;         /* must be 0 */
-///         __u64 reserved[5];   /* must be 0 */
-/// };
-/// #define GMEM_IOCTL_TYPE  'G'   /* 0x47 */
-/// #define GMEM_PIN_PAGES   _IOW('G', 0x01, struct gmem_page_reference)   /* 0x40404701 */
-/// #define GMEM_UNPIN_PAGES _IOW('G', 0x02, struct gmem_page_reference)   /* 0x40404702 */
-/// ```
-///
-/// The type `'G'` differs from KVM's `0xAE`, so no pin number can equal a KVM ioctl, and from
-/// the types of the VFS's generic file ioctls (`'f'`, `'X'`, `0x94`, `'T'`), which the kernel
-/// answers itself before a file system is asked. `_IOW`: the kernel's FUSE client copies the 64
-/// bytes in and nothing back (an ioctl on a FUSE regular file is "restricted": direction and size
-/// come from the number).
-public struct GmemPageReference: Equatable, Sendable {
-    public static let pinNumber: UInt32 = 0x4040_4701
-    public static let unpinNumber: UInt32 = 0x4040_4702
-    public static let byteCount = 64
-
-    public var offset: UInt64
-    public var size: UInt64
-    public var flags: UInt64
-    public var reserved: [UInt64]   // 5 words
-
-    public init(offset: UInt64, size: UInt64, flags: UInt64 = 0, reserved: [UInt64] = Array(repeating: 0, count: 5)) {
-        self.offset = offset; self.size = size; self.flags = flags; self.reserved = reserved
-    }
-
-    /// Decodes the little-endian struct; anything but exactly 64 bytes is EINVAL.
+extension GmemPageReference {
+    /// Decodes the little-endian struct (``GmemPageReference/decode(_:)``); anything but
+    /// exactly 64 bytes is EINVAL.
     public init(bytes: UnsafeRawBufferPointer) throws(GmemError) {
-        guard bytes.count == Self.byteCount else { throw .invalidArgument("argument is \(bytes.count) bytes, expected 64") }
-        func word(_ i: Int) -> UInt64 { UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: i * 8, as: UInt64.self)) }
-        offset = word(0); size = word(1); flags = word(2)
-        reserved = (3..<8).map(word)
+        do { self = try Self.decode(bytes) } catch { throw GmemError(error) }
     }
 
     /// Validates: flags ≠ 0 or a reserved word ≠ 0, then size 0, overflow, misalignment or a range
@@ -200,8 +115,9 @@ public struct CreateRequest: Equatable, Sendable {
         guard size <= UInt64(Int64.max) else { throw .invalidArgument("size must be below 2^63") }
     }
 
-    /// FLAGS: a comma list of `mmap`, `init-shared` (also `init_shared`), or a number
-    /// (bit 0 mmap, bit 1 init-shared). Unknown names or bits are EINVAL.
+    /// FLAGS: a comma list of `mmap`, `init-shared` (also `init_shared`; any case, as the
+    /// attribute words of `user.gmem.set_attributes`), or a number (bit 0 mmap, bit 1
+    /// init-shared). Unknown names or bits are EINVAL.
     public static func parseFlags<S: StringProtocol>(_ text: S) throws(GmemError) -> GmemFlags {
         if let first = text.first, first.isNumber {
             let bits = try parseNumber(text)
@@ -210,7 +126,7 @@ public struct CreateRequest: Equatable, Sendable {
         }
         var flags: GmemFlags = []
         for part in text.split(separator: ",", omittingEmptySubsequences: false) {
-            let key = String(part).replacing("_", with: "-")
+            let key = String(part).lowercased().replacing("_", with: "-")
             guard let f = GmemFlags.names.first(where: { $0.0 == key }) else { throw .invalidArgument("unknown flag '\(part)'") }
             flags.insert(f.1)
         }

@@ -1,92 +1,100 @@
 import FuseKit
 import Glibc
+import GmemABI
 import GmemCore
 import SystemPackage
 
-/// The ioctl-style xattr interface (docs/xattr-interface.md).
+/// The ioctl-style xattr interface (docs/xattr-interface.md); names, limits and text formats
+/// are ``GmemXattr``'s.
 ///
 /// On the mount root:  `user.gmem.create` (set) · `user.gmem.stats` (get).
 /// On a gmem file:     `user.gmem.set_attributes`, `user.gmem.inject` (set) · `user.gmem.attributes`,
 ///                     `user.gmem.attributes:START-END`, `user.gmem.flags`, `user.gmem.stats`,
 ///                     `user.gmem.inject` (get).
-enum XattrName {
-    static let prefix = "user.gmem."
-    static let create = "user.gmem.create"
-    static let setAttributes = "user.gmem.set_attributes"
-    static let attributes = "user.gmem.attributes"
-    static let flags = "user.gmem.flags"
-    static let stats = "user.gmem.stats"
-    static let inject = "user.gmem.inject"
-    /// Readable names, as listxattr reports them.
-    static let fileReadable = [attributes, flags, stats, inject]
-    static let rootReadable = [stats]
-    /// The largest value the VFS passes (XATTR_SIZE_MAX).
-    static let sizeMax = 65536
-}
-
 extension GmemFilesystem {
     public func setxattr(_ ctx: RequestContext, inode: UInt64, name: String, value: UnsafeRawBufferPointer, flags: Int32, reply: consuming Reply<EmptyReply>) {
-        guard let n = node(inode) else { return reply.error(.noSuchFileOrDirectory) }
-        do {
+        guard let n = node(inode) else { return reply.error(.notFound("inode \(inode)")) }
+        do throws(GmemError) {
             switch (n, name) {
-            case (.root, XattrName.create):
+            case (.root, GmemXattr.create):
                 try createFile(try CreateRequest(xattrValue: Array(value)))
-            case (.host(let f), XattrName.setAttributes), (.guest(let f), XattrName.setAttributes):
+            case (.host(let f), GmemXattr.setAttributes), (.guest(let f), GmemXattr.setAttributes):
                 try convert(f, try ConversionRequest(xattrValue: Array(value), fileSize: f.file.size))
-            case (.host(let f), XattrName.inject), (.guest(let f), XattrName.inject):
+            case (.host(let f), GmemXattr.inject), (.guest(let f), GmemXattr.inject):
                 try inject(f, try InjectionCommand(xattrValue: Array(value), fileSize: f.file.size))
-            case (_, _) where name.hasPrefix(XattrName.prefix):
+            case (_, _) where name.hasPrefix(GmemXattr.prefix):
                 throw GmemError.invalidArgument("\(name) cannot be set here")
             default:
                 throw GmemError.notSupported("only user.gmem.* xattrs exist")
             }
             reply.complete(nil)
-        } catch let e as GmemError {
-            logger.debug("setxattr \(name): \(e)")
-            reply.error(e.setxattrErrno)
         } catch {
-            reply.error(.ioError)
+            if name.hasPrefix(GmemXattr.prefix) {
+                refused("setxattr \(name) \(Self.quoted(value))", on: n, ctx, error)
+            }
+            // EAGAIN cannot pass through setxattr (the VFS takes it for "no handler"): EBUSY.
+            reply.error(error.setxattrErrno)
         }
     }
 
+    /// Logs one line for a refused `user.gmem.*` request or ioctl: what was asked, by whom, and
+    /// why (the reason a bare errno cannot carry). Level notice: shown at the default level.
+    func refused(_ request: String, on n: Node, _ ctx: RequestContext, _ e: GmemError, hint: String = "") {
+        logger.notice("refused \(request) on \(n.displayName) from pid \(ctx.pid): \(e)\(hint)")
+    }
+
+    /// An xattr value for a log line: quoted, control bytes escaped, at most 128 bytes shown.
+    static func quoted(_ value: UnsafeRawBufferPointer) -> String {
+        let shown = value.prefix(128).map { b -> String in
+            b >= 0x20 && b < 0x7f && b != UInt8(ascii: "\"") && b != UInt8(ascii: "\\") ? String(UnicodeScalar(b)) : "\\x" + String(b, radix: 16)
+        }.joined()
+        return "\"" + shown + (value.count > 128 ? "…" : "") + "\""
+    }
+
     public func getxattr(_ ctx: RequestContext, inode: UInt64, name: String, size: Int, reply: consuming Reply<XattrReply>) {
-        guard let n = node(inode) else { return reply.error(.noSuchFileOrDirectory) }
-        do {
+        guard let n = node(inode) else { return reply.error(.notFound("inode \(inode)")) }
+        do throws(GmemError) {
             let value = try xattrValue(of: n, name: name)
-            guard value.utf8.count <= XattrName.sizeMax else { throw GmemError.valueTooLarge(value.utf8.count) }
+            guard value.utf8.count <= GmemXattr.sizeMax else { throw GmemError.valueTooLarge(value.utf8.count) }
             if size == 0 { return reply.size(value.utf8.count) }
             guard value.utf8.count <= size else { throw GmemError.bufferTooSmall(needed: value.utf8.count) }
             reply.value(Array(value.utf8))
-        } catch let e as GmemError {
-            reply.error(e.errno)
         } catch {
-            reply.error(.ioError)
+            // Sizing probes (ERANGE) and unknown names (ENODATA) are routine for getfattr.
+            if name.hasPrefix(GmemXattr.prefix), error.errno != .outOfRange, error.errno != .noData {
+                var hint = ""
+                if case .valueTooLarge = error, name == GmemXattr.attributes {
+                    hint = "; read it in windows with \(GmemXattr.attributes):START-END (hex byte offsets, see docs/xattr-interface.md)"
+                }
+                refused("getxattr \(name)", on: n, ctx, error, hint: hint)
+            }
+            reply.error(error)
         }
     }
 
     public func listxattr(_ ctx: RequestContext, inode: UInt64, size: Int, reply: consuming Reply<XattrReply>) {
-        guard let n = node(inode) else { return reply.error(.noSuchFileOrDirectory) }
+        guard let n = node(inode) else { return reply.error(.notFound("inode \(inode)")) }
         let names: [String]
         switch n {
-        case .root: names = XattrName.rootReadable
-        case .host, .guest: names = XattrName.fileReadable
+        case .root: names = GmemXattr.rootReadable
+        case .host, .guest: names = GmemXattr.fileReadable
         case .guestDirectory: names = []
         }
         let bytes = names.reduce(into: [UInt8]()) { $0 += Array($1.utf8) + [0] }
         if size == 0 { return reply.size(bytes.count) }
-        guard bytes.count <= size else { return reply.error(.outOfRange) }
+        guard bytes.count <= size else { return reply.error(.bufferTooSmall(needed: bytes.count)) }
         reply.value(bytes)
     }
 
     public func removexattr(_ ctx: RequestContext, inode: UInt64, name: String, reply: consuming Reply<EmptyReply>) {
-        reply.error(node(inode) == nil ? .noSuchFileOrDirectory : .notSupported)
+        reply.error(node(inode) == nil ? .notFound("inode \(inode)") : .notSupported("user.gmem.* xattrs cannot be removed"))
     }
 
     /// The text of a readable xattr. Unknown names are ENODATA (never ENOSYS: that would make the
     /// kernel stop sending getxattr for the whole mount).
     func xattrValue(of n: Node, name: String) throws(GmemError) -> String {
         switch n {
-        case .root where name == XattrName.stats:
+        case .root where name == GmemXattr.stats:
             let files = namespace.withLock { $0.count }
             var s = "files=\(files)\nallocated_bytes=\(budget.usedPages * pageSize)\n"
             s += "max_memory=\(budget.limitPages.map { String($0 * pageSize) } ?? "none")\n"
@@ -95,9 +103,9 @@ extension GmemFilesystem {
         case .host(let f), .guest(let f):
             let file = f.file
             switch name {
-            case XattrName.flags:
+            case GmemXattr.flags:
                 return file.flags.description
-            case XattrName.stats:
+            case GmemXattr.stats:
                 let s = file.stats
                 return """
                     size=\(s.size)
@@ -113,12 +121,12 @@ extension GmemFilesystem {
                     flags=\(file.flags.description)
 
                     """
-            case XattrName.attributes:
+            case GmemXattr.attributes:
                 return attributesText(file, start: 0, end: file.size)
-            case XattrName.inject:
+            case GmemXattr.inject:
                 return file.armedFaults.map { $0.description + "\n" }.joined()
-            case _ where name.hasPrefix(XattrName.attributes + ":"):
-                let window = try Self.parseWindow(name.dropFirst(XattrName.attributes.count + 1))
+            case _ where name.hasPrefix(GmemXattr.attributes + ":"):
+                let window = try Self.parseWindow(name.dropFirst(GmemXattr.attributes.count + 1))
                 return attributesText(file, start: window.start, end: window.end)
             default:
                 throw .noData(name)
@@ -128,24 +136,18 @@ extension GmemFilesystem {
         }
     }
 
-    /// `START-END` in the listing's own format (hex byte offsets, END exclusive).
+    /// `START-END` in the listing's own format (``GmemXattr/parseWindow(_:)``); ENODATA otherwise.
     static func parseWindow(_ text: Substring) throws(GmemError) -> (start: UInt64, end: UInt64) {
-        let parts = text.split(separator: "-", omittingEmptySubsequences: false)
-        // Only hex digits: UInt64(_:radix:) alone also takes a leading "+".
-        guard parts.count == 2, parts.allSatisfy({ $0.allSatisfy(\.isHexDigit) }),
-              let start = UInt64(parts[0], radix: 16), let end = UInt64(parts[1], radix: 16), start < end else {
-            throw .noData("window must be START-END in hex with START < END")
-        }
-        return (start, end)
+        do { return try GmemXattr.parseWindow(text) } catch { throw GmemError(error) }
     }
 
-    /// One line per maximal range: `START-END ATTR`, lowercase hex byte offsets, END exclusive.
+    /// One ``AttributeLine`` per maximal range.
     func attributesText(_ file: GuestMemFile, start: UInt64, end: UInt64) -> String {
         var text = ""
         file.forEachAttributeRange(start: start, end: end) { s, e, a in
             // Past the xattr limit the caller answers E2BIG: stop building early.
-            guard text.utf8.count <= XattrName.sizeMax else { return }
-            text += String(s, radix: 16) + "-" + String(e, radix: 16) + " " + a.name + "\n"
+            guard text.utf8.count <= GmemXattr.sizeMax else { return }
+            text += AttributeLine.format(start: s, end: e, attribute: a.attributeName)
         }
         return text
     }
@@ -153,27 +155,40 @@ extension GmemFilesystem {
     // MARK: - ioctl
 
     public func ioctl(_ ctx: RequestContext, inode: UInt64, command: UInt32, input: UnsafeRawBufferPointer, outputSize: Int, file: FileInfo, reply: consuming Reply<IoctlReply>) {
-        guard let n = node(inode), let f = n.file else { return reply.error(.inappropriateIOCTLForDevice) }
-        if command == GmemPageReference.pinNumber || command == GmemPageReference.unpinNumber {
-            return pinIoctl(n, f, pin: command == GmemPageReference.pinNumber, input: input, file: file, reply: reply)
-        }
-        guard command == KVMMemoryAttributes2.ioctlNumber else { return reply.error(.inappropriateIOCTLForDevice) }
-        // A conversion changes the file: like write(2), it needs a handle open for writing.
-        guard Int32(truncatingIfNeeded: file.handle) & O_ACCMODE != O_RDONLY else { return reply.error(.badFileDescriptor) }
-        do {
-            let args = try KVMMemoryAttributes2(bytes: input)
-            try convert(f, try args.request(fileSize: f.file.size))
+        let n = node(inode)
+        let name = Self.ioctlNames[command]
+        do throws(GmemError) {
+            guard let n, let f = n.fileNode, let name else { throw .unknownIoctl(command) }
+            switch command {
+            case GmemPageReference.pinNumber, GmemPageReference.unpinNumber:
+                try reference(n, f, pin: command == GmemPageReference.pinNumber, input: input, handle: file.handle)
+            default:
+                try AccessMode(handle: file.handle).checkConversion()
+                let args = try KVMMemoryAttributes2(bytes: input)
+                do throws(GmemError) {
+                    try convert(f, try args.request(fileSize: f.file.size))
+                } catch {
+                    // kvm_gmem_set_attributes: on a failure that names a page, error_offset is set,
+                    // the whole struct copied back, and the call fails (Reply.failure does both).
+                    guard let offset = error.errorOffset, outputSize >= KVMMemoryAttributes2.byteCount else { throw error }
+                    refused("ioctl \(name) [\(args.offset), +\(args.size))", on: n, ctx, error)
+                    var back = args
+                    back.errorOffset = offset
+                    return reply.failure(error.errno, output: back.encode())
+                }
+            }
             // Success copies nothing back, as in the kernel (error_offset is only written on failure).
             reply.result(0, output: UnsafeRawBufferPointer(start: nil, count: 0))
         } catch {
-            // kvm_gmem_set_attributes: error_offset is set and the whole struct copied back, and the
-            // call fails: a negative result with output data does both (fuse_do_ioctl copies the
-            // output out, then returns the result; measured on Linux 6.18).
-            guard let offset = error.errorOffset, outputSize >= KVMMemoryAttributes2.byteCount,
-                  var args = try? KVMMemoryAttributes2(bytes: input) else { return reply.error(error.errno) }
-            args.errorOffset = offset
-            var pending: Reply<IoctlReply>? = consume reply
-            args.bytes.withUnsafeBytes { pending.take()!.result(-error.errno.rawValue, output: $0) }
+            if let n, n.fileNode != nil, let name { refused("ioctl \(name)", on: n, ctx, error) }
+            reply.error(error)
         }
     }
+
+    /// The ioctls of a gmem file, by their uAPI names (for refusal log lines).
+    static let ioctlNames: [UInt32: String] = [
+        KVMMemoryAttributes2.ioctlNumber: "KVM_SET_MEMORY_ATTRIBUTES2",
+        GmemPageReference.pinNumber: "GMEM_PIN_PAGES",
+        GmemPageReference.unpinNumber: "GMEM_UNPIN_PAGES",
+    ]
 }

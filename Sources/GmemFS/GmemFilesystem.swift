@@ -28,8 +28,9 @@ public struct GmemOptions: Sendable {
 /// kernel's back (conversions to private, guest-view writes and punches), always with no lock
 /// held. Files without `mmap` and the guest view are direct_io.
 ///
-/// Metadata caching: names are cached for an hour (a name only goes away through unlink, which
-/// the kernel sees; a failed lookup is never cached) and attributes for a second. The kernel
+/// Metadata caching: host names are cached for an hour (a host name only goes away through
+/// unlink, which the kernel sees; a failed lookup is never cached), guest names never (see
+/// ``entryTimeout(_:)``), and host attributes for a second. The kernel
 /// refreshes `st_blocks` itself after its own writes, punches and invalidations; the daemon
 /// invalidates the host inode's attributes when the guest view changes its allocation. The guest
 /// view's attributes are never cached. Without this, every path-based call (`setfattr`, `open`)
@@ -44,7 +45,7 @@ public final class GmemFilesystem: LowLevelFilesystem {
     let daemonUID = getuid()
     let daemonGID = getgid()
     let populateGuard: PopulateGuard
-    /// Numbers open files (FUSE handles): a handle is `number << 2 | access mode`, so that page
+    /// Numbers open files: the handle is ``AccessMode/handle(serial:)`` of it, so that page
     /// references can belong to one open file description.
     let openCount = Atomic<UInt64>(0)
 
@@ -102,8 +103,10 @@ public final class GmemFilesystem: LowLevelFilesystem {
             st.st_atim = m.atime; st.st_mtim = m.mtime; st.st_ctim = m.ctime
             st.st_nlink = f.lifetime.withLock { $0.unlinked } ? 0 : 1
             st.st_size = Int(f.file.size)
-            if case .host = node, options.fidelity == .kernel {
-                st.st_blocks = 0   // the kernel's guest_memfd inode never counts blocks
+            if case .host = node {
+                st.st_blocks = options.fidelity.hostBlocks(allocatedBytes: f.file.allocatedBytes)
+            } else if case .guest = node {
+                st.st_blocks = 0   // the memory is the host file's: `du` must count it once
             } else {
                 st.st_blocks = Int(f.file.allocatedBytes / 512)
             }
@@ -114,10 +117,19 @@ public final class GmemFilesystem: LowLevelFilesystem {
 
     func entry(_ node: Node, inode: UInt64) -> EntryParameters {
         EntryParameters(inode: inode, attributes: stat(of: node, inode: inode),
-                        attributeTimeout: Self.attributeTimeout(node), entryTimeout: Self.entryTimeout)
+                        attributeTimeout: Self.attributeTimeout(node), entryTimeout: Self.entryTimeout(node))
     }
 
-    static let entryTimeout = 3600.0
+    /// Seconds the kernel may cache a name. Host names: an hour (a host name goes away only
+    /// through an unlink, which the kernel sees and drops). Guest names: never cached. `rm M/NAME`
+    /// removes `.guest/NAME` behind the kernel's back; a cached guest entry would point at the
+    /// old inode after a re-create (ENOENT for an hour). Invalidating it instead
+    /// (`notify_inval_entry`) from the unlink or create handler deadlocks: the kernel holds the
+    /// parent directory's lock while that request is in flight. See docs/semantics.md.
+    static func entryTimeout(_ node: Node) -> Double {
+        if case .guest = node { return 0 }
+        return 3600
+    }
 
     /// Seconds the kernel may cache a node's attributes.
     static func attributeTimeout(_ node: Node) -> Double {
@@ -156,27 +168,29 @@ public final class GmemFilesystem: LowLevelFilesystem {
         case (.root?, ".guest") where options.guestView:
             reply.entry(entry(.guestDirectory, inode: FixedInode.guestDirectory))
         case (.root?, _):
-            guard let f = namespace.withLock({ $0[name] }) else { return reply.error(.noSuchFileOrDirectory) }
+            guard let f = namespace.withLock({ $0[name] }) else { return reply.error(.notFound("file '\(name)'")) }
             reply.entry(entry(.host(f), inode: f.hostInode))
         case (.guestDirectory?, _):
-            guard let f = namespace.withLock({ $0[name] }) else { return reply.error(.noSuchFileOrDirectory) }
+            guard let f = namespace.withLock({ $0[name] }) else { return reply.error(.notFound("file '\(name)'")) }
             reply.entry(entry(.guest(f), inode: f.guestInode))
-        case (nil, _): reply.error(.noSuchFileOrDirectory)
-        default: reply.error(.notDirectory)
+        case (nil, _): reply.error(.notFound("inode \(parent)"))
+        default: reply.error(.notDirectory("inode \(parent)"))
         }
     }
 
     public func getattr(_ ctx: RequestContext, inode: UInt64, reply: consuming Reply<AttrReply>) {
-        guard let n = node(inode) else { return reply.error(.noSuchFileOrDirectory) }
+        guard let n = node(inode) else { return reply.error(.notFound("inode \(inode)")) }
         reply.attr(stat(of: n, inode: inode), timeout: Self.attributeTimeout(n))
     }
 
     public func setattr(_ ctx: RequestContext, inode: UInt64, _ changes: SetAttributes, file: FileInfo?, reply: consuming Reply<AttrReply>) {
-        guard let n = node(inode) else { return reply.error(.noSuchFileOrDirectory) }
-        // The size of a gmem file is fixed at creation (kvm_gmem_setattr: -EINVAL).
-        if changes.size != nil { return reply.error(n.file == nil ? .isDirectory : .invalidArgument) }
-        // kvm_gmem_setattr refuses every change; by default gmemfs keeps chmod, chown and touch.
-        if case .host = n, options.fidelity == .kernel { return reply.error(.invalidArgument) }
+        guard let n = node(inode) else { return reply.error(.notFound("inode \(inode)")) }
+        let ownerOrMode = changes.mode != nil || changes.uid != nil || changes.gid != nil
+        do throws(GmemError) {
+            try options.fidelity.checkSetattr(AttributeChanges(size: changes.size != nil, ownerOrMode: ownerOrMode), on: n.kind)
+        } catch {
+            return reply.error(error)
+        }
         func apply(_ m: inout Metadata) {
             if let mode = changes.mode { m.mode = (m.mode & S_IFMT) | (mode & 0o7777) }
             if let uid = changes.uid { m.uid = uid }
@@ -188,9 +202,7 @@ public final class GmemFilesystem: LowLevelFilesystem {
         switch n {
         case .root: rootMetadata.withLock { apply(&$0) }
         case .host(let f): f.metadata.withLock { apply(&$0) }
-        case .guestDirectory, .guest:
-            // The guest view's owner and mode are fixed; only its times may be "set" (ignored).
-            if changes.mode != nil || changes.uid != nil || changes.gid != nil { return reply.error(.notPermitted) }
+        case .guestDirectory, .guest: break   // only times, which the guest view ignores
         }
         reply.attr(stat(of: n, inode: inode), timeout: Self.attributeTimeout(n))
     }
@@ -199,7 +211,7 @@ public final class GmemFilesystem: LowLevelFilesystem {
     /// and `.guest`; a file's is its host inode (creation order, never reused), so removing an
     /// entry already listed cannot make a continued listing skip one that was not.
     public func readdir(_ ctx: RequestContext, inode: UInt64, offset: Int, size: Int, reply: consuming Reply<DirectoryReply>) {
-        guard let n = node(inode) else { return reply.error(.noSuchFileOrDirectory) }
+        guard let n = node(inode) else { return reply.error(.notFound("inode \(inode)")) }
         var entries: [(name: String, inode: UInt64, mode: mode_t, cookie: UInt64)] =
             [(".", inode, S_IFDIR, 1), ("..", FixedInode.root, S_IFDIR, 2)]
         let files = namespace.withLock { $0.order }
@@ -209,7 +221,7 @@ public final class GmemFilesystem: LowLevelFilesystem {
             entries += files.map { ($0.name, $0.hostInode, S_IFREG, $0.hostInode) }
         case .guestDirectory:
             entries += files.map { ($0.name, $0.guestInode, S_IFREG, $0.hostInode) }
-        default: return reply.error(.notDirectory)
+        default: return reply.error(.notDirectory("inode \(inode)"))
         }
         var buffer = reply.makeBuffer(capacity: size)
         for e in entries where e.cookie > UInt64(max(0, offset)) {
@@ -219,10 +231,10 @@ public final class GmemFilesystem: LowLevelFilesystem {
     }
 
     public func open(_ ctx: RequestContext, inode: UInt64, flags: Int32, reply: consuming Reply<OpenReply>) {
-        guard let n = node(inode) else { return reply.error(.noSuchFileOrDirectory) }
-        guard let f = n.file else { return reply.error(.isDirectory) }
-        // The size never changes, so O_TRUNC cannot be honoured (libfuse delivers it here).
-        if flags & O_TRUNC != 0 { return reply.error(.invalidArgument) }
+        guard let n = node(inode) else { return reply.error(.notFound("inode \(inode)")) }
+        guard let f = n.fileNode else { return reply.error(.isDirectory("inode \(inode)")) }
+        let request: OpenRequest
+        do throws(GmemError) { request = try OpenRequest(flags: flags) } catch { return reply.error(error) }
         // An unlink may have freed the file between node() and here (the kernel can send OPEN
         // for a name removed after its lookup): it is gone, not openable.
         let live = f.lifetime.withLock { l -> Bool in
@@ -230,56 +242,63 @@ public final class GmemFilesystem: LowLevelFilesystem {
             l.openHandles += 1
             return true
         }
-        guard live else { return reply.error(.noSuchFileOrDirectory) }
+        guard live else { return reply.error(.notFound("file '\(f.name)' (removed)")) }
         let cached: Bool
         if case .host = n { cached = f.file.flags.contains(.mmap) } else { cached = false }
         // Kernel fidelity: a guest_memfd has no llseek, so lseek, pread and pwrite are ESPIPE.
         var nonseekable = false
-        if case .host = n { nonseekable = options.fidelity == .kernel }
-        // The handle remembers the access mode (for the ioctl's write check) and is unique: page
+        if case .host = n { nonseekable = !options.fidelity.hostFileSeekable }
+        // The handle carries the access mode (for the ioctl's write check) and is unique: page
         // references belong to it.
-        let handle = openCount.add(1, ordering: .relaxed).newValue << 2 | UInt64(UInt32(bitPattern: flags & O_ACCMODE))
+        let handle = request.access.handle(serial: openCount.add(1, ordering: .relaxed).newValue)
         reply.open(OpenOptions(handle: handle, directIO: !cached, keepCache: cached,
                                nonseekable: nonseekable))
     }
 
     public func release(inode: UInt64, file: FileInfo) {
-        guard let f = node(inode)?.file else { return }
+        guard let f = node(inode)?.fileNode else { return }
         releaseReferences(f, handle: file.handle)
         let gone = f.lifetime.withLock { l -> Bool in
             l.openHandles -= 1
             return l.unlinked && l.openHandles == 0
         }
         if gone {
-            namespace.withLock { $0.forget(f) }
+            namespace.withLock { $0.drop(f) }
             logger.info("freed \(f.name)")
         }
     }
 
     public func read(_ ctx: RequestContext, inode: UInt64, offset: Int, size: Int, file: FileInfo, reply: consuming Reply<DataReply>) {
-        guard let n = node(inode) else { return reply.error(.noSuchFileOrDirectory) }
-        guard let f = n.file else { return reply.error(.isDirectory) }
-        guard offset >= 0 else { return reply.error(.invalidArgument) }
+        guard let n = node(inode) else { return reply.error(.notFound("inode \(inode)")) }
+        guard let f = n.fileNode else { return reply.error(.isDirectory("inode \(inode)")) }
+        let start: UInt64
+        do throws(GmemError) { start = try GuestMemFile.offset(offset) } catch { return reply.error(error) }
         var view = GuestMemFile.View.guest
         var cached = false
         if case .host = n { view = .host; cached = f.file.flags.contains(.mmap) && file.flags & LinuxConstants.openDirect == 0 }
         // Kernel fidelity: a guest_memfd has no read; only page faults (and the kernel's own
         // page-ins) may fill the host's pages. Uncached files are only read by read(2).
-        if view == .host, options.fidelity == .kernel,
-           !cached || Requester(ctx.pid).isReading(inode: f.hostInode, under: options.mountpoint) {
-            return reply.error(.invalidArgument)
+        if view == .host {
+            do throws(GmemError) {
+                try options.fidelity.checkHostRead(buffered: cached) {
+                    Requester(ctx.pid).isReading(inode: f.hostInode, under: options.mountpoint)
+                }
+            } catch {
+                return reply.error(error)
+            }
         }
         // Guest view of an mmap file: bytes the host stored through a shared mapping may still be
         // dirty in the host's page cache. Write them back first (the invalidation launders dirty
         // pages), so the guest sees what the host wrote, as with the kernel's single shared page.
-        if view == .guest, f.file.flags.contains(.mmap), f.file.hasSharedPage(offset: UInt64(offset), count: size) {
-            invalidateHost(f, offset: UInt64(offset), length: UInt64(size))
+        if view == .guest, f.file.flags.contains(.mmap), f.file.hasSharedPage(offset: start, count: size) {
+            invalidateHost(f, offset: start, length: UInt64(size))
         }
         // A short reply is fine without the page cache; with it, the kernel would take a short
-        // read for EOF and shrink the file (fuse-facts §1), so those get EACCES instead.
+        // read for EOF and shrink the file (docs/fuse-kernel-notes.md, "Short reads"), so those
+        // get EACCES instead.
         var pending: Reply<DataReply>? = consume reply
         do throws(GmemError) {
-            try f.file.read(offset: UInt64(offset), count: size, view: view, allowShort: !cached) { bytes in
+            try f.file.read(offset: start, count: size, view: view, allowShort: !cached) { bytes in
                 var iov = iovec(iov_base: UnsafeMutableRawPointer(mutating: bytes.baseAddress), iov_len: bytes.count)
                 withUnsafePointer(to: &iov) { pending.take()!.data(UnsafeBufferPointer(start: $0, count: 1)) }
             }
@@ -289,107 +308,133 @@ public final class GmemFilesystem: LowLevelFilesystem {
             if cached, case .privatePage = error {
                 populateGuard.refused(tid: ctx.pid, file: f, offset: offset, size: size)?.send()
             }
-            pending.take()?.error(error.errno)
+            pending.take()?.error(error)
         }
     }
 
     public func write(_ ctx: RequestContext, inode: UInt64, offset: Int, data: UnsafeRawBufferPointer, file: FileInfo, reply: consuming Reply<WriteReply>) {
-        guard let n = node(inode) else { return reply.error(.noSuchFileOrDirectory) }
-        guard let f = n.file else { return reply.error(.isDirectory) }
-        guard offset >= 0 else { return reply.error(.invalidArgument) }
+        guard let n = node(inode) else { return reply.error(.notFound("inode \(inode)")) }
+        guard let f = n.fileNode else { return reply.error(.isDirectory("inode \(inode)")) }
         do throws(GmemError) {
+            let start = try GuestMemFile.offset(offset)
             if case .host = n {
                 // Kernel fidelity: a guest_memfd has no write; dirty mapped pages still write back.
-                if options.fidelity == .kernel && !file.isWritepage { return reply.error(.invalidArgument) }
-                let written = try f.file.write(offset: UInt64(offset), data, view: .host, writepage: file.isWritepage)
+                try options.fidelity.checkHostWrite(writepage: file.isWritepage)
+                let written: Int
+                do throws(GmemError) {
+                    written = try f.file.write(offset: start, data, view: .host, writepage: file.isWritepage)
+                } catch .noSpace(let why) where file.isWritepage {
+                    // Nobody waits for a writeback's reply: keep the error for fsync and close.
+                    f.writebackFailed.store(true, ordering: .relaxed)
+                    logger.warning("\(f.name): writeback of [\(offset), +\(data.count)) lost: \(why) (reported on the next fsync or close)")
+                    throw .noSpace(why)
+                }
                 f.touchModified()
                 return reply.written(written)
             }
             // Guest view: the host may cache shared pages of this range. Flush the host's dirty
             // copies first (so that they cannot be written back over this write), write, then
             // drop whatever the host re-read in between.
-            let sharedTouched = f.file.hasSharedPage(offset: UInt64(offset), count: data.count)
-            if sharedTouched { invalidateHost(f, offset: UInt64(offset), length: UInt64(data.count)) }
-            let written = try f.file.write(offset: UInt64(offset), data, view: .guest)
+            let sharedTouched = f.file.hasSharedPage(offset: start, count: data.count)
+            if sharedTouched { invalidateHost(f, offset: start, length: UInt64(data.count)) }
+            let written = try f.file.write(offset: start, data, view: .guest)
             // (A data invalidation also refreshes the host's attributes: st_blocks may have grown.)
             if sharedTouched {
-                invalidateHost(f, offset: UInt64(offset), length: UInt64(written))
+                invalidateHost(f, offset: start, length: UInt64(written))
             } else {
                 invalidateHostAttributes(f)
             }
             f.touchModified()
             reply.written(written)
         } catch {
-            reply.error(error.errno)
+            reply.error(error)
         }
     }
 
     public func fallocate(_ ctx: RequestContext, inode: UInt64, mode: Int32, offset: Int, length: Int, file: FileInfo, reply: consuming Reply<EmptyReply>) {
-        guard let n = node(inode) else { return reply.error(.noSuchFileOrDirectory) }
-        guard let f = n.file else { return reply.error(.isDirectory) }
-        // kvm_gmem_fallocate: only KEEP_SIZE, optionally with PUNCH_HOLE.
-        guard mode & ~(LinuxConstants.fallocKeepSize | LinuxConstants.fallocPunchHole) == 0, mode & LinuxConstants.fallocKeepSize != 0 else {
-            return reply.error(.notSupported)
-        }
-        guard offset >= 0, length > 0 else { return reply.error(.invalidArgument) }
+        guard let n = node(inode) else { return reply.error(.notFound("inode \(inode)")) }
+        guard let f = n.fileNode else { return reply.error(.isDirectory("inode \(inode)")) }
         do throws(GmemError) {
-            if mode & LinuxConstants.fallocPunchHole != 0 {
-                try f.file.punchHole(offset: UInt64(offset), length: UInt64(length))
+            let fallocateMode = try FallocateMode(flags: mode)
+            try f.file.fallocate(fallocateMode, offset: offset, length: length)
+            switch fallocateMode {
+            case .punchHole:
                 // The kernel drops the host's pages itself for a punch on the host file.
                 if case .guest = n { invalidateHost(f, offset: UInt64(offset), length: UInt64(length)) }
                 f.touchModified()
-            } else {
-                try f.file.allocate(offset: UInt64(offset), length: UInt64(length))
+            case .allocate:
                 // st_blocks grew; only attributes are invalidated, so this is safe while the
                 // kernel holds the inode for this very fallocate.
                 invalidateHostAttributes(f)
             }
             reply.complete(nil)
         } catch {
-            reply.error(error.errno)
+            reply.error(error)
         }
     }
 
     /// The kernel's guest_memfd has no fsync (EINVAL, also for `msync(MS_SYNC)`); by default
-    /// gmemfs answers success: its memory has no backing store to flush.
+    /// gmemfs answers success (its memory has no backing store to flush), or ENOSPC once after
+    /// a writeback of mapped pages failed at the memory cap (see ``flush``).
     public func fsync(_ ctx: RequestContext, inode: UInt64, file: FileInfo, reply: consuming Reply<EmptyReply>) {
-        guard let n = node(inode) else { return reply.error(.noSuchFileOrDirectory) }
-        if case .host = n, options.fidelity == .kernel { return reply.error(.invalidArgument) }
-        reply.complete(nil)
+        guard let n = node(inode) else { return reply.error(.notFound("inode \(inode)")) }
+        if case .host = n {
+            do throws(GmemError) { try options.fidelity.checkHostFsync() } catch { return reply.error(error) }
+        }
+        reply.complete(takeWritebackError(n))
+    }
+
+    /// close(): ENOSPC once after a writeback of mapped pages failed at the memory cap, as the
+    /// kernel reports a recorded writeback error (`AS_ENOSPC`) on the next fsync or close. The
+    /// kernel runs the close's writeback before this FLUSH, so a failure of that writeback is
+    /// seen here. Never in `--kernel-compat` mode (a guest_memfd's close cannot fail).
+    public func flush(_ ctx: RequestContext, inode: UInt64, file: FileInfo, reply: consuming Reply<EmptyReply>) {
+        guard let n = node(inode) else { return reply.error(.notFound("inode \(inode)")) }
+        if options.fidelity == .kernel { return reply.complete(nil) }
+        reply.complete(takeWritebackError(n))
+    }
+
+    /// ENOSPC if a writeback of `n`'s file failed since the last report (and clears it).
+    func takeWritebackError(_ n: Node) -> Errno? {
+        guard case .host(let f) = n, f.writebackFailed.exchange(false, ordering: .relaxed) else { return nil }
+        return GmemError.noSpace("a writeback of mapped pages failed at the memory cap").errno
     }
 
     public func lseek(_ ctx: RequestContext, inode: UInt64, offset: Int, whence: Int32, file: FileInfo, reply: consuming Reply<LseekReply>) {
-        guard let n = node(inode) else { return reply.error(.noSuchFileOrDirectory) }
-        guard let f = n.file else { return reply.error(.isDirectory) }
-        guard whence == LinuxConstants.seekData || whence == LinuxConstants.seekHole else { return reply.error(.invalidArgument) }
-        guard offset >= 0 else { return reply.error(.noSuchAddressOrDevice) }
+        guard let n = node(inode) else { return reply.error(.notFound("inode \(inode)")) }
+        guard let f = n.fileNode else { return reply.error(.isDirectory("inode \(inode)")) }
         do throws(GmemError) {
-            reply.offset(Int(try f.file.seek(offset: UInt64(offset), data: whence == LinuxConstants.seekData)))
+            let request = try SeekRequest(offset: offset, whence: whence)
+            reply.offset(Int(try f.file.seek(offset: request.offset, whence: request.whence)))
         } catch {
-            reply.error(error.errno)
+            reply.error(error)
         }
     }
 
     public func unlink(_ ctx: RequestContext, parent: UInt64, name: String, reply: consuming Reply<EmptyReply>) {
-        guard parent == FixedInode.root else { return reply.error(.notPermitted) }
-        guard let f = namespace.withLock({ $0.remove(name) }) else { return reply.error(.noSuchFileOrDirectory) }
+        guard parent == FixedInode.root else { return reply.error(.notPermitted("files exist only in the mount root")) }
+        guard let f = namespace.withLock({ $0.remove(name) }) else { return reply.error(.notFound("file '\(name)'")) }
         let gone = f.lifetime.withLock { l -> Bool in
             l.unlinked = true
             return l.openHandles == 0
         }
-        if gone { namespace.withLock { $0.forget(f) } }
+        if gone { namespace.withLock { $0.drop(f) } }
         logger.info("removed \(name)\(gone ? "" : " (memory freed at last close)")")
         reply.complete(nil)
     }
 
-    // Files come only from user.gmem.create: every other way of making a name is refused.
-    public func create(_ ctx: RequestContext, parent: UInt64, name: String, mode: mode_t, flags: Int32, reply: consuming Reply<EntryReply>) { reply.error(.notPermitted) }
-    public func mknod(_ ctx: RequestContext, parent: UInt64, name: String, mode: mode_t, reply: consuming Reply<EntryReply>) { reply.error(.notPermitted) }
-    public func mkdir(_ ctx: RequestContext, parent: UInt64, name: String, mode: mode_t, reply: consuming Reply<EntryReply>) { reply.error(.notPermitted) }
-    public func symlink(_ ctx: RequestContext, target: String, parent: UInt64, name: String, reply: consuming Reply<EntryReply>) { reply.error(.notPermitted) }
-    public func link(_ ctx: RequestContext, inode: UInt64, newParent: UInt64, newName: String, reply: consuming Reply<EntryReply>) { reply.error(.notPermitted) }
-    public func rename(_ ctx: RequestContext, parent: UInt64, name: String, newParent: UInt64, newName: String, reply: consuming Reply<EmptyReply>) { reply.error(.notPermitted) }
-    public func rmdir(_ ctx: RequestContext, parent: UInt64, name: String, reply: consuming Reply<EmptyReply>) { reply.error(.notPermitted) }
+    // Files come only from user.gmem.create: every other way of making a name, or changing one,
+    // is refused (CREATE, i.e. open with O_CREAT of a new name, included).
+    public func create(_ ctx: RequestContext, parent: UInt64, name: String, mode: mode_t, flags: Int32, reply: consuming Reply<CreateReply>) { reply.error(Self.namesAreFixed) }
+    public func mknod(_ ctx: RequestContext, parent: UInt64, name: String, mode: mode_t, reply: consuming Reply<EntryReply>) { reply.error(Self.namesAreFixed) }
+    public func mkdir(_ ctx: RequestContext, parent: UInt64, name: String, mode: mode_t, reply: consuming Reply<EntryReply>) { reply.error(Self.namesAreFixed) }
+    public func symlink(_ ctx: RequestContext, target: String, parent: UInt64, name: String, reply: consuming Reply<EntryReply>) { reply.error(Self.namesAreFixed) }
+    public func link(_ ctx: RequestContext, inode: UInt64, newParent: UInt64, newName: String, reply: consuming Reply<EntryReply>) { reply.error(Self.namesAreFixed) }
+    public func rename(_ ctx: RequestContext, parent: UInt64, name: String, newParent: UInt64, newName: String, reply: consuming Reply<EmptyReply>) { reply.error(Self.namesAreFixed) }
+    public func rmdir(_ ctx: RequestContext, parent: UInt64, name: String, reply: consuming Reply<EmptyReply>) { reply.error(Self.namesAreFixed) }
+
+    /// The inode count `statfs` reports (files are limited by memory, not by inodes).
+    static let inodeCapacity = 1 << 32
 
     public func statfs(_ ctx: RequestContext, inode: UInt64, reply: consuming Reply<StatfsReply>) {
         let files = namespace.withLock { ns in Array(ns.byInode.values) }
@@ -398,11 +443,34 @@ public final class GmemFilesystem: LowLevelFilesystem {
         var st = statvfs()
         st.f_bsize = UInt(pageSize); st.f_frsize = UInt(pageSize)
         st.f_blocks = UInt(total); st.f_bfree = UInt(total - min(total, used)); st.f_bavail = st.f_bfree
-        st.f_files = UInt(files.count); st.f_namemax = 255
+        // Names are not a finite resource (only memory is): report plenty of free inodes, so
+        // that `df -i` does not show the mount full.
+        st.f_files = UInt(Self.inodeCapacity); st.f_ffree = UInt(Self.inodeCapacity - min(Self.inodeCapacity, files.count))
+        st.f_favail = st.f_ffree; st.f_namemax = 255
         reply.statfs(st)
     }
 }
 
+extension GmemFilesystem {
+    static let namesAreFixed = GmemError.notPermitted("files are made only by user.gmem.create")
+}
+
 extension Node {
     var isRoot: Bool { if case .root = self { true } else { false } }
+
+    /// What the kernel rules see (GmemCore's ``NodeKind``).
+    var kind: NodeKind {
+        switch self {
+        case .root: .root
+        case .guestDirectory: .guestDirectory
+        case .host: .hostFile
+        case .guest: .guestFile
+        }
+    }
+}
+
+extension Reply {
+    /// Answers with `error`'s errno: ``GmemError`` is the one errno mapping, so the bridge
+    /// answers every refusal through it.
+    consuming func error(_ error: GmemError) { self.error(error.errno) }
 }

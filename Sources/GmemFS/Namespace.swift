@@ -38,6 +38,9 @@ final class FileNode: Sendable {
     let metadata: Mutex<Metadata>
     /// Open handles on either view, and whether the name is gone (memory is freed when both allow).
     let lifetime = Mutex<(openHandles: Int, unlinked: Bool)>((0, false))
+    /// A writeback of mapped pages failed with ENOSPC (the memory cap) and no `fsync` or close
+    /// has reported it yet (the kernel's `AS_ENOSPC`).
+    let writebackFailed = Atomic<Bool>(false)
 
     init(name: String, file: GuestMemFile, hostInode: UInt64, metadata: Metadata) {
         self.name = name; self.file = file; self.hostInode = hostInode; guestInode = hostInode + 1
@@ -58,10 +61,21 @@ enum Node: Sendable {
     case host(FileNode)
     case guest(FileNode)
 
-    var file: FileNode? {
+    /// The file behind a file inode (host or guest view); nil for a directory.
+    var fileNode: FileNode? {
         switch self {
         case .host(let f), .guest(let f): f
         case .root, .guestDirectory: nil
+        }
+    }
+
+    /// The node's path under the mount, for log lines.
+    var displayName: String {
+        switch self {
+        case .root: "/"
+        case .guestDirectory: "/.guest"
+        case .host(let f): "/" + f.name
+        case .guest(let f): "/.guest/" + f.name
         }
     }
 }
@@ -81,6 +95,8 @@ struct Namespace: ~Copyable {
 
     subscript(name: String) -> FileNode? { byName[Array(name.utf8)] }
 
+    /// Adds the file `make` builds for the next free inode pair; EEXIST for a taken name.
+    /// `make` runs with the namespace lock held: it must not take the namespace again.
     mutating func insert(_ name: String, make: (UInt64) throws(GmemError) -> FileNode) throws(GmemError) -> FileNode {
         let key = Array(name.utf8)
         guard byName[key] == nil else { throw .exists(name) }
@@ -98,5 +114,7 @@ struct Namespace: ~Copyable {
         return node
     }
 
-    mutating func forget(_ node: FileNode) { byInode[node.hostInode] = nil }
+    /// Removes the file's inodes once its name is gone and no handle is open; its memory goes
+    /// with the last reference.
+    mutating func drop(_ node: FileNode) { byInode[node.hostInode] = nil }
 }

@@ -1,5 +1,5 @@
 import FuseKit
-import Glibc
+import GmemABI
 import GmemCore
 
 /// The bridge for page references (`GMEM_PIN_PAGES`/`GMEM_UNPIN_PAGES`) and armed faults
@@ -9,26 +9,19 @@ import GmemCore
 /// `dup`, `fork` and `SCM_RIGHTS` share it, and it lasts until unpinned or until the kernel
 /// releases that description (the last close, also when its last holder dies).
 extension GmemFilesystem {
-    /// Pins or unpins the range of a `struct gmem_page_reference` for the open file `file`.
+    /// Pins or unpins the range of a `struct gmem_page_reference` for the open file `handle`.
     /// Any open file may pin (no write access needed: pinning changes nothing). Nothing is
-    /// copied back.
-    func pinIoctl(_ n: Node, _ f: FileNode, pin: Bool, input: UnsafeRawBufferPointer, file: FileInfo,
-                  reply: consuming Reply<IoctlReply>) {
-        do throws(GmemError) {
-            let pages = try GmemPageReference(bytes: input).pages(fileSize: f.file.size)
-            let view: GuestMemFile.View
-            if case .guest = n { view = .guest } else { view = .host }
-            if pin {
-                try f.file.pin(pages, holder: file.handle, view: view)
-            } else {
-                try f.file.unpin(pages, holder: file.handle)
-            }
-            logger.debug("\(f.name): \(pin ? "pinned" : "unpinned") pages \(pages) for handle \(file.handle)")
-            reply.result(0, output: UnsafeRawBufferPointer(start: nil, count: 0))
-        } catch {
-            logger.debug("\(f.name): \(pin ? "pin" : "unpin") refused: \(error)")
-            reply.error(error.errno)
+    /// copied back; the caller replies.
+    func reference(_ n: Node, _ f: FileNode, pin: Bool, input: UnsafeRawBufferPointer, handle: UInt64) throws(GmemError) {
+        let pages = try GmemPageReference(bytes: input).pages(fileSize: f.file.size)
+        let view: GuestMemFile.View
+        if case .guest = n { view = .guest } else { view = .host }
+        if pin {
+            try f.file.pin(pages, holder: handle, view: view)
+        } else {
+            try f.file.unpin(pages, holder: handle)
         }
+        logger.debug("\(f.name): \(pin ? "pinned" : "unpinned") pages \(pages) for handle \(handle)")
     }
 
     /// Drops the references of a released open file.

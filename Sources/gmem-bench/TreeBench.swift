@@ -6,11 +6,12 @@ import Glibc
 import Musl
 #endif
 
-/// The rangetree anchor workload (bench/rangetree/WORKLOAD.md, v1) on `AttributeTree`.
+/// The rangetree anchor workload (v1, restated in docs/performance.md, "Attribute tree") on
+/// `AttributeTree`.
 struct TreeBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tree",
-        abstract: "AttributeTree on the rangetree anchor workload (WORKLOAD.md v1).")
+        abstract: "AttributeTree on the rangetree anchor workload (v1, docs/performance.md).")
 
     @Flag(help: "Only check the checksums (and a full page-by-page verification); exit non-zero on mismatch.")
     var verify = false
@@ -81,7 +82,7 @@ struct TreeBench: ParsableCommand {
         }
     }
 
-    /// All operations, drawn from one splitmix64 stream (seed 42) in the WORKLOAD.md order.
+    /// All operations, drawn from one splitmix64 stream (seed 42) in the workload's order.
     static func generate() -> Ops {
         var state: UInt64 = 42
         @inline(__always) func next() -> UInt64 {

@@ -18,6 +18,9 @@ struct Gmemctl: ParsableCommand {
               gmemctl inject enomem /mnt/gmem/demo          # the next conversion fails
               gmemctl tour            # a ten-minute guided demo on a private mount
 
+            For scripts: stats, map and watch take --json (one JSON object per
+            line; byte offsets and sizes as numbers; shapes in each --help).
+
             Every path must be on a gmemfs mount (checked first; nothing is sent
             elsewhere). Errors are one line on stderr, starting with 'gmemctl:'.
 

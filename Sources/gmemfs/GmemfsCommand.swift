@@ -5,6 +5,8 @@ import GmemCore
 import GmemFS
 import Logging
 
+extension Logger.Level: @retroactive ExpressibleByArgument {}
+
 /// `gmemfs`: mounts a directory of guest_memfd-like files.
 @main
 struct GmemfsCommand: ParsableCommand {
@@ -34,7 +36,7 @@ struct GmemfsCommand: ParsableCommand {
     @Flag(name: .shortAndLong, help: "Log every FUSE request (libfuse -d) and every conversion; implies --foreground.")
     var debug = false
 
-    @Option(name: .customShort("o"), help: ArgumentHelp("Mount options for libfuse (allow_other, auto_unmount, ...).", valueName: "OPTS"))
+    @Option(name: .customShort("o"), help: ArgumentHelp(MountOptions.help, valueName: "OPTS"))
     var mountOptions: [String] = []
 
     @Option(name: .customLong("file"), help: ArgumentHelp(
@@ -48,8 +50,17 @@ struct GmemfsCommand: ParsableCommand {
     @Flag(name: .customLong("kernel-compat"), help: "Answer as the kernel's guest_memfd wherever FUSE allows: read/write EINVAL, lseek/pread/pwrite ESPIPE, fsync and chmod/chown/touch EINVAL, st_blocks 0.")
     var kernelCompat = false
 
-    @Option(name: .customLong("max-memory"), help: ArgumentHelp("Cap on allocated page memory (ENOSPC past it).", valueName: "SIZE"))
+    @Option(name: .customLong("max-memory"), help: ArgumentHelp("Cap on allocated page memory (ENOSPC past it); 0 means no cap (the default).", valueName: "SIZE"))
     var maxMemory: String?
+
+    @Option(name: .customLong("log-file"), help: ArgumentHelp(
+        "Append the daemon's log here instead of stderr (kept in daemon mode): one line per refused user.gmem.* request or ioctl, with the reason and the requester's pid.",
+        valueName: "PATH"))
+    var logFile: String?
+
+    @Option(name: .customLong("log-level"), help: ArgumentHelp(
+        "Least severe log level written (default info; refusals are notice).", valueName: "LEVEL"))
+    var logLevel: Logger.Level?
 
     @Option(name: .customLong("read-ahead-kb"), help: ArgumentHelp(
         "Read-ahead window of the mount in KiB (set through sysfs when root; 0 keeps the kernel's 128).", valueName: "KB"))
@@ -58,12 +69,26 @@ struct GmemfsCommand: ParsableCommand {
     @Option(help: "Maximum number of request threads.")
     var threads: UInt32 = 16
 
-    @Argument(help: "Where to mount.")
+    @Option(name: .customLong("pid-file"), help: ArgumentHelp(
+        "Write the daemon's pid to PATH once the mount is live (before gmemfs returns in daemon mode); removed on a clean exit.", valueName: "PATH"))
+    var pidFile: String?
+
+    @Argument(help: ArgumentHelp("Where to mount; with two arguments, the SOURCE.", valueName: "source-or-mountpoint"))
     var mountpoint: String
 
+    @Argument(help: ArgumentHelp(
+        "Where to mount, after a SOURCE: mount(8) and fstab run 'gmemfs SOURCE MOUNTPOINT -o OPTS'. SOURCE becomes the fsname (first field of /proc/mounts; default gmemfs).",
+        valueName: "mountpoint"))
+    var mountpointAfterSource: String?
+
     mutating func validate() throws {
+        var source: String?
+        if let second = mountpointAfterSource { (source, mountpoint, mountpointAfterSource) = (mountpoint, second, nil) }
+        mountOptions = try MountOptions.resolve(&self, source: source)
+        pidFile = pidFile.map(Self.absolute)
         for spec in files { _ = try Self.parseFileSpec(spec) }
         if let m = maxMemory { _ = try Self.size(m, what: "--max-memory") }
+        guard (0...1_048_576).contains(readAheadKB) else { throw ValidationError("--read-ahead-kb must be between 0 and 1048576") }
         guard threads >= 2 else { throw ValidationError("--threads must be at least 2 (conversions notify the kernel while other threads serve it)") }
     }
 
@@ -92,18 +117,30 @@ struct GmemfsCommand: ParsableCommand {
     }
 
     func run() throws {
-        let debug = self.debug
-        LoggingSystem.bootstrap { label in
-            var h = StreamLogHandler.standardError(label: label)
-            h.logLevel = debug ? .debug : .info
-            return h
+        // Everything that can refuse the mount runs first: nothing is logged or allocated for a
+        // start that cannot work.
+        let mountpoint = try MountpointCheck.resolve(mountpoint)
+        let requests = try (files.isEmpty ? ["gmem:1G:mmap"] : files).map(Self.parseFileSpec)
+        let cap = try maxMemory.map { try Self.size($0, what: "--max-memory") }
+        let level = logLevel ?? (debug ? .debug : .info)
+        if let logFile {
+            // Opened before daemonizing (which sends stdout and stderr to /dev/null).
+            let path = Self.absolute(logFile)
+            let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
+            guard fd >= 0 else { throw ValidationError("--log-file \(path): \(String(cString: strerror(errno)))") }
+            LoggingSystem.bootstrap { label in FileLogHandler(label: label, fd: fd, level: level) }
+        } else {
+            LoggingSystem.bootstrap { label in
+                var h = StreamLogHandler.standardError(label: label)
+                h.logLevel = level
+                return h
+            }
         }
         let logger = Logger(label: "gmemfs")
-        let requests = try (files.isEmpty ? ["gmem:1G:mmap"] : files).map(Self.parseFileSpec)
         let notifier = Notifier()
-        var options = GmemOptions(guestView: guestView, maxMemory: try maxMemory.map { try Self.size($0, what: "--max-memory") },
+        var options = GmemOptions(guestView: guestView, maxMemory: cap == 0 ? nil : cap,
                                   fidelity: kernelCompat ? .kernel : .tools)
-        options.mountpoint = Self.absolute(mountpoint)
+        options.mountpoint = mountpoint
         let fs = GmemFilesystem(options: options, notifier: notifier, logger: logger)
         for r in requests {
             do { try fs.createFile(r) } catch { throw ValidationError("cannot create \(r.name): \(error)") }
@@ -114,7 +151,14 @@ struct GmemfsCommand: ParsableCommand {
         let session = try Session(filesystem: fs, notifier: notifier, options: mountOptions, debug: debug)
         try session.mount(at: mountpoint)
         logger.info("mounted on \(mountpoint)")
-        if !foreground && !debug { session.daemonize() }
+        let pidFile = self.pidFile
+        let ready = { pidFile.map { PidFile.write($0, logger: logger) } ?? true }
+        if !foreground && !debug {
+            guard session.daemonize(ready: ready) else { throw ExitCode.failure }
+        } else {
+            guard ready() else { throw ExitCode.failure }
+        }
+        defer { if let pidFile { unlink(pidFile) } }
         if readAheadKB > 0 {
             session.setReadAhead(kilobytes: readAheadKB, mountpoint: mountpoint) { ok in
                 if !ok { logger.debug("read-ahead not changed (needs root and sysfs)") }

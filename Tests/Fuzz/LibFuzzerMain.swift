@@ -2,6 +2,8 @@
 // The first byte picks the target, the rest is the input. Accepted inputs are checked against
 // the documented invariants; a violated invariant traps, which libFuzzer reports as a crash.
 
+import GmemABI
+
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzOneInput(_ data: UnsafePointer<UInt8>, _ count: Int) -> CInt {
     guard count > 0 else { return 0 }

@@ -1,11 +1,13 @@
 import Foundation
+import GmemTestSupport
 import FuseKit
+import GmemABI
 @testable import GmemCore
 @testable import GmemFS
 import Logging
 import Testing
 
-/// Issue 5 §2: property-based fuzzing of every parser and validator users can reach
+/// Guarantee G5 (docs/security.md): property-based fuzzing of every parser and validator users can reach
 /// (xattr values, xattr names, the ioctl struct, create requests, numbers, flags).
 ///
 /// Properties: no input traps; accepted inputs satisfy the documented invariants and agree
@@ -26,15 +28,11 @@ import Testing
 
     // MARK: - Generators
 
+    /// ``SplitMix64`` with the pickers the generators use.
     struct RNG: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {   // SplitMix64
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476C_E5E9_B62D
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
+        var base: SplitMix64
+        init(state: UInt64) { base = SplitMix64(seed: state) }
+        mutating func next() -> UInt64 { base.next() }
         mutating func chance(_ n: Int) -> Bool { Int.random(in: 0..<n, using: &self) == 0 }
         mutating func pick<T>(_ xs: [T]) -> T { xs.randomElement(using: &self)! }
     }
@@ -289,14 +287,14 @@ import Testing
         // parseFlags against its grammar.
         for _ in 0..<Self.count / 4 {
             let text = r.chance(3) ? String(decoding: Self.randomBytes(&r, max: 16), as: UTF8.self)
-                : (0..<Int.random(in: 1...3, using: &r)).map { _ in r.pick(["mmap", "init-shared", "init_shared", "", "x", "0", "3", "4", "0x2", "1k", "Mmap"]) }.joined(separator: ",")
+                : (0..<Int.random(in: 1...3, using: &r)).map { _ in r.pick(["mmap", "init-shared", "init_shared", "", "x", "0", "3", "4", "0x2", "1k", "Mmap", "INIT_Shared", "mmapx"]) }.joined(separator: ",")
             let got = try? CreateRequest.parseFlags(text)
             var want: GmemFlags? = []
             if let c = text.first, c.isNumber {
                 want = Self.referenceNumber(text).flatMap { $0 & ~3 == 0 ? GmemFlags(rawValue: $0) : nil }
             } else {
                 for part in text.split(separator: ",", omittingEmptySubsequences: false) {
-                    switch part { case "mmap": want?.insert(.mmap); case "init-shared", "init_shared": want?.insert(.initShared); default: want = nil }
+                    switch part.lowercased() { case "mmap": want?.insert(.mmap); case "init-shared", "init_shared": want?.insert(.initShared); default: want = nil }
                 }
             }
             // Unicode digits ("٣") start a number but are not ASCII digits: both must reject.
@@ -323,8 +321,8 @@ import Testing
                 let start = Self.number(&r, fileSize: file.size), end = Self.number(&r, fileSize: file.size)
                 let window = r.chance(2) ? String(start, radix: 16) + "-" + String(end, radix: 16)
                     : [Self.numberToken(&r, start), r.pick(["-", "--", "", ":"]), Self.numberToken(&r, end)].joined()
-                name = r.pick(["user.gmem.attributes:", "user.gmem.attributes", "user.gmem.", "user.gmem.stats", "user.gmem.flags",
-                               "user.gmem.set_attributes", "user.gmem.create", "trusted.x", ""]) + (r.chance(3) ? "" : window)
+                name = r.pick([GmemXattr.attributes + ":", GmemXattr.attributes, GmemXattr.prefix, GmemXattr.stats, GmemXattr.flags,
+                               GmemXattr.setAttributes, GmemXattr.create, "trusted.x", ""]) + (r.chance(3) ? "" : window)
             }
             let value: String
             do { value = try fs.xattrValue(of: node, name: name) } catch {
@@ -333,12 +331,11 @@ import Testing
             }
             found += 1
             // Windowed listings stay inside the window and the file, lines well-formed.
-            if name.hasPrefix("user.gmem.attributes:"), let w = try? GmemFilesystem.parseWindow(name.dropFirst("user.gmem.attributes:".count)) {
+            if name.hasPrefix(GmemXattr.attributes + ":"), let w = try? GmemFilesystem.parseWindow(name.dropFirst((GmemXattr.attributes + ":").count)) {
                 #expect(w.start < w.end)
                 for line in value.split(separator: "\n") {
-                    let parts = line.split(separator: " ")
-                    let range = parts[0].split(separator: "-").compactMap { UInt64($0, radix: 16) }
-                    #expect(parts.count == 2 && range.count == 2 && range[0] < range[1] && range[0] >= w.start && range[1] <= min(w.end, file.size))
+                    let l = try? AttributeLine(parsing: line)
+                    #expect(l.map { $0.start >= w.start && $0.end <= min(w.end, file.size) } == true, "\(line)")
                 }
             }
         }

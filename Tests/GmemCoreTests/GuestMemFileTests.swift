@@ -1,4 +1,5 @@
 import GmemCore
+import GmemTestSupport
 import Testing
 
 private let page = Int(pageSize)
@@ -113,20 +114,55 @@ private func map(_ f: GuestMemFile) -> [String] {
         #expect(f.allocatedBytes == pageSize)
     }
 
+    /// SEEK_DATA/SEEK_HOLE against a per-page model: a hole is a shared, unallocated page; every
+    /// private page is data (so that a sparse copy reads it and fails instead of writing zeros).
+    @Test func seekTreatsPrivatePagesAsDataAgainstAModel() throws {
+        let seed: UInt64 = 0x5EEC_16B5
+        var rng = SplitMix64(seed: seed)
+        let pages = 48
+        for _ in 0..<40 {
+            let f = try file(pages, [.initShared])
+            var isPrivate = [Bool](repeating: false, count: pages), allocated = isPrivate
+            for _ in 0..<Int(rng.next(below: 12)) {
+                let start = Int(rng.next(below: UInt64(pages))), count = 1 + Int(rng.next(below: UInt64(pages - start)))
+                switch rng.next(below: 4) {
+                case 0, 1:
+                    let p = rng.next(below: 2) == 0
+                    try convert(f, start * page, count * page, p ? .private : .shared)
+                    for i in start..<start + count { isPrivate[i] = p }
+                case 2:
+                    try f.allocate(offset: UInt64(start * page), length: UInt64(count * page))
+                    for i in start..<start + count { allocated[i] = true }
+                default:
+                    try f.punchHole(offset: UInt64(start * page), length: UInt64(count * page))
+                    for i in start..<start + count { allocated[i] = false }
+                }
+            }
+            let isData = (0..<pages).map { isPrivate[$0] || allocated[$0] }
+            for offset in stride(from: 0, to: pages * page, by: page / 2) {
+                let p = offset / page
+                let nextData = (p..<pages).first { isData[$0] }.map { max(offset, $0 * page) }
+                let nextHole = (p..<pages).first { !isData[$0] }.map { max(offset, $0 * page) } ?? pages * page
+                #expect((try? f.seek(offset: UInt64(offset), whence: .data)) == nextData.map(UInt64.init), "seed \(seed) offset \(offset)")
+                #expect(try f.seek(offset: UInt64(offset), whence: .hole) == UInt64(nextHole), "seed \(seed) offset \(offset)")
+            }
+        }
+    }
+
     @Test func allocateAndSeek() throws {
         let f = try file(8, [.initShared])
-        #expect(try f.seek(offset: 0, data: false) == 0)
-        #expect(throws: GmemError.noSuchOffset(0)) { try f.seek(offset: 0, data: true) }
+        #expect(try f.seek(offset: 0, whence: .hole) == 0)
+        #expect(throws: GmemError.noSuchOffset(0)) { try f.seek(offset: 0, whence: .data) }
         try f.allocate(offset: 2 * pageSize, length: pageSize)
         _ = try write(f, 5 * page + 10, [1])
-        #expect(try f.seek(offset: 0, data: true) == 2 * pageSize)
-        #expect(try f.seek(offset: 2 * pageSize + 7, data: true) == 2 * pageSize + 7)
-        #expect(try f.seek(offset: 2 * pageSize, data: false) == 3 * pageSize)
-        #expect(try f.seek(offset: 3 * pageSize, data: true) == 5 * pageSize)
-        #expect(try f.seek(offset: 5 * pageSize, data: false) == 6 * pageSize)
-        #expect(throws: GmemError.noSuchOffset(6 * pageSize)) { try f.seek(offset: 6 * pageSize, data: true) }
-        #expect(try f.seek(offset: 7 * pageSize, data: false) == 7 * pageSize)
-        #expect(throws: GmemError.self) { try f.seek(offset: 8 * pageSize, data: false) }
+        #expect(try f.seek(offset: 0, whence: .data) == 2 * pageSize)
+        #expect(try f.seek(offset: 2 * pageSize + 7, whence: .data) == 2 * pageSize + 7)
+        #expect(try f.seek(offset: 2 * pageSize, whence: .hole) == 3 * pageSize)
+        #expect(try f.seek(offset: 3 * pageSize, whence: .data) == 5 * pageSize)
+        #expect(try f.seek(offset: 5 * pageSize, whence: .hole) == 6 * pageSize)
+        #expect(throws: GmemError.noSuchOffset(Int64(6 * pageSize))) { try f.seek(offset: 6 * pageSize, whence: .data) }
+        #expect(try f.seek(offset: 7 * pageSize, whence: .hole) == 7 * pageSize)
+        #expect(throws: GmemError.self) { try f.seek(offset: 8 * pageSize, whence: .hole) }
         #expect(throws: GmemError.self) { try f.allocate(offset: 7 * pageSize, length: 2 * pageSize) }
         #expect(throws: GmemError.self) { try f.allocate(offset: .max, length: pageSize) }
         // kvm_gmem_fallocate checks alignment before either mode: nothing is allocated.
@@ -166,7 +202,7 @@ private func map(_ f: GuestMemFile) -> [String] {
     /// Random operations against a naive model: bytes and attributes per page.
     @Test(arguments: [1, 2, 3, 4, 5])
     func matchesNaiveModel(seed: UInt64) throws {
-        var rng = SplitMix(seed: seed)
+        var rng = SplitMix64(seed: seed)
         let pages = 12
         let f = try file(pages, [.initShared])
         var bytes = [UInt8](repeating: 0, count: pages * page)
@@ -216,18 +252,5 @@ private func map(_ f: GuestMemFile) -> [String] {
             expectedMap.append("\(start)-\(p) \(priv[start] ? "private" : "shared")"); start = p
         }
         #expect(map(f) == expectedMap, "seed \(seed)")
-    }
-}
-
-/// splitmix64, for replayable random tests.
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

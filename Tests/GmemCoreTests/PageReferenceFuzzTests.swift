@@ -1,3 +1,4 @@
+import GmemABI
 import Testing
 
 @testable import GmemCore

@@ -1,3 +1,4 @@
+import GmemABI
 import GmemTestSupport
 import Synchronization
 import Testing
@@ -184,7 +185,7 @@ import Testing
         let words: [UInt64] = [0x1000, 0x2000, 8, 0, 0x5a5a] + Array(repeating: 0, count: 11)
         var args = try words.withUnsafeBytes { b throws(GmemError) in try KVMMemoryAttributes2(bytes: b) }
         args.errorOffset = 0x1000
-        let back = args.bytes
+        let back = args.encode()
         #expect(back.count == 128)
         let again = try back.withUnsafeBytes { b throws(GmemError) in try KVMMemoryAttributes2(bytes: b) }
         #expect(again.offset == 0x1000 && again.size == 0x2000 && again.attributes == 8 && again.errorOffset == 0x1000)

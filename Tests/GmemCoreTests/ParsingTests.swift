@@ -1,3 +1,4 @@
+import GmemABI
 import GmemCore
 import Testing
 

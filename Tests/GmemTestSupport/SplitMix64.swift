@@ -1,6 +1,8 @@
-/// splitmix64 (Steele, Lea, Flood 2014; Vigna's constants): a tiny seeded generator whose
-/// sequences are identical to the C reference in bench/rangetree/workload.h. Tests print the
-/// seed they use so that a failure can be replayed exactly.
+/// splitmix64 (Steele, Lea, Flood 2014; Vigna's constants 0x9E3779B97F4A7C15,
+/// 0xBF58476D1CE4E5B9, 0x94D049BB133111EB): a tiny seeded generator whose sequences are
+/// identical to Vigna's C reference (the generator of the tree benchmark's workload,
+/// docs/performance.md). The one copy the tests use; they print the seed they use so that a
+/// failure can be replayed exactly.
 public struct SplitMix64: RandomNumberGenerator, Sendable {
     public private(set) var state: UInt64
 

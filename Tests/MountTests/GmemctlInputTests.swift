@@ -1,4 +1,5 @@
 import Foundation
+import GmemABI
 import GmemTestSupport
 import Testing
 
@@ -38,8 +39,8 @@ struct GmemctlInputTests {
         }
         #expect(!FileManager.default.fileExists(atPath: dir + "/zz"))
         // Nothing was sent: no attribute landed on the directory or the file.
-        #expect(Sys.getxattr(dir, "user.gmem.create").errnoCode != 0)
-        #expect(Sys.getxattr(plain, "user.gmem.set_attributes").errnoCode != 0)
+        #expect(throws: Errno.self) { try Sys.getxattr(dir, GmemXattr.create) }
+        #expect(throws: Errno.self) { try Sys.getxattr(plain, GmemXattr.setAttributes) }
     }
 
     @Test func pathsOnTheMountMustBeOfTheRightKind() throws {
@@ -60,8 +61,8 @@ struct GmemctlInputTests {
         #expect(attributes(m.file("gmem")) == "0-1000 shared\n1000-10000 private\n")
         let created = try Self.ctl(["create", m.path + "/.", "made", "8K", "--flags", "MMAP"])
         #expect(created.succeeded, "\(created)")
-        #expect(try Sys.getxattr(m.file("made"), "user.gmem.flags").get() == "mmap")
-        #expect(Sys.stat(m.file("made")).value?.st_size == 8192)
+        #expect(try Sys.getxattr(m.file("made"), GmemXattr.flags) == "mmap")
+        #expect((try? Sys.stat(m.file("made")))?.st_size == 8192)
         #expect(m.unmount() == 0)
     }
 
@@ -158,7 +159,7 @@ struct GmemctlInputTests {
         #expect(help.contains("Exit status:") && help.contains("64   bad input (EX_USAGE)"), "\(help)")
         let unknown = try Self.ctl(["map", "x", "--colour", "never"])
         #expect(unknown.status == 64)
-        #expect(unknown.stderr == "gmemctl: Unknown option '--colour'. Did you mean '--color'?; usage: gmemctl map <file> [--svg <OUT>] [--rows <rows>] [--color <color>]\n", "\(unknown)")
+        #expect(unknown.stderr == "gmemctl: Unknown option '--colour'. Did you mean '--color'?; usage: gmemctl map <file> [--svg <OUT>] [--rows <rows>] [--color <color>] [--json]\n", "\(unknown)")
     }
 
     /// Colour is never the only cue: with colour the glyphs differ too, and `NO_COLOR` on a
@@ -167,7 +168,7 @@ struct GmemctlInputTests {
         let m = try GmemMount(["--file", "gmem:64K:mmap"])
         defer { m.unmount() }
         let f = m.file("gmem")
-        #expect(convert(f, "0 16K shared") == 0)
+        #expect(throws: Never.self) { try convert(f, "0 16K shared") }
         // 16 pages in 76 columns: 4 cells per page.
         let colored = try Self.ctl(["map", f, "--color", "always"])
         #expect(colored.succeeded, "\(colored)")
@@ -196,7 +197,7 @@ struct GmemctlInputTests {
         let m = try GmemMount(["--file", "big:64M:mmap"])
         defer { m.unmount() }
         let f = m.file("big")
-        for value in ["1M 4K shared", "33M 4K shared", "40M 8M shared"] { #expect(convert(f, value) == 0) }
+        for value in ["1M 4K shared", "33M 4K shared", "40M 8M shared"] { #expect(failure { try convert(f, value) } == nil) }
         let out = m.path + "/../map.svg"
         let r = try Self.ctl(["map", f, "--svg", out])
         #expect(r.succeeded, "\(r)")

@@ -1,4 +1,5 @@
 import Foundation
+import GmemABI
 import GmemTestSupport
 import Testing
 
@@ -18,8 +19,8 @@ struct GmemctlTests {
 
         let create = try Self.ctl(["create", m.path, "demo", "64K", "--flags", "mmap"])
         #expect(create.succeeded, "\(create)")
-        #expect(try Sys.getxattr(f, "user.gmem.flags").get() == "mmap")
-        #expect(try Sys.getxattr(f, "user.gmem.attributes").get() == "0-10000 private\n")
+        #expect(try Sys.getxattr(f, GmemXattr.flags) == "mmap")
+        #expect(try Sys.getxattr(f, GmemXattr.attributes) == "0-10000 private\n")
 
         #expect(try Self.ctl(["convert", "shared", f, "0", "16K"]).succeeded)
         let viaIoctl = try Self.ctl(["convert", "shared", "--ioctl", f, "0x8000", "4096"])
@@ -27,7 +28,7 @@ struct GmemctlTests {
         #expect(viaIoctl.output.contains("KVM_SET_MEMORY_ATTRIBUTES2"))
         #expect(try Self.ctl(["convert", "private", f, "4K", "4K"]).succeeded)
         let expected = "0-1000 shared\n1000-2000 private\n2000-4000 shared\n4000-8000 private\n8000-9000 shared\n9000-10000 private\n"
-        #expect(try Sys.getxattr(f, "user.gmem.attributes").get() == expected)
+        #expect(try Sys.getxattr(f, GmemXattr.attributes) == expected)
 
         // The map: 16 pages in 76 columns -> 4 cells per page, plain glyphs, table with sizes.
         let svg = FileManager.default.temporaryDirectory.appendingPathComponent("gmemctl-map-\(getpid()).svg").path
@@ -88,7 +89,7 @@ struct GmemctlTests {
         let missing = try Self.ctl(["map", m.file("nope")])
         #expect(missing.status == 1)
         #expect(missing.stderr.contains("ENOENT"))
-        #expect(try Sys.getxattr(f, "user.gmem.attributes").get() == "0-100000 private\n")
+        #expect(try Sys.getxattr(f, GmemXattr.attributes) == "0-100000 private\n")
         #expect(!FileManager.default.fileExists(atPath: m.file("huge")))
         #expect(m.unmount() == 0)
     }
@@ -114,7 +115,7 @@ struct GmemctlTests {
         // Two drawings: the initial map, then the one after the conversion.
         let r = try sh("""
             COLUMNS=40 '\(Self.gmemctl)' watch '\(f)' --interval 0.05 --count 2 > '\(m.path)/../watch.out' &
-            sleep 0.5; setfattr -n user.gmem.set_attributes -v '0 32K shared' '\(f)'; wait $!; cat '\(m.path)/../watch.out'
+            sleep 0.5; setfattr -n \(GmemXattr.setAttributes) -v '0 32K shared' '\(f)'; wait $!; cat '\(m.path)/../watch.out'
             """, timeout: 30)
         #expect(r.succeeded, "\(r)")
         #expect(r.output.components(separatedBy: "64 KiB, 16 pages").count == 3, "\(r.output)")
@@ -130,9 +131,9 @@ struct GmemctlTests {
         let f = m.file("big")
         // 3000 alternating single pages: the full listing is well past 64 KiB.
         for i in stride(from: 0, to: 6000, by: 2) {
-            #expect(Sys.setxattr(f, "user.gmem.set_attributes", "\(i * 4096) 4096 shared") == 0)
+            #expect(throws: Never.self) { try Sys.setxattr(f, GmemXattr.setAttributes, "\(i * 4096) 4096 shared") }
         }
-        if case .failure(let e) = Sys.getxattr(f, "user.gmem.attributes") { #expect(e.code == E2BIG) } else { Issue.record("expected E2BIG") }
+        #expect(throws: Errno.argListTooLong) { try Sys.getxattr(f, GmemXattr.attributes) }
         let map = try Self.ctl(["map", f, "--rows", "3"])
         #expect(map.succeeded, "\(map)")
         #expect(map.output.contains("6000 ranges: 11.7 MiB shared"), "\(map.output)")

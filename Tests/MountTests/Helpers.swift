@@ -1,4 +1,5 @@
 import Foundation
+import GmemABI
 import GmemTestSupport
 import Testing
 #if canImport(Glibc)
@@ -6,21 +7,21 @@ import Glibc
 #endif
 
 /// Small helpers shared by the mount suites.
-let page = 4096
+let page = Int(gmemPageSize)
 
 /// `user.gmem.attributes` of `path` (fails the test on error).
 func attributes(_ path: String, sourceLocation: SourceLocation = #_sourceLocation) -> String {
-    switch Sys.getxattr(path, "user.gmem.attributes") {
-    case .success(let s): return s
-    case .failure(let e):
-        Issue.record("getxattr user.gmem.attributes: \(e)", sourceLocation: sourceLocation)
+    do {
+        return try Sys.getxattr(path, GmemXattr.attributes)
+    } catch {
+        Issue.record("getxattr \(GmemXattr.attributes): \(error)", sourceLocation: sourceLocation)
         return ""
     }
 }
 
-/// `user.gmem.stats` of `path` as a dictionary.
+/// `user.gmem.stats` of `path` as a dictionary (empty when it cannot be read).
 func stats(_ path: String) -> [String: String] {
-    guard case .success(let s) = Sys.getxattr(path, "user.gmem.stats") else { return [:] }
+    guard let s = try? Sys.getxattr(path, GmemXattr.stats) else { return [:] }
     var d: [String: String] = [:]
     for line in s.split(separator: "\n") {
         let kv = line.split(separator: "=", maxSplits: 1)
@@ -29,40 +30,24 @@ func stats(_ path: String) -> [String: String] {
     return d
 }
 
-/// `user.gmem.set_attributes`: 0 or the errno.
-func convert(_ path: String, _ value: String) -> Int32 { Sys.setxattr(path, "user.gmem.set_attributes", value) }
+/// `user.gmem.set_attributes` with a raw value.
+func convert(_ path: String, _ value: String) throws(Errno) { try Sys.setxattr(path, GmemXattr.setAttributes, value) }
 
-/// The whole content of `path` as the host may read it (or the errno).
-func contents(_ path: String, count: Int, offset: Int = 0) -> Result<[UInt8], Sys.Errno> {
-    switch Sys.openFD(path, O_RDONLY) {
-    case .failure(let e): return .failure(e)
-    case .success(let fd):
-        defer { close(fd) }
-        return Sys.pread(fd, count: count, offset: offset)
-    }
+/// Up to `count` bytes at `offset` as the host may read them, through a fresh O_RDONLY fd.
+func contents(_ path: String, count: Int, offset: Int = 0) throws(Errno) -> [UInt8] {
+    let fd = try Sys.open(path, O_RDONLY)
+    defer { try? fd.close() }
+    return try Sys.pread(fd, count: count, offset: offset)
 }
 
-/// Writes `bytes` at `offset` through a fresh O_RDWR fd (the count or the errno).
-func write(_ path: String, _ bytes: [UInt8], at offset: Int) -> Result<Int, Sys.Errno> {
-    switch Sys.openFD(path, O_RDWR) {
-    case .failure(let e): return .failure(e)
-    case .success(let fd):
-        defer { close(fd) }
-        return Sys.pwrite(fd, bytes, offset: offset)
-    }
+/// Writes `bytes` at `offset` through a fresh O_RDWR fd: the count written.
+func write(_ path: String, _ bytes: [UInt8], at offset: Int) throws(Errno) -> Int {
+    let fd = try Sys.open(path, O_RDWR)
+    defer { try? fd.close() }
+    return try Sys.pwrite(fd, bytes, offset: offset)
 }
 
 /// st_blocks of `path` (or -1).
 func blocks(_ path: String) -> Int {
-    if case .success(let st) = Sys.stat(path) { return Int(st.st_blocks) }
-    return -1
-}
-
-extension Result where Failure == Sys.Errno {
-    /// The errno of a failure, or 0.
-    var errnoCode: Int32 {
-        if case .failure(let e) = self { return e.code }
-        return 0
-    }
-    var value: Success? { try? get() }
+    (try? Sys.stat(path)).map { Int($0.st_blocks) } ?? -1
 }

@@ -1,21 +1,19 @@
 import Foundation
+import GmemABI
 import GmemTestSupport
 import Testing
 
-/// The kernel's KVM_SET_MEMORY_ATTRIBUTES2, from C: `Resources/ioctl_abi.c` defines the uapi
-/// exactly as include/uapi/linux/kvm.h does, and drives a mounted file with it.
+/// The kernel's KVM_SET_MEMORY_ATTRIBUTES2, from C: `Resources/ioctl_abi.c` checks gmem_abi.h's
+/// definition against the uapi's derivation (as include/uapi/linux/kvm.h writes it), and drives
+/// a mounted file with it.
 @Suite(.serialized, .enabled(if: FUSE.available))
 struct IoctlTests {
     /// Compiles ioctl_abi.c with `cc` into a temporary directory; returns the binary's path.
     static func buildProgram() throws -> String {
-        let source = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-            .appendingPathComponent("Resources/ioctl_abi.c").path
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ioctl-abi-\(getpid())")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        let binary = dir.appendingPathComponent("ioctl_abi").path
-        let cc = try run(["cc", "-std=gnu11", "-Wall", "-Wextra", "-Werror", "-o", binary, source])
-        guard cc.succeeded else { throw HarnessError("cc failed: \(cc.stderr)") }
-        return binary
+        return try CProgram.compile("ioctl_abi.c", to: dir.appendingPathComponent("ioctl_abi").path,
+                                    flags: ["-std=gnu11", "-Wall", "-Wextra", "-Werror"], timeout: 60)
     }
 
     @Test func cProgramUsingTheKernelUAPIConvertsPages() throws {
@@ -34,7 +32,7 @@ struct IoctlTests {
 
         // The successful calls, and only them, are in the map: [0x20000, +4K), the target of
         // every rejected call, is still private.
-        #expect(try Sys.getxattr(f, "user.gmem.attributes").get() == """
+        #expect(try Sys.getxattr(f, GmemXattr.attributes) == """
             0-4000 shared
             4000-8000 private
             8000-10000 shared
@@ -46,7 +44,7 @@ struct IoctlTests {
 
             """)
         // Six conversions succeeded; no rejected call counted as one.
-        let stats = try Sys.getxattr(f, "user.gmem.stats").get()
+        let stats = try Sys.getxattr(f, GmemXattr.stats)
         #expect(stats.contains("conversions=6\n"))
         #expect(stats.contains("ranges=8\n"))
         // The content written while shared survived the round trip through private.

@@ -24,10 +24,7 @@ struct KernelOracleTests {
         do {
             let dir = try makeTemporaryDirectory("gmem-oracle")
             let binary = dir + "/gmem_oracle"
-            let source = sourceDirectory.appendingPathComponent("Resources/gmem_oracle.c").path
-            let cc = try run(["cc", "-std=gnu11", "-Wall", "-Wextra", "-Werror", "-o", binary, source], timeout: 120)
-            guard cc.succeeded else { return .failure(HarnessError("cc failed: \(cc.stderr)")) }
-            return .success(binary)
+            return .success(try CProgram.compile("gmem_oracle.c", to: binary, flags: ["-std=gnu11", "-Wall", "-Wextra", "-Werror"]))
         } catch {
             return .failure(HarnessError("\(error)"))
         }

@@ -1,4 +1,5 @@
 import Foundation
+import GmemABI
 import GmemTestSupport
 import Testing
 #if canImport(Glibc)
@@ -28,12 +29,12 @@ struct GuestMemfdSelftests {
         defer { m.unmount() }
         for bit in 0..<64 {
             let flag = UInt64(1) << UInt64(bit)
-            let rc = Sys.setxattr(m.path, "user.gmem.create", "f\(bit) 4096 \(flag)")
-            #expect(rc == (bit < 2 ? 0 : EINVAL), "bit \(bit)")
+            let rc = failure { try Sys.setxattr(m.path, GmemXattr.create, "f\(bit) 4096 \(flag)") }
+            #expect(rc == (bit < 2 ? nil : .invalidArgument), "bit \(bit)")
         }
         #expect(stats(m.path)["files"] == "3")
-        #expect(Sys.getxattr(m.file("f0"), "user.gmem.flags") == .success("mmap"))
-        #expect(Sys.getxattr(m.file("f1"), "user.gmem.flags") == .success("init-shared"))
+        #expect((try? Sys.getxattr(m.file("f0"), GmemXattr.flags)) == "mmap")
+        #expect((try? Sys.getxattr(m.file("f1"), GmemXattr.flags)) == "init-shared")
     }
 
     /// test_create_guest_memfd_multiple: sizes p and 2p, distinct inodes, the first unchanged.
@@ -41,13 +42,13 @@ struct GuestMemfdSelftests {
         let m = try GmemMount(["--file", "x:4K"])
         defer { m.unmount() }
         for (i, flags) in ["0", "1", "3"].enumerated() {
-            #expect(Sys.setxattr(m.path, "user.gmem.create", "a\(i) \(Self.p) \(flags)") == 0)
-            let st1 = try #require(Sys.stat(m.file("a\(i)")).value)
-            #expect(Sys.setxattr(m.path, "user.gmem.create", "b\(i) \(2 * Self.p) \(flags)") == 0)
-            let st2 = try #require(Sys.stat(m.file("b\(i)")).value)
+            #expect(throws: Never.self) { try Sys.setxattr(m.path, GmemXattr.create, "a\(i) \(Self.p) \(flags)") }
+            let st1 = try #require((try? Sys.stat(m.file("a\(i)"))))
+            #expect(throws: Never.self) { try Sys.setxattr(m.path, GmemXattr.create, "b\(i) \(2 * Self.p) \(flags)") }
+            let st2 = try #require((try? Sys.stat(m.file("b\(i)"))))
             #expect(st1.st_size == Self.p)
             #expect(st2.st_size == 2 * Self.p)
-            #expect(Sys.stat(m.file("a\(i)")).value?.st_size == Self.p)
+            #expect((try? Sys.stat(m.file("a\(i)")))?.st_size == Self.p)
             #expect(st1.st_ino != st2.st_ino)
         }
     }
@@ -59,8 +60,8 @@ struct GuestMemfdSelftests {
         var failures: [String] = []
         for flags in ["0", "1", "3"] {
             for size in 1..<Self.p {
-                let rc = Sys.setxattr(m.path, "user.gmem.create", "s \(size) \(flags)")
-                if rc != EINVAL { failures.append("size \(size) flags \(flags): \(rc)") }
+                let rc = failure { try Sys.setxattr(m.path, GmemXattr.create, "s \(size) \(flags)") }
+                if rc != .invalidArgument { failures.append("size \(size) flags \(flags): \(rc.map(\.description) ?? "success")") }
             }
         }
         #expect(failures.isEmpty, "\(failures.prefix(5))")
@@ -76,12 +77,12 @@ struct GuestMemfdSelftests {
             let shared = flags.contains("init-shared")
             try Sys.withFD(m.file("g\(i)"), O_RDWR) { fd in
                 var buf = [UInt8](repeating: 0x5a, count: 64)
-                let r = Glibc.read(fd, &buf, 64)
+                let r = Glibc.read(fd.rawValue, &buf, 64)
                 #expect(shared ? r == 64 : (r == -1 && errno == EACCES), "read \(flags)")
-                let w = Glibc.write(fd, buf, 64)
+                let w = Glibc.write(fd.rawValue, buf, 64)
                 #expect(shared ? w == 64 : (w == -1 && errno == EACCES), "write \(flags)")
-                #expect(shared ? Sys.pread(fd, count: 64, offset: 0).value?.count == 64 : Sys.pread(fd, count: 64, offset: 0).errnoCode == EACCES)
-                #expect(shared ? Sys.pwrite(fd, buf, offset: 0).value == 64 : Sys.pwrite(fd, buf, offset: 0).errnoCode == EACCES)
+                #expect(shared ? (try? Sys.pread(fd, count: 64, offset: 0))?.count == 64 : failure { try Sys.pread(fd, count: 64, offset: 0) } == .permissionDenied)
+                #expect(shared ? (try? Sys.pwrite(fd, buf, offset: 0)) == 64 : failure { try Sys.pwrite(fd, buf, offset: 0) } == .permissionDenied)
             }
         }
     }
@@ -91,7 +92,7 @@ struct GuestMemfdSelftests {
         let m = try mountPerFlagSet()
         defer { m.unmount() }
         for i in Self.flagSets.indices {
-            let st = try #require(Sys.stat(m.file("g\(i)")).value)
+            let st = try #require((try? Sys.stat(m.file("g\(i)"))))
             #expect(st.st_size == 4 * Self.p)
             #expect(st.st_blksize == Self.p)
         }
@@ -163,7 +164,7 @@ struct GuestMemfdSelftests {
         defer { m.unmount() }
         try Sys.withFD(m.file("g0"), O_RDWR) { fd in
             for length in [Self.p, 4 * Self.p] {
-                let addr = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
+                let addr = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd.rawValue, 0)
                 #expect(addr == MAP_FAILED)
                 #expect(errno == ENODEV)
             }
@@ -177,8 +178,8 @@ struct GuestMemfdSelftests {
     @Test func test_mmap_cow() throws {
         let m = try mountPerFlagSet()
         defer { m.unmount() }
-        #expect(write(m.file("g2"), Array("shared!".utf8), at: 0).value == 7)
-        #expect(convert(m.file("g2"), "8K 8K private") == 0)
+        #expect((try? write(m.file("g2"), Array("shared!".utf8), at: 0)) == 7)
+        #expect(throws: Never.self) { try convert(m.file("g2"), "8K 8K private") }
         let py = try Python.run("""
             out = []
             for path in sys.argv[1:]:
@@ -193,7 +194,7 @@ struct GuestMemfdSelftests {
         // private to the child. g0 (no MMAP, direct_io): the kernel's FUSE allows MAP_PRIVATE
         // there too, and faults read through the same rules.
         #expect(py.output == "SIGBUS/SIGBUS/SIGBUS/SIGBUS 115/SIGBUS/0/SIGBUS SIGBUS/SIGBUS/SIGBUS/SIGBUS\n", "\(py.stderr)")
-        #expect(contents(m.file("g2"), count: 7).value == Array("shared!".utf8))
+        #expect((try? contents(m.file("g2"), count: 7)) == Array("shared!".utf8))
     }
 
     /// test_fallocate: the kernel's table, for every flag set.
@@ -203,15 +204,15 @@ struct GuestMemfdSelftests {
         let p = Self.p, keep = Falloc.keepSize, punch = Falloc.keepSize | Falloc.punchHole
         for i in Self.flagSets.indices {
             try Sys.withFD(m.file("g\(i)"), O_RDWR) { fd in
-                #expect(Sys.fallocate(fd, mode: keep, offset: 0, length: 4 * p) == 0)
-                #expect(Sys.fallocate(fd, mode: punch, offset: p - 1, length: p) != 0)
-                #expect(Sys.fallocate(fd, mode: keep, offset: 4 * p, length: p) != 0)
-                #expect(Sys.fallocate(fd, mode: keep, offset: 5 * p, length: p) != 0)
-                #expect(Sys.fallocate(fd, mode: punch, offset: 4 * p, length: p) == 0)
-                #expect(Sys.fallocate(fd, mode: punch, offset: 5 * p, length: p) == 0)
-                #expect(Sys.fallocate(fd, mode: punch, offset: p, length: p - 1) != 0)
-                #expect(Sys.fallocate(fd, mode: punch, offset: p, length: p) == 0)
-                #expect(Sys.fallocate(fd, mode: keep, offset: p, length: p) == 0)
+                #expect(throws: Never.self) { try Sys.fallocate(fd, mode: keep, offset: 0, length: 4 * p) }
+                #expect(throws: Errno.self) { try Sys.fallocate(fd, mode: punch, offset: p - 1, length: p) }
+                #expect(throws: Errno.self) { try Sys.fallocate(fd, mode: keep, offset: 4 * p, length: p) }
+                #expect(throws: Errno.self) { try Sys.fallocate(fd, mode: keep, offset: 5 * p, length: p) }
+                #expect(throws: Never.self) { try Sys.fallocate(fd, mode: punch, offset: 4 * p, length: p) }
+                #expect(throws: Never.self) { try Sys.fallocate(fd, mode: punch, offset: 5 * p, length: p) }
+                #expect(throws: Errno.self) { try Sys.fallocate(fd, mode: punch, offset: p, length: p - 1) }
+                #expect(throws: Never.self) { try Sys.fallocate(fd, mode: punch, offset: p, length: p) }
+                #expect(throws: Never.self) { try Sys.fallocate(fd, mode: keep, offset: p, length: p) }
             }
             #expect(stats(m.file("g\(i)"))["allocated_bytes"] == String(4 * p))
         }
@@ -226,8 +227,7 @@ struct GuestMemfdSelftests {
         for i in Self.flagSets.indices {
             try Sys.withFD(m.file("g\(i)"), O_RDWR) { fd in
                 for (offset, length) in pairs {
-                    #expect(Sys.fallocate(fd, mode: Falloc.keepSize | Falloc.punchHole, offset: offset, length: length) == EINVAL,
-                            "(\(offset), \(length))")
+                    #expect(throws: Errno.invalidArgument, "(\(offset), \(length))") { try Sys.fallocate(fd, mode: Falloc.keepSize | Falloc.punchHole, offset: offset, length: length) }
                 }
             }
         }
@@ -239,7 +239,7 @@ struct GuestMemfdSelftests {
     @Test func test_guest_memfd_guest() throws {
         let m = try GmemMount(["--file", "x:4K", "--guest-view"])
         defer { m.unmount() }
-        #expect(Sys.setxattr(m.path, "user.gmem.create", "g 4096 3") == 0)
+        #expect(throws: Never.self) { try Sys.setxattr(m.path, GmemXattr.create, "g 4096 3") }
         let py = try Python.run("""
             m = hmap(sys.argv[1], 1)
             m[:] = b'\\xaa' * P
@@ -258,7 +258,7 @@ struct GuestMemfdSelftests {
 /// Ports of `tools/testing/selftests/kvm/x86/guest_memfd_conversions_test.c`. The host view is a
 /// MAP_SHARED mapping of `MNT/NAME`; the guest's `guest_do_rmw` is pread/pwrite on
 /// `MNT/.guest/NAME`; `gmem_set_private/shared` is `user.gmem.set_attributes`. The primitives
-/// (`test_private`, `test_shared`, `to_private`, `to_shared`) are in ``Python/prelude``.
+/// (`test_private`, `test_shared`, `to_private`, `to_shared`) are in the Python prelude (`GmemTestSupport/Resources/prelude.py`).
 @Suite(.serialized, .enabled(if: FUSE.available))
 struct GuestMemfdConversionsSelftests {
     /// Creates `name` with `pages` pages (MMAP plus `extra` flags) and runs `script` with the
@@ -267,8 +267,7 @@ struct GuestMemfdConversionsSelftests {
                      sourceLocation: SourceLocation = #_sourceLocation) throws -> GmemMount {
         let m = try GmemMount(["--file", "x:4K", "--guest-view"])
         for (name, pages) in files {
-            #expect(Sys.setxattr(m.path, "user.gmem.create", "\(name) \(pages * page) \(initShared ? 3 : 1)") == 0,
-                    sourceLocation: sourceLocation)
+            #expect(throws: Never.self, sourceLocation: sourceLocation) { try Sys.setxattr(m.path, GmemXattr.create, "\(name) \(pages * page) \(initShared ? 3 : 1)") }
         }
         let args = files.flatMap { [m.file($0.0), m.guest($0.0), String($0.1)] }
         let py = try Python.run("""
@@ -298,7 +297,7 @@ struct GuestMemfdConversionsSelftests {
             """)
         defer { m.unmount() }
         #expect(attributes(m.file("g")) == "0-1000 shared\n")
-        #expect(contents(m.file("g"), count: 1).value == [UInt8(ascii: "E")])
+        #expect((try? contents(m.file("g"), count: 1)) == [UInt8(ascii: "E")])
     }
 
     /// Repeated for test_page 0...3, each with a fresh file.
@@ -420,12 +419,12 @@ struct GuestMemfdConversionsSelftests {
         let m = try conversions((0..<4).map { ("g\($0)", 4) }, initShared: true, """
             import fcntl, struct
             def pin_pages(fd, off, size, unpin=False):
-                fcntl.ioctl(fd, 0x40404702 if unpin else 0x40404701, struct.pack('<8Q', off, size, 0, 0, 0, 0, 0, 0))
+                fcntl.ioctl(fd, GMEM_UNPIN_PAGES if unpin else GMEM_PIN_PAGES, struct.pack('<8Q', off, size, 0, 0, 0, 0, 0, 0))
             def gmem_set_private(fd, off, size):
                 # __gmem_set_memory_attributes: (0 or errno, error_offset copied back)
                 buf = bytearray(struct.pack('<16Q', *([off, size, 8] + [0] * 13)))
                 try:
-                    fcntl.ioctl(fd, 0xC080AED2, buf, True)
+                    fcntl.ioctl(fd, KVM_SET_MEMORY_ATTRIBUTES2, buf, True)
                     return 0, struct.unpack_from('<Q', buf, 32)[0]
                 except OSError as e:
                     return e.errno, struct.unpack_from('<Q', buf, 32)[0]

@@ -1,8 +1,9 @@
 import Foundation
+import GmemABI
 import GmemTestSupport
 import Testing
 
-/// Issue 5 §4: every way a mount ends leaves no dead mount behind.
+/// Guarantee G10 (docs/security.md): every way a mount ends leaves no dead mount behind.
 @Suite(.serialized, .enabled(if: FUSE.available))
 struct LifecycleTests {
     /// Waits up to `seconds` for `condition`.
@@ -41,7 +42,7 @@ struct LifecycleTests {
         defer { m.unmount() }
         // A process holding the file open and mapped while the daemon dies.
         let holder = try Sys.withFD(m.file("f"), O_RDONLY) { fd -> Bool in
-            guard let p = mmap(nil, 65536, PROT_READ, MAP_SHARED, fd, 0), p != MAP_FAILED else { return false }
+            guard let p = mmap(nil, 65536, PROT_READ, MAP_SHARED, fd.rawValue, 0), p != MAP_FAILED else { return false }
             defer { munmap(p, 65536) }
             _ = p.load(as: UInt8.self)
             kill(m.pid, SIGKILL)
@@ -56,16 +57,17 @@ struct LifecycleTests {
     @Test func lazyUnmountWhileFilesAreOpen() throws {
         let m = try GmemMount(["--file", "f:64K:init-shared"])
         defer { m.unmount() }
-        let fd = open(m.file("f"), O_RDWR)
+        // O_CLOEXEC: a child forked meanwhile by a concurrent suite must not keep the file open.
+        let fd = open(m.file("f"), O_RDWR | O_CLOEXEC)
         #expect(fd >= 0)
-        #expect(Sys.pwrite(fd, Array("still here".utf8), offset: 0) == .success(10))
+        #expect((try? Sys.pwrite(FileDescriptor(rawValue: fd), Array("still here".utf8), offset: 0)) == 10)
         // A plain unmount is refused while the file is open; a lazy one detaches at once.
         let busy = try run(["fusermount3", "-u", m.path])
         #expect(!busy.succeeded && busy.stderr.contains("busy"))
         #expect(try run(["fusermount3", "-u", "-z", m.path]).succeeded)
         #expect(!GmemMount.isMounted(m.path))
         // The open file keeps working through the daemon until it is closed…
-        #expect(Sys.pread(fd, count: 10, offset: 0) == .success(Array("still here".utf8)))
+        #expect((try? Sys.pread(FileDescriptor(rawValue: fd), count: 10, offset: 0)) == Array("still here".utf8))
         #expect(m.isAlive)
         close(fd)
         // …then the daemon's loop ends and it exits cleanly by itself.
@@ -78,16 +80,16 @@ struct LifecycleTests {
         defer { a.unmount() }
         let b = try GmemMount(["--file", "f:64K:init-shared", "--file", "g:8K"])
         defer { b.unmount() }
-        #expect(Sys.setxattr(a.file("f"), "user.gmem.set_attributes", "0 4096 private") == 0)
-        #expect(try Sys.withFD(b.file("f"), O_RDWR) { Sys.pwrite($0, Array("b".utf8), offset: 0) } == .success(1))
+        #expect(throws: Never.self) { try Sys.setxattr(a.file("f"), GmemXattr.setAttributes, "0 4096 private") }
+        #expect(try Sys.withFD(b.file("f"), O_RDWR) { try Sys.pwrite($0, Array("b".utf8), offset: 0) } == 1)
         // Independent state: a's conversion is not b's, b's write is not a's.
-        #expect(try Sys.withFD(a.file("f"), O_RDONLY) { Sys.pread($0, count: 1, offset: 0) } == .failure(Sys.Errno(EACCES)))
-        #expect(try Sys.withFD(b.file("f"), O_RDONLY) { Sys.pread($0, count: 1, offset: 0) } == .success(Array("b".utf8)))
+        #expect(throws: Errno.permissionDenied) { try Sys.withFD(a.file("f"), O_RDONLY) { try Sys.pread($0, count: 1, offset: 0) } }
+        #expect(try Sys.withFD(b.file("f"), O_RDONLY) { try Sys.pread($0, count: 1, offset: 0) } == Array("b".utf8))
         #expect(access(a.file("g"), F_OK) != 0 && access(b.file("g"), F_OK) == 0)
         // Stopping one leaves the other serving.
         #expect(a.unmount() == 0)
         #expect(!GmemMount.isMounted(a.path) && GmemMount.isMounted(b.path))
-        #expect(try Sys.withFD(b.file("f"), O_RDONLY) { Sys.pread($0, count: 1, offset: 0) } == .success(Array("b".utf8)))
+        #expect(try Sys.withFD(b.file("f"), O_RDONLY) { try Sys.pread($0, count: 1, offset: 0) } == Array("b".utf8))
         #expect(b.unmount() == 0)
         #expect(!GmemMount.isMounted(b.path))
     }
@@ -108,10 +110,120 @@ struct LifecycleTests {
         let status = system("'\(binDirectory())/gmemfs' -o auto_unmount --file f:64K:init-shared '\(mnt)' >/dev/null 2>&1 </dev/null")
         #expect(status == 0, "gmemfs exited with wait status \(status)")
         #expect(GmemMount.isMounted(mnt), "the mount must be live when gmemfs returns")
-        #expect(try Sys.withFD(mnt + "/f", O_RDWR) { Sys.pwrite($0, Array("up".utf8), offset: 0) } == .success(2))
+        #expect(try Sys.withFD(mnt + "/f", O_RDWR) { try Sys.pwrite($0, Array("up".utf8), offset: 0) } == 2)
         let daemons = try run(["pgrep", "-f", "gmemfs -o auto_unmount --file f:64K:init-shared \(mnt)$"])
         let pid = try #require(daemons.output.split(separator: "\n").first.flatMap { pid_t($0) })
         #expect(try run(["fusermount3", "-u", mnt]).succeeded)
         #expect(Self.eventually(10) { kill(pid, 0) != 0 }, "daemon \(pid) still running after unmount")
+    }
+    // MARK: - kill -9 right after mounting
+
+    /// Cycles of the fastest start-then-crash: mount, SIGKILL as soon as the mount is listed.
+    /// Each must end with the process gone and the mount gone, within deadlines, so that a hang
+    /// (a daemon that asked its own mount, or fusermount3's helper that looked too early) fails
+    /// the test instead of wedging it. Every failure is cleaned up (`umount -f`, then `-l`).
+    static let killCycles = Int(ProcessInfo.processInfo.environment["GMEM_KILL_CYCLES"] ?? "") ?? 50
+
+    /// Unmounts whatever a failed cycle left on `mnt` and ends `pid` if it can be ended: aborts
+    /// the FUSE connection first (through fusectl: that frees a process stuck on its own mount),
+    /// then detaches the mount lazily. Never touches the mount itself (that could hang).
+    static func forceCleanup(_ mnt: String, pid: pid_t) {
+        if pid > 0 { kill(pid, SIGKILL) }
+        let mountinfo = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
+        for line in mountinfo.split(separator: "\n") where line.split(separator: " ").dropFirst(4).first.map(String.init) == mnt {
+            if let minor = line.split(separator: " ")[2].split(separator: ":").last {
+                let abort = open("/sys/fs/fuse/connections/\(minor)/abort", O_WRONLY)
+                if abort >= 0 { _ = write(abort, "1", 1); close(abort) }
+            }
+        }
+        for argv in [["umount", "-l", mnt], ["fusermount3", "-u", "-z", mnt]] where GmemMount.isMounted(mnt) {
+            _ = try? run(argv, timeout: 10)
+        }
+    }
+
+    /// What a failed cycle left, for the failure message, read from /proc only (opening the
+    /// mountpoint could block on a hung connection).
+    static func stuckDiagnostics(_ pid: pid_t) -> String {
+        let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? "gone"
+        let state = stat.lastIndex(of: ")").map { String(stat[stat.index($0, offsetBy: 2)...].prefix(1)) } ?? stat
+        let threads = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []).map { tid in
+            let wchan = (try? String(contentsOfFile: "/proc/\(pid)/task/\(tid)/wchan", encoding: .utf8)) ?? "?"
+            return "\(tid):\(wchan)"
+        }
+        return "daemon \(pid) state \(state), threads \(threads)"
+    }
+
+    /// Whether `pid` is gone or a zombie (its reaper may be slow; the mount check that follows
+    /// still catches a process whose threads are stuck).
+    static func hasExited(_ pid: pid_t) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return true }
+        return stat[stat.index(close, offsetBy: 2)...].hasPrefix("Z")
+    }
+
+    /// The pids whose command line is exactly `argv` (scanning /proc: no pgrep per cycle).
+    static func pids(running argv: [String]) -> [pid_t] {
+        let wanted = Data(argv.joined(separator: "\0").utf8 + [0])
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap { pid_t($0) }.filter { FileManager.default.contents(atPath: "/proc/\($0)/cmdline") == wanted }
+    }
+
+    @Test func killNineRightAfterMountForeground() throws {
+        let dir = try makeTemporaryDirectory("gmemfs-kill")
+        let mnt = dir + "/mnt"
+        try FileManager.default.createDirectory(atPath: mnt, withIntermediateDirectories: true)
+        defer { Self.forceCleanup(mnt, pid: 0); try? FileManager.default.removeItem(atPath: dir) }
+        var failures: [String] = []
+        for cycle in 0..<Self.killCycles {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: binDirectory() + "/gmemfs")
+            p.arguments = ["-f", "-o", "auto_unmount", "--file", "f:64K", mnt]
+            p.standardOutput = FileHandle.nullDevice
+            p.standardError = FileHandle.nullDevice
+            try p.run()
+            let pid = p.processIdentifier
+            guard Self.eventually(10, { GmemMount.isMounted(mnt) || !p.isRunning }), p.isRunning else {
+                failures.append("cycle \(cycle): did not mount (running: \(p.isRunning))")
+                Self.forceCleanup(mnt, pid: pid)
+                break
+            }
+            kill(pid, SIGKILL)
+            let exited = Self.eventually(5) { !p.isRunning }
+            let unmounted = Self.eventually(5) { !GmemMount.isMounted(mnt) }
+            if !exited || !unmounted {
+                failures.append("cycle \(cycle): exited \(exited), unmounted \(unmounted): \(Self.stuckDiagnostics(pid))")
+                Self.forceCleanup(mnt, pid: pid)
+            }
+            if Self.eventually(5, { !p.isRunning }) { p.waitUntilExit() }
+        }
+        #expect(failures.isEmpty, "\(failures.count) of \(Self.killCycles) cycles failed: \(failures)")
+    }
+
+    @Test func killNineRightAfterMountDaemonMode() throws {
+        let dir = try makeTemporaryDirectory("gmemfs-kill")
+        let mnt = dir + "/mnt"
+        try FileManager.default.createDirectory(atPath: mnt, withIntermediateDirectories: true)
+        defer { Self.forceCleanup(mnt, pid: 0); try? FileManager.default.removeItem(atPath: dir) }
+        let argv = [binDirectory() + "/gmemfs", "-o", "auto_unmount", "--file", "f:64K", mnt]
+        var failures: [String] = []
+        for cycle in 0..<Self.killCycles {
+            // Returns once the mount is live; the daemon (a child of init) keeps running.
+            // `timeout`: a start that hangs (on a mount left hung) fails the cycle, not the suite.
+            let status = system("timeout -s KILL 20 " + argv.map { "'\($0)'" }.joined(separator: " ") + " >/dev/null 2>&1 </dev/null")
+            let daemon = Self.pids(running: argv).first ?? 0
+            guard status == 0, daemon > 0, GmemMount.isMounted(mnt) else {
+                failures.append("cycle \(cycle): start failed (status \(status), daemon \(daemon))")
+                Self.forceCleanup(mnt, pid: daemon)
+                break
+            }
+            kill(daemon, SIGKILL)
+            let exited = Self.eventually(5) { Self.hasExited(daemon) }
+            let unmounted = Self.eventually(5) { !GmemMount.isMounted(mnt) }
+            if !exited || !unmounted {
+                failures.append("cycle \(cycle): exited \(exited), unmounted \(unmounted): \(Self.stuckDiagnostics(daemon))")
+                Self.forceCleanup(mnt, pid: daemon)
+            }
+        }
+        #expect(failures.isEmpty, "\(failures.count) of \(Self.killCycles) cycles failed: \(failures)")
     }
 }

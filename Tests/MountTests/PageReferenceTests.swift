@@ -1,5 +1,6 @@
 import CLinuxSys
 import Foundation
+import GmemABI
 import GmemTestSupport
 import Testing
 #if canImport(Glibc)
@@ -10,14 +11,13 @@ import Glibc
 /// injected faults (docs/semantics.md, "Page references" and "Error injection").
 @Suite(.serialized, .enabled(if: FUSE.available))
 struct PageReferenceTests {
-    static let pin: UInt = 0x4040_4701
-    static let unpin: UInt = 0x4040_4702
+    static let pin = UInt(GmemPageReference.pinNumber)
+    static let unpin = UInt(GmemPageReference.unpinNumber)
 
-    /// Pins or unpins through `fd`: 0 or the errno.
-    static func reference(_ fd: Int32, _ command: UInt, offset: UInt64, size: UInt64) -> Int32 {
-        var words: [UInt64] = [offset.littleEndian, size.littleEndian] + Array(repeating: 0, count: 6)
-        let rc = words.withUnsafeMutableBytes { clinux_ioctl_ptr(fd, command, $0.baseAddress) }
-        return rc == 0 ? 0 : errno
+    /// Pins or unpins through `fd`.
+    static func reference(_ fd: FileDescriptor, _ command: UInt, offset: UInt64, size: UInt64) throws(Errno) {
+        var bytes = GmemPageReference(offset: offset, size: size).encode()
+        _ = try Sys.checked(bytes.withUnsafeMutableBytes { clinux_ioctl_ptr(fd.rawValue, command, $0.baseAddress) })
     }
 
     /// Waits (up to 10 s) until `user.gmem.stats` shows `references=want`. The kernel sends
@@ -50,13 +50,40 @@ struct PageReferenceTests {
         let m = try GmemMount(["--file", "g:16K:mmap,init-shared"])
         defer { m.unmount() }
         let f = m.file("g")
-        let fd = try Sys.openFD(f, O_RDONLY).get()
-        #expect(Self.reference(fd, Self.pin, offset: 4096, size: 4096) == 0)
+        let fd = try Sys.open(f, O_RDONLY)
+        try Self.reference(fd, Self.pin, offset: 4096, size: 4096)
         #expect(stats(f)["references"] == "1")
-        #expect(convert(f, "0 16K private") == EBUSY)
-        close(fd)
+        #expect(throws: Errno.resourceBusy) { try convert(f, "0 16K private") }
+        try fd.close()
         #expect(Self.awaitReferences(f, 0))
-        #expect(convert(f, "0 16K private") == 0)
+        try convert(f, "0 16K private")
+    }
+
+    /// Every refused pin, unpin, injection and conversion leaves one log line with its reason.
+    @Test func refusalsAreLoggedWithTheirReason() throws {
+        let m = try GmemMount(["--file", "g:16K:mmap,init-shared"])
+        defer { m.unmount() }
+        let f = m.file("g")
+        let fd = try Sys.open(f, O_RDWR)
+        defer { try? fd.close() }
+        try Self.reference(fd, Self.pin, offset: 4096, size: 4096)
+        #expect(throws: Errno.invalidArgument) { try Self.reference(fd, Self.pin, offset: 1, size: 4096) }
+        #expect(throws: Errno.noSuchFileOrDirectory) { try Self.reference(fd, Self.unpin, offset: 8192, size: 4096) }
+        #expect(throws: Errno.resourceTemporarilyUnavailable) {
+            try Sys.setMemoryAttributes2(fd, offset: 0, size: 16384, attributes: GmemAttributeName.privateBit)
+        }
+        #expect(throws: Errno.resourceBusy) { try convert(f, "0 16K private") }
+        #expect(throws: Errno.invalidArgument) { try Sys.setxattr(f, GmemXattr.inject, "eagain 1") }
+        let refusals = m.log.split(separator: "\n").filter { $0.contains("refused") }
+        #expect(refusals.count == 5, "\(m.log)")
+        for (i, want) in [["refused ioctl GMEM_PIN_PAGES on /g", "multiples of 4096"],
+                          ["refused ioctl GMEM_UNPIN_PAGES on /g", "holds no reference"],
+                          ["refused ioctl KVM_SET_MEMORY_ATTRIBUTES2 [0, +16384) on /g", "page at offset 4096 has references (Resource temporarily unavailable)"],
+                          [#"refused setxattr user.gmem.set_attributes "0 16K private" on /g"#, "page at offset 4096 has references"],
+                          [#"refused setxattr user.gmem.inject "eagain 1" on /g"#, "multiple of 4096"]].enumerated() where i < refusals.count {
+            #expect(want.allSatisfy { refusals[i].contains($0) }, "\(refusals[i]) lacks \(want)")
+        }
+        #expect(attributes(f) == "0-4000 shared\n")
     }
 
     @Test func sigkilledHolderLeavesNoReference() throws {
@@ -72,12 +99,12 @@ struct PageReferenceTests {
         try holder.run()
         defer { if holder.isRunning { kill(holder.processIdentifier, SIGKILL); holder.waitUntilExit() } }
         #expect(Self.awaitReferences(f, 2))
-        #expect(convert(f, "0 16K private") == EBUSY)
+        #expect(throws: Errno.resourceBusy) { try convert(f, "0 16K private") }
         #expect(stats(f)["referenced_bytes"] == "8192")
         kill(holder.processIdentifier, SIGKILL)
         holder.waitUntilExit()
         #expect(Self.awaitReferences(f, 0))
-        #expect(convert(f, "0 16K private") == 0)
+        try convert(f, "0 16K private")
         #expect(attributes(f) == "0-4000 private\n")
         #expect(stats(f)["eagain_refusals"] == "1")
     }
@@ -94,10 +121,10 @@ struct PageReferenceTests {
         let child = try #require(pid_t(r.output.trimmingCharacters(in: .whitespacesAndNewlines)), "\(r)")
         defer { kill(child, SIGKILL) }
         #expect(stats(f)["references"] == "1")
-        #expect(convert(f, "0 4K private") == EBUSY)
+        #expect(throws: Errno.resourceBusy) { try convert(f, "0 4K private") }
         kill(child, SIGKILL)
         #expect(Self.awaitReferences(f, 0))
-        #expect(convert(f, "0 4K private") == 0)
+        try convert(f, "0 4K private")
     }
 
     /// A refused conversion changes nothing a concurrent reader can see: every read of the
@@ -112,7 +139,7 @@ struct PageReferenceTests {
             data = bytes((i * 7 + 1) & 0xff for i in range(16 * P))
             check(os.pwrite(fd, data, 0) == len(data), 'fill')
             pinfd = os.open(path, os.O_RDONLY)
-            fcntl.ioctl(pinfd, 0x40404701, struct.pack('<8Q', 5 * P, P, 0, 0, 0, 0, 0, 0))
+            fcntl.ioctl(pinfd, GMEM_PIN_PAGES, struct.pack('<8Q', 5 * P, P, 0, 0, 0, 0, 0, 0))
             stop = False
             bad = []
             reads = [0]
@@ -131,7 +158,7 @@ struct PageReferenceTests {
             for i in range(300):
                 buf = bytearray(struct.pack('<16Q', *([0, 16 * P, 8] + [0] * 13)))
                 try:
-                    fcntl.ioctl(fd, 0xC080AED2, buf, True)
+                    fcntl.ioctl(fd, KVM_SET_MEMORY_ATTRIBUTES2, buf, True)
                     bad.append('conversion %d succeeded' % i); break
                 except OSError as e:
                     if e.errno != errno.EAGAIN: bad.append('conversion %d: %s' % (i, errno.errorcode[e.errno])); break
@@ -163,7 +190,7 @@ struct PageReferenceTests {
         let tutorial = try String(contentsOf: docs.appendingPathComponent("tutorial.md"), encoding: .utf8)
         let m = try GmemMount(["--file", "x:4K"])
         defer { m.unmount() }
-        #expect(Sys.setxattr(m.path, "user.gmem.create", "vm 64K mmap,init-shared") == 0)
+        try Sys.setxattr(m.path, GmemXattr.create, "vm 64K mmap,init-shared")
         let f = m.file("vm")
         func step(_ expected: String, status: Int32 = 0) throws {
             let r = try run([binary, f, "0", "0x8000"])
@@ -181,8 +208,8 @@ struct PageReferenceTests {
             attempt 3: [0x0, +0x8000) is private
 
             """)
-        #expect(convert(f, "0 32K shared") == 0)
-        #expect(Sys.setxattr(f, "user.gmem.inject", "eintr") == 0)
+        try convert(f, "0 32K shared")
+        try Sys.setxattr(f, GmemXattr.inject, "eintr")
         try step("""
             device: pinned [0x4000, +0x1000)
             device: pinned [0x2000, +0x2000)
@@ -194,8 +221,8 @@ struct PageReferenceTests {
             attempt 4: [0x0, +0x8000) is private
 
             """)
-        #expect(convert(f, "0 32K shared") == 0)
-        #expect(Sys.setxattr(f, "user.gmem.inject", "enomem range 16K 4K") == 0)
+        try convert(f, "0 32K shared")
+        try Sys.setxattr(f, GmemXattr.inject, "enomem range 16K 4K")
         try step("""
             device: pinned [0x4000, +0x1000)
             device: pinned [0x2000, +0x2000)

@@ -1,8 +1,9 @@
 import Foundation
+import GmemABI
 import GmemTestSupport
 import Testing
 
-/// Issue 5 §5: the kernel checks mode bits (`default_permissions` is always on); conversions
+/// Guarantees G7-G8 (docs/security.md): the kernel checks mode bits (`default_permissions` is always on); conversions
 /// need write permission; the guest view is unreachable for other users even with allow_other.
 @Suite(.serialized, .enabled(if: FUSE.available && getuid() == 0))
 struct PermissionTests {
@@ -22,18 +23,18 @@ struct PermissionTests {
         let m = try Self.mount(["-o", "allow_other", "--guest-view", "--file", "f:16K:mmap"])
         defer { m.unmount() }
         let f = m.file("f")
-        #expect(Sys.setxattr(f, "user.gmem.set_attributes", "0 4096 shared") == 0)
-        #expect(try Sys.withFD(f, O_RDWR) { Sys.pwrite($0, Array("shared!".utf8), offset: 0) } == .success(7))
+        #expect(throws: Never.self) { try Sys.setxattr(f, GmemXattr.setAttributes, "0 4096 shared") }
+        #expect(try Sys.withFD(f, O_RDWR) { try Sys.pwrite($0, Array("shared!".utf8), offset: 0) } == 7)
 
         // New files are 0600 (as guest_memfd): even with allow_other, nobody cannot read the
         // shared pages, map the file or read its map.
-        #expect(Sys.stat(f).value.map { $0.st_mode & 0o7777 } == 0o600)
+        #expect((try? Sys.stat(f)).map { $0.st_mode & 0o7777 } == 0o600)
         let denied = try Self.asNobody(["dd", "if=\(f)", "bs=7", "count=1", "status=none"])
         #expect(!denied.succeeded && denied.stderr.contains("Permission denied"), "\(denied)")
-        let deniedMap = try Self.asNobody(["getfattr", "--only-values", "-n", "user.gmem.attributes", f])
+        let deniedMap = try Self.asNobody(["getfattr", "--only-values", "-n", GmemXattr.attributes, f])
         #expect(!deniedMap.succeeded && deniedMap.stderr.contains("Permission denied"), "\(deniedMap)")
-        let created = try run(["setfattr", "-n", "user.gmem.create", "-v", "later 4096", m.path])
-        #expect(created.succeeded && Sys.stat(m.file("later")).value.map { $0.st_mode & 0o7777 } == 0o600)
+        let created = try run(["setfattr", "-n", GmemXattr.create, "-v", "later 4096", m.path])
+        #expect(created.succeeded && (try? Sys.stat(m.file("later"))).map { $0.st_mode & 0o7777 } == 0o600)
 
         // chmod 0644 shares the file: nobody reads shared pages, and private pages fail as for root.
         #expect(chmod(f, 0o644) == 0)
@@ -42,15 +43,15 @@ struct PermissionTests {
         let priv = try Self.asNobody(["dd", "if=\(f)", "bs=4096", "skip=1", "count=1", "status=none"])
         #expect(!priv.succeeded && priv.stderr.contains("Permission denied"))
         // Reading the map needs read permission only.
-        #expect(try Self.asNobody(["getfattr", "--only-values", "-n", "user.gmem.attributes", f]).output == "0-1000 shared\n1000-4000 private\n")
+        #expect(try Self.asNobody(["getfattr", "--only-values", "-n", GmemXattr.attributes, f]).output == "0-1000 shared\n1000-4000 private\n")
         // Writing and converting need write permission: EACCES from the kernel.
         let write = try Self.asNobody(["dd", "if=/dev/zero", "of=\(f)", "bs=1", "count=1", "conv=notrunc", "status=none"])
         #expect(!write.succeeded && write.stderr.contains("Permission denied"))
-        let conv = try Self.asNobody(["setfattr", "-n", "user.gmem.set_attributes", "-v", "0 4096 private", f])
+        let conv = try Self.asNobody(["setfattr", "-n", GmemXattr.setAttributes, "-v", "0 4096 private", f])
         #expect(!conv.succeeded && conv.stderr.contains("Permission denied"), "\(conv)")
-        let create = try Self.asNobody(["setfattr", "-n", "user.gmem.create", "-v", "mine 4096", m.path])
+        let create = try Self.asNobody(["setfattr", "-n", GmemXattr.create, "-v", "mine 4096", m.path])
         #expect(!create.succeeded && create.stderr.contains("Permission denied"), "\(create)")
-        #expect(try run(["getfattr", "--only-values", "-n", "user.gmem.attributes", f]).output == "0-1000 shared\n1000-4000 private\n")
+        #expect(try run(["getfattr", "--only-values", "-n", GmemXattr.attributes, f]).output == "0-1000 shared\n1000-4000 private\n")
 
         // The guest view: .guest is 0700 and its files 0600, owned by the daemon's user.
         let ls = try Self.asNobody(["ls", "\(m.path)/.guest"])
@@ -62,13 +63,13 @@ struct PermissionTests {
         #expect(chmod(m.guest("f"), 0o666) != 0 && errno == EPERM)
         #expect(chown(m.guest("f"), 65534, 65534) != 0 && errno == EPERM)
         #expect(unlink(m.guest("f")) != 0 && errno == EPERM)
-        #expect(Sys.stat(m.guest("f")).value != nil)
+        #expect((try? Sys.stat(m.guest("f"))) != nil)
         #expect(try Self.asNobody(["cat", m.guest("f")]).succeeded == false)
 
         // Granting write permission on the host file lets nobody convert it (mode bits decide).
         #expect(chmod(f, 0o666) == 0)
-        #expect(try Self.asNobody(["setfattr", "-n", "user.gmem.set_attributes", "-v", "4096 4096 shared", f]).succeeded)
-        #expect(try run(["getfattr", "--only-values", "-n", "user.gmem.attributes", f]).output == "0-2000 shared\n2000-4000 private\n")
+        #expect(try Self.asNobody(["setfattr", "-n", GmemXattr.setAttributes, "-v", "4096 4096 shared", f]).succeeded)
+        #expect(try run(["getfattr", "--only-values", "-n", GmemXattr.attributes, f]).output == "0-2000 shared\n2000-4000 private\n")
         #expect(m.unmount() == 0)
     }
 

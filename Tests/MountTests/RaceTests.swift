@@ -1,8 +1,9 @@
 import Foundation
+import GmemABI
 import GmemTestSupport
 import Testing
 
-/// Issue 5 §1: no private byte reaches the host under concurrent conversions, reads, mappings,
+/// Guarantees G1-G4 and G9 (docs/security.md): no private byte reaches the host under concurrent conversions, reads, mappings,
 /// forked children, writeback and guest writes; no deadlock; the daemon survives. Page
 /// references are taken and dropped meanwhile: refused conversions are all or nothing and no
 /// reference outlives its holder.
@@ -17,11 +18,8 @@ struct RaceTests {
 
     /// Compiles a C file under Resources/ into a temporary directory; returns the binary path.
     static func compile(_ source: String) throws -> String {
-        let src = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Resources/\(source)").path
         let out = NSTemporaryDirectory() + "gmem-\(getpid())-" + (source as NSString).deletingPathExtension
-        let cc = try run(["cc", "-O2", "-Wall", "-pthread", "-o", out, src], timeout: 120)
-        guard cc.succeeded else { throw HarnessError("cc \(src) failed: \(cc.stderr)") }
-        return out
+        return try CProgram.compile(source, to: out, flags: ["-O2", "-Wall", "-pthread"])
     }
 
     /// Kernel stacks and wait channels of every thread of `pid` (kernel stacks need root).
@@ -103,7 +101,7 @@ struct RaceTests {
 
         // The daemon survived and its map is consistent with the final "all shared" conversion.
         #expect(m.isAlive, "gmemfs died during the race:\n\(m.log)")
-        #expect(try run(["getfattr", "--only-values", "-n", "user.gmem.attributes", m.file("f")]).output == "0-400000 shared\n")
+        #expect(try run(["getfattr", "--only-values", "-n", GmemXattr.attributes, m.file("f")]).output == "0-400000 shared\n")
         #expect(m.unmount() == 0)
         #expect(!GmemMount.isMounted(m.path))
     }

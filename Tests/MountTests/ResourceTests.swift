@@ -1,8 +1,9 @@
 import Foundation
+import GmemABI
 import GmemTestSupport
 import Testing
 
-/// Issue 5 §3: the memory cap, freeing memory, and memory proportional to the map.
+/// Guarantee G6 (docs/security.md): the memory cap, freeing memory, and memory proportional to the map.
 @Suite(.serialized, .enabled(if: FUSE.available))
 struct ResourceTests {
     /// Resident memory of `pid` in bytes (VmRSS).
@@ -13,7 +14,7 @@ struct ResourceTests {
     }
 
     static func stat(_ path: String, _ key: String) -> UInt64? {
-        guard case .success(let text) = Sys.getxattr(path, "user.gmem.stats") else { return nil }
+        guard let text = try? Sys.getxattr(path, GmemXattr.stats) else { return nil }
         return text.split(separator: "\n").first { $0.hasPrefix(key + "=") }.flatMap { UInt64($0.dropFirst(key.count + 1)) }
     }
 
@@ -26,22 +27,22 @@ struct ResourceTests {
         let f = m.file("f")
         try Sys.withFD(f, O_RDWR) { fd throws in
             // 256 pages fit, each with its own byte.
-            for i in 0..<256 { #expect(Sys.pwrite(fd, Self.page(UInt8(i & 0x7f)), offset: i * 4096) == .success(4096)) }
+            for i in 0..<256 { #expect((try? Sys.pwrite(fd, Self.page(UInt8(i & 0x7f)), offset: i * 4096)) == 4096) }
             // Page 257: over the cap, in this file and in the other one.
-            #expect(Sys.pwrite(fd, Self.page(0xee), offset: 256 * 4096) == .failure(Sys.Errno(ENOSPC)))
-            #expect(Sys.fallocate(fd, mode: Falloc.keepSize, offset: 300 * 4096, length: 4096) == ENOSPC)
-            #expect(try Sys.withFD(m.file("g"), O_RDWR) { Sys.pwrite($0, [1], offset: 0) } == .failure(Sys.Errno(ENOSPC)))
+            #expect(throws: Errno.noSpace) { try Sys.pwrite(fd, Self.page(0xee), offset: 256 * 4096) }
+            #expect(throws: Errno.noSpace) { try Sys.fallocate(fd, mode: Falloc.keepSize, offset: 300 * 4096, length: 4096) }
+            #expect(throws: Errno.noSpace) { try Sys.withFD(m.file("g"), O_RDWR) { try Sys.pwrite($0, [1], offset: 0) } }
             // Rewriting allocated pages is fine at the cap.
-            #expect(Sys.pwrite(fd, Self.page(5), offset: 5 * 4096) == .success(4096))
+            #expect((try? Sys.pwrite(fd, Self.page(5), offset: 5 * 4096)) == 4096)
             // Earlier data intact.
             for i in [0, 1, 5, 100, 255] {
-                #expect(Sys.pread(fd, count: 4096, offset: i * 4096) == .success(Self.page(i == 5 ? 5 : UInt8(i & 0x7f))))
+                #expect((try? Sys.pread(fd, count: 4096, offset: i * 4096)) == Self.page(i == 5 ? 5 : UInt8(i & 0x7f)))
             }
             #expect(Self.stat(m.path, "allocated_bytes") == 1 << 20)
             // Punching frees budget: the refused write now succeeds.
-            #expect(Sys.fallocate(fd, mode: Falloc.punchHole | Falloc.keepSize, offset: 0, length: 4096) == 0)
-            #expect(Sys.pwrite(fd, Self.page(0xee), offset: 256 * 4096) == .success(4096))
-            #expect(Sys.pwrite(fd, Self.page(0xef), offset: 257 * 4096) == .failure(Sys.Errno(ENOSPC)))
+            #expect(throws: Never.self) { try Sys.fallocate(fd, mode: Falloc.punchHole | Falloc.keepSize, offset: 0, length: 4096) }
+            #expect((try? Sys.pwrite(fd, Self.page(0xee), offset: 256 * 4096)) == 4096)
+            #expect(throws: Errno.noSpace) { try Sys.pwrite(fd, Self.page(0xef), offset: 257 * 4096) }
         }
         #expect(m.isAlive)
         #expect(m.unmount() == 0)
@@ -50,12 +51,12 @@ struct ResourceTests {
     @Test func removingAFileFreesItsMemory() throws {
         let m = try GmemMount(["--file", "keep:4K"])
         defer { m.unmount() }
-        #expect(Sys.setxattr(m.path, "user.gmem.create", "big 128M init-shared") == 0)
+        #expect(throws: Never.self) { try Sys.setxattr(m.path, GmemXattr.create, "big 128M init-shared") }
         let f = m.file("big")
         let before = Self.rss(m.pid)
         let chunk = Self.page(0x42, count: 1 << 20)
         try Sys.withFD(f, O_RDWR) { fd in
-            for i in 0..<64 { #expect(Sys.pwrite(fd, chunk, offset: i << 20) == .success(1 << 20)) }
+            for i in 0..<64 { #expect((try? Sys.pwrite(fd, chunk, offset: i << 20)) == 1 << 20) }
         }
         let written = Self.rss(m.pid)
         #expect(Self.stat(m.path, "allocated_bytes") == 64 << 20)
@@ -74,11 +75,11 @@ struct ResourceTests {
         defer { m.unmount() }
         let fd = open(m.file("f"), O_RDWR)
         defer { close(fd) }
-        #expect(Sys.pwrite(fd, Self.page(7, count: 8 << 20), offset: 0) == .success(8 << 20))
+        #expect((try? Sys.pwrite(FileDescriptor(rawValue: fd), Self.page(7, count: 8 << 20), offset: 0)) == 8 << 20)
         #expect(unlink(m.file("f")) == 0)
         // Unlinked but open: memory and data stay until the last close.
         #expect(Self.stat(m.path, "allocated_bytes") == 8 << 20)
-        #expect(Sys.pread(fd, count: 4, offset: 4096) == .success([7, 7, 7, 7]))
+        #expect((try? Sys.pread(FileDescriptor(rawValue: fd), count: 4, offset: 4096)) == [7, 7, 7, 7])
         close(fd)
         #expect(LifecycleTests.eventually(15) { Self.stat(m.path, "allocated_bytes") == 0 })
     }
@@ -92,7 +93,7 @@ struct ResourceTests {
         // 2048 shared ones, 2047 private between them, and the private rest of the file).
         let start = Date()
         for p in 0..<2048 {
-            #expect(Sys.setxattr(f, "user.gmem.set_attributes", "\(p * 2 * 4096) 4096 shared") == 0)
+            #expect(throws: Never.self) { try Sys.setxattr(f, GmemXattr.setAttributes, "\(p * 2 * 4096) 4096 shared") }
         }
         let elapsed = Date().timeIntervalSince(start)
         #expect(Self.stat(f, "ranges") == 4096)
@@ -100,7 +101,7 @@ struct ResourceTests {
         let fragmented = Self.rss(m.pid)
         // Then 2048 more that heal it back to one range.
         for p in 0..<2048 {
-            #expect(Sys.setxattr(f, "user.gmem.set_attributes", "\(p * 2 * 4096) 4096 private") == 0)
+            #expect(throws: Never.self) { try Sys.setxattr(f, GmemXattr.setAttributes, "\(p * 2 * 4096) 4096 private") }
         }
         #expect(Self.stat(f, "ranges") == 1)
         let healed = Self.rss(m.pid)

@@ -1,4 +1,5 @@
 import Foundation
+import GmemABI
 import GmemTestSupport
 import Testing
 
@@ -14,11 +15,11 @@ struct SmokeTests {
         #expect(cat.status == 1)
         #expect(cat.stderr.contains("Permission denied"))
         // Convert the first 64 KiB to shared, write and read it back.
-        #expect(try run(["setfattr", "-n", "user.gmem.set_attributes", "-v", "0 64K shared", f]).succeeded)
+        #expect(try run(["setfattr", "-n", GmemXattr.setAttributes, "-v", "0 64K shared", f]).succeeded)
         #expect(try sh("printf hello | dd of=\(f) conv=notrunc status=none").succeeded)
         let head = try run(["dd", "if=\(f)", "bs=5", "count=1", "status=none"])
         #expect(head.output == "hello")
-        let map = try run(["getfattr", "--only-values", "-n", "user.gmem.attributes", f])
+        let map = try run(["getfattr", "--only-values", "-n", GmemXattr.attributes, f])
         #expect(map.output == "0-10000 shared\n10000-100000 private\n")
         // An mmap fault on a private page kills the toucher with SIGBUS.
         let py = try run(["python3", "-c", "import mmap,os; m=mmap.mmap(os.open('\(f)',os.O_RDWR),1<<20); m[65536]"])

@@ -1,5 +1,5 @@
-import CLinuxSys
 import Foundation
+import GmemABI
 import GmemTestSupport
 import Testing
 #if canImport(Glibc)
@@ -14,11 +14,11 @@ struct XattrTests {
         let m = try GmemMount(["--file", "f:64K:mmap"])
         defer { m.unmount() }
         let f = m.file("f")
-        #expect(convert(f, "0 8K shared") == 0)
+        #expect(throws: Never.self) { try convert(f, "0 8K shared") }
         #expect(try run(["dd", "if=/dev/urandom", "of=\(f)", "bs=4096", "count=2", "conv=notrunc", "status=none"]).succeeded)
         let before = attributes(f)
         #expect(before == "0-2000 shared\n2000-10000 private\n")
-        let data = contents(f, count: 8192).value
+        let data = (try? contents(f, count: 8192))
         let stats0 = stats(f)
         #expect(stats0["conversions"] == "1")
         let bad = [
@@ -46,15 +46,15 @@ struct XattrTests {
             "0x 4096 shared",                      // empty hex
         ]
         for value in bad {
-            #expect(convert(f, value) == EINVAL, "value \(value.debugDescription)")
+            #expect(throws: Errno.invalidArgument, "value \(value.debugDescription)") { try convert(f, value) }
         }
-        #expect(Sys.setxattr(f, "user.gmem.set_attributes", bytes: [0xff, 0xfe, 0x20]) == EINVAL, "invalid UTF-8")
+        #expect(throws: Errno.invalidArgument, "invalid UTF-8") { try Sys.setxattr(f, GmemXattr.setAttributes, bytes: [0xff, 0xfe, 0x20]) }
         #expect(attributes(f) == before)
-        #expect(contents(f, count: 8192).value == data)
+        #expect((try? contents(f, count: 8192)) == data)
         #expect(stats(f)["conversions"] == "1")
         #expect(stats(f)["private_bytes"] == String(56 * 1024))
         // The tool reports the same error.
-        let tool = try run(["setfattr", "-n", "user.gmem.set_attributes", "-v", "0 1 shared", f])
+        let tool = try run(["setfattr", "-n", GmemXattr.setAttributes, "-v", "0 1 shared", f])
         #expect(tool.status == 1)
         #expect(tool.stderr.contains("Invalid argument"))
         #expect(attributes(f) == before)
@@ -64,23 +64,23 @@ struct XattrTests {
         let m = try GmemMount(["--file", "f:64K:mmap"])
         defer { m.unmount() }
         let f = m.file("f")
-        #expect(convert(f, "0x1000 4K 0") == 0)
+        #expect(throws: Never.self) { try convert(f, "0x1000 4K 0") }
         #expect(attributes(f) == "0-1000 private\n1000-2000 shared\n2000-10000 private\n")
-        #expect(convert(f, "8192 0x1000 0") == 0)
+        #expect(throws: Never.self) { try convert(f, "8192 0x1000 0") }
         #expect(attributes(f) == "0-1000 private\n1000-3000 shared\n3000-10000 private\n")
-        #expect(convert(f, "0 64KiB SHARED") == 0)
+        #expect(throws: Never.self) { try convert(f, "0 64KiB SHARED") }
         #expect(attributes(f) == "0-10000 shared\n")
-        #expect(convert(f, "0x8000\t0x8000 8\n") == 0)
+        #expect(throws: Never.self) { try convert(f, "0x8000\t0x8000 8\n") }
         #expect(attributes(f) == "0-8000 shared\n8000-10000 private\n")
         // setfattr decodes a value starting with 0x as hex bytes; quoted it is text.
-        #expect(try run(["setfattr", "-n", "user.gmem.set_attributes", "-v", "\"0x0 0x4000 private\"", f]).succeeded)
+        #expect(try run(["setfattr", "-n", GmemXattr.setAttributes, "-v", "\"0x0 0x4000 private\"", f]).succeeded)
         #expect(attributes(f) == "0-4000 private\n4000-8000 shared\n8000-10000 private\n")
         // A trailing NUL (as some tools send) is accepted.
-        #expect(Sys.setxattr(f, "user.gmem.set_attributes", bytes: Array("0 64K private".utf8) + [0]) == 0)
+        #expect(throws: Never.self) { try Sys.setxattr(f, GmemXattr.setAttributes, bytes: Array("0 64K private".utf8) + [0]) }
         #expect(attributes(f) == "0-10000 private\n")
         // Converting to the current state changes nothing and is not counted.
         let conversions = stats(f)["conversions"]
-        #expect(convert(f, "0 4K private") == 0)
+        #expect(throws: Never.self) { try convert(f, "0 4K private") }
         #expect(stats(f)["conversions"] == conversions)
     }
 
@@ -88,22 +88,22 @@ struct XattrTests {
         let m = try GmemMount(["--file", "f:64K:mmap"])
         defer { m.unmount() }
         let f = m.file("f")
-        #expect(convert(f, "4K 8K shared") == 0)
-        #expect(convert(f, "32K 4K shared") == 0)
+        #expect(throws: Never.self) { try convert(f, "4K 8K shared") }
+        #expect(throws: Never.self) { try convert(f, "32K 4K shared") }
         #expect(attributes(f) == "0-1000 private\n1000-3000 shared\n3000-8000 private\n8000-9000 shared\n9000-10000 private\n")
         // The window is clipped to the requested range and to the file.
-        #expect(Sys.getxattr(f, "user.gmem.attributes:2000-8800") == .success("2000-3000 shared\n3000-8000 private\n8000-8800 shared\n"))
-        #expect(Sys.getxattr(f, "user.gmem.attributes:0-1") == .success("0-1 private\n"))
-        #expect(Sys.getxattr(f, "user.gmem.attributes:f000-100000") == .success("f000-10000 private\n"))
-        #expect(Sys.getxattr(f, "user.gmem.attributes:20000-30000") == .success(""))
+        #expect((try? Sys.getxattr(f, GmemXattr.attributes + ":2000-8800")) == "2000-3000 shared\n3000-8000 private\n8000-8800 shared\n")
+        #expect((try? Sys.getxattr(f, GmemXattr.attributes + ":0-1")) == "0-1 private\n")
+        #expect((try? Sys.getxattr(f, GmemXattr.attributes + ":f000-100000")) == "f000-10000 private\n")
+        #expect((try? Sys.getxattr(f, GmemXattr.attributes + ":20000-30000")) == "")
         // getfattr sees the same.
-        let tool = try run(["getfattr", "--only-values", "-n", "user.gmem.attributes:1000-2000", f])
+        let tool = try run(["getfattr", "--only-values", "-n", GmemXattr.attributes + ":1000-2000", f])
         #expect(tool.output == "1000-2000 shared\n")
         // Malformed windows are names that do not exist.
-        for bad in ["user.gmem.attributes:", "user.gmem.attributes:10-10", "user.gmem.attributes:20-10",
-                    "user.gmem.attributes:0x0-10", "user.gmem.attributes:g-10", "user.gmem.attributes:0-10-20",
-                    "user.gmem.attributes:+0-+10", "user.gmem.attributes:0-+10", "user.gmem.attributes:0-1000000000000000000"] {
-            #expect(Sys.getxattrErrno(f, bad) == ENODATA, "\(bad)")
+        for bad in [GmemXattr.attributes + ":", GmemXattr.attributes + ":10-10", GmemXattr.attributes + ":20-10",
+                    GmemXattr.attributes + ":0x0-10", GmemXattr.attributes + ":g-10", GmemXattr.attributes + ":0-10-20",
+                    GmemXattr.attributes + ":+0-+10", GmemXattr.attributes + ":0-+10", GmemXattr.attributes + ":0-1000000000000000000"] {
+            #expect(throws: Errno.noData, "\(bad)") { try Sys.getxattr(f, bad) }
         }
     }
 
@@ -118,26 +118,26 @@ struct XattrTests {
             """, [f])
         #expect(py.succeeded, "\(py.stderr)")
         #expect(stats(f)["ranges"] == "4096")
-        #expect(Sys.getxattrErrno(f, "user.gmem.attributes") == E2BIG)
-        let tool = try run(["getfattr", "--only-values", "-n", "user.gmem.attributes", f])
+        #expect(throws: Errno.argListTooLong) { try Sys.getxattr(f, GmemXattr.attributes) }
+        let tool = try run(["getfattr", "--only-values", "-n", GmemXattr.attributes, f])
         #expect(!tool.succeeded)
-        #expect(Sys.getxattr(f, "user.gmem.attributes:0-4000") == .success("0-1000 shared\n1000-2000 private\n2000-3000 shared\n3000-4000 private\n"))
-        #expect(Sys.getxattr(f, "user.gmem.attributes:ffe000-1000000") == .success("ffe000-fff000 shared\nfff000-1000000 private\n"))
+        #expect((try? Sys.getxattr(f, GmemXattr.attributes + ":0-4000")) == "0-1000 shared\n1000-2000 private\n2000-3000 shared\n3000-4000 private\n")
+        #expect((try? Sys.getxattr(f, GmemXattr.attributes + ":ffe000-1000000")) == "ffe000-fff000 shared\nfff000-1000000 private\n")
         // Merging back shrinks it again.
-        #expect(convert(f, "0 16M shared") == 0)
+        #expect(throws: Never.self) { try convert(f, "0 16M shared") }
         #expect(attributes(f) == "0-1000000 shared\n")
     }
 
     @Test func flagsStatsAndListxattr() throws {
         let m = try GmemMount(["--file", "a:64K", "--file", "b:64K:mmap", "--file", "c:64K:mmap,init-shared", "--max-memory", "1M"])
         defer { m.unmount() }
-        #expect(Sys.getxattr(m.file("a"), "user.gmem.flags") == .success(""))
-        #expect(Sys.getxattr(m.file("b"), "user.gmem.flags") == .success("mmap"))
-        #expect(Sys.getxattr(m.file("c"), "user.gmem.flags") == .success("mmap init-shared"))
+        #expect((try? Sys.getxattr(m.file("a"), GmemXattr.flags)) == "")
+        #expect((try? Sys.getxattr(m.file("b"), GmemXattr.flags)) == "mmap")
+        #expect((try? Sys.getxattr(m.file("c"), GmemXattr.flags)) == "mmap init-shared")
         #expect(attributes(m.file("a")) == "0-10000 private\n")
         #expect(attributes(m.file("c")) == "0-10000 shared\n")
-        #expect(write(m.file("c"), Array(repeating: 7, count: 5000), at: 0).value == 5000)
-        #expect(convert(m.file("c"), "16K 16K private") == 0)
+        #expect((try? write(m.file("c"), Array(repeating: 7, count: 5000), at: 0)) == 5000)
+        #expect(throws: Never.self) { try convert(m.file("c"), "16K 16K private") }
         let s = stats(m.file("c"))
         #expect(s["size"] == "65536")
         #expect(s["allocated_bytes"] == "8192")
@@ -147,13 +147,13 @@ struct XattrTests {
         #expect(s["conversions"] == "1")
         #expect(s["flags"] == "mmap init-shared")
         #expect(s["references"] == "0" && s["referenced_bytes"] == "0" && s["eagain_refusals"] == "0" && s["injected_failures"] == "0")
-        let root = try #require(Sys.getxattr(m.path, "user.gmem.stats").value)
+        let root = try #require((try? Sys.getxattr(m.path, GmemXattr.stats)))
         #expect(root == "files=3\nallocated_bytes=8192\nmax_memory=1048576\npopulate_kills=0\n")
-        #expect(Sys.listxattr(m.file("a")).value == ["user.gmem.attributes", "user.gmem.flags", "user.gmem.stats", "user.gmem.inject"])
-        #expect(Sys.listxattr(m.path).value == ["user.gmem.stats"])
+        #expect((try? Sys.listxattr(m.file("a"))) == [GmemXattr.attributes, GmemXattr.flags, GmemXattr.stats, GmemXattr.inject])
+        #expect((try? Sys.listxattr(m.path)) == [GmemXattr.stats])
         let tool = try run(["getfattr", "-d", "-m", "-", m.file("b")])
-        #expect(tool.output.contains("user.gmem.attributes=\"0-10000 private"))
-        #expect(tool.output.contains("user.gmem.flags=\"mmap\""))
+        #expect(tool.output.contains(GmemXattr.attributes + "=\"0-10000 private"))
+        #expect(tool.output.contains(GmemXattr.flags + "=\"mmap\""))
     }
 
     @Test func unknownNamesAreENODATAOnGetAndRejectedOnSet() throws {
@@ -161,27 +161,23 @@ struct XattrTests {
         defer { m.unmount() }
         let f = m.file("f")
         let before = attributes(f)
-        #expect(Sys.getxattrErrno(f, "user.gmem.nope") == ENODATA)
-        #expect(Sys.getxattrErrno(f, "user.gmem.set_attributes") == ENODATA)   // write-only
-        #expect(Sys.getxattrErrno(f, "user.gmem.create") == ENODATA)           // root only
-        #expect(Sys.getxattrErrno(f, "user.other") == ENODATA)
-        #expect(Sys.getxattrErrno(m.path, "user.gmem.attributes") == ENODATA)
-        #expect(Sys.setxattr(f, "user.gmem.nope", "x") == EINVAL)
-        #expect(Sys.setxattr(f, "user.gmem.attributes", "0-10000 shared") == EINVAL)
-        #expect(Sys.setxattr(f, "user.gmem.create", "g 4096") == EINVAL)      // not on a file
-        #expect(Sys.setxattr(m.path, "user.gmem.set_attributes", "0 4096 shared") == EINVAL)
-        #expect(Sys.setxattr(f, "user.other", "x") == ENOTSUP)
-        #expect(Sys.setxattr(m.path, "user.other", "x") == ENOTSUP)
-        #expect(Sys.setxattr(f, "trusted.other", "x") == ENOTSUP)             // we run as root
-        #expect(CLinuxSys_removexattr(f, "user.gmem.attributes") == ENOTSUP)
-        #expect(Sys.listxattr(f).value == ["user.gmem.attributes", "user.gmem.flags", "user.gmem.stats", "user.gmem.inject"])
+        #expect(throws: Errno.noData) { try Sys.getxattr(f, GmemXattr.prefix + "nope") }
+        #expect(throws: Errno.noData) { try Sys.getxattr(f, GmemXattr.setAttributes) }   // write-only
+        #expect(throws: Errno.noData) { try Sys.getxattr(f, GmemXattr.create) }           // root only
+        #expect(throws: Errno.noData) { try Sys.getxattr(f, "user.other") }
+        #expect(throws: Errno.noData) { try Sys.getxattr(m.path, GmemXattr.attributes) }
+        #expect(throws: Errno.invalidArgument) { try Sys.setxattr(f, GmemXattr.prefix + "nope", "x") }
+        #expect(throws: Errno.invalidArgument) { try Sys.setxattr(f, GmemXattr.attributes, "0-10000 shared") }
+        #expect(throws: Errno.invalidArgument) { try Sys.setxattr(f, GmemXattr.create, "g 4096") }      // not on a file
+        #expect(throws: Errno.invalidArgument) { try Sys.setxattr(m.path, GmemXattr.setAttributes, "0 4096 shared") }
+        #expect(throws: Errno.notSupported) { try Sys.setxattr(f, "user.other", "x") }
+        #expect(throws: Errno.notSupported) { try Sys.setxattr(m.path, "user.other", "x") }
+        #expect(throws: Errno.notSupported) { try Sys.setxattr(f, "trusted.other", "x") }             // we run as root
+        #expect(throws: Errno.notSupported) { try Sys.removexattr(f, GmemXattr.attributes) }
+        #expect((try? Sys.listxattr(f)) == [GmemXattr.attributes, GmemXattr.flags, GmemXattr.stats, GmemXattr.inject])
         #expect(attributes(f) == before)
         #expect(stats(f)["conversions"] == "0")
         // setfattr reports the error too.
         #expect(try run(["setfattr", "-n", "user.other", "-v", "x", f]).stderr.contains("Operation not supported"))
     }
-}
-
-func CLinuxSys_removexattr(_ path: String, _ name: String) -> Int32 {
-    CLinuxSys.removexattr(path, name) == 0 ? 0 : errno
 }

@@ -5,6 +5,9 @@
  * error_offset names the first pinned page; the VMM makes the device drop the pins it holds in
  * that page and retries. EINTR is retried as is; ENOMEM is reported (error_offset = start).
  *
+ * It defines the uAPI it uses itself (the values of gmemfs's Sources/CGmemABI/include/gmem_abi.h,
+ * as the docs print them) so that it builds alone, outside the gmemfs tree:
+ *
  *   cc -o vmm_retry vmm_retry.c
  *   vmm_retry FILE OFFSET SIZE      (FILE's pages in range must be shared; the device pins
  *                                    two buffers inside [OFFSET, OFFSET+SIZE))

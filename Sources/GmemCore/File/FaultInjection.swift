@@ -2,15 +2,10 @@
 /// on demand, armed per file with `user.gmem.inject` (docs/xattr-interface.md) so that VMM code
 /// can exercise its error paths.
 
-/// What an injected failure looks like to the caller.
-public enum InjectedFailure: String, Sendable, CaseIterable {
-    /// ENOMEM, `error_offset` = the request's start (the kernel's failed `mas_preallocate`).
-    case enomem
-    /// EAGAIN, `error_offset` = the armed page (a reference on it the caller cannot see).
-    case eagain
-    /// EINTR, `error_offset` = the request's start.
-    case eintr
-}
+import GmemABI
+
+/// What an injected failure looks like to the caller (its names are the interface's).
+public typealias InjectedFailure = GmemInjectedFailure
 
 /// One armed failure: `enomem|eintr [count N] [range OFFSET SIZE]` or `eagain OFFSET [count N]`.
 ///
@@ -103,7 +98,7 @@ public enum InjectionCommand: Equatable, Sendable {
 
     public init(xattrValue value: [UInt8], fileSize: UInt64) throws(GmemError) {
         let f = try fields(value)
-        if f.count == 1, f[0].lowercased() == "clear" { self = .clear; return }
+        if f.count == 1, f[0].lowercased() == GmemXattr.injectClear { self = .clear; return }
         self = .arm(try InjectedFault(fields: f, fileSize: fileSize))
     }
 }

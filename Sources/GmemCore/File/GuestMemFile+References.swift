@@ -4,13 +4,13 @@ import Synchronization
 /// conversion can meet (docs/semantics.md, "Page references" and "Error injection").
 ///
 /// Locking (docs/locking.md): `references` and `injector` are leaf mutexes. A conversion reads
-/// them inside `lock` held exclusive, so its check and its store are one step for every reader;
-/// a host-view pin holds `lock` shared while it checks that the pages are shared; unpin and
+/// them inside the attribute lock held exclusive, so its check and its store are one step for
+/// every reader; a host-view pin holds the attribute lock shared while it checks that the pages are shared; unpin and
 /// release take only the mutex (dropping a reference can only let a later conversion succeed).
 extension GuestMemFile {
     /// Which failure, if any, a valid conversion that would change the map meets: an armed fault
-    /// first, then (to private only) the first referenced page. Called with `lock` held
-    /// exclusive, before anything changes. Counts the failure.
+    /// first, then (to private only) the first referenced page. Called with the attribute
+    /// lock held exclusive, before anything changes. Counts the failure.
     func checkFailures(_ request: ConversionRequest) throws(GmemError) {
         if let fault = injector.withLock({ $0.fire(request) }) {
             injectedFailures.add(1, ordering: .relaxed)

@@ -1,21 +1,21 @@
 import Synchronization
 
-/// Storage for a value guarded by a lock that is not a `Mutex` (the file's ``RWLock``).
-final class Guarded<Value>: @unchecked Sendable {
-    var value: Value
-    init(_ value: Value) { self.value = value }
-}
-
 /// One guest_memfd-like file: fixed size, sparse memory, and a private/shared attribute per page.
 ///
 /// ## Locking (see docs/locking.md)
-/// - `lock` (reader-writer) plays the kernel's `filemap_invalidate_lock`. It guards `attributes`
-///   and orders page contents against conversions: reads and writes hold it **shared** from the
-///   attribute check until their bytes are copied (the FUSE reply is written inside `read`'s
-///   closure); conversions and hole punches hold it **exclusive**.
-/// - `allocation` (a mutex, taken inside `lock`) guards the allocation map and the budget charge.
+/// - `attributes` is the attribute tree behind its reader-writer lock, which plays the kernel's
+///   `filemap_invalidate_lock`: it also orders page contents against conversions. Reads and
+///   writes hold it **shared** from the attribute check until their bytes are copied (the FUSE
+///   reply is written inside `read`'s closure); conversions and hole punches hold it **exclusive**.
+/// - `allocation` (a mutex) guards the allocation map and the budget charge. It is taken inside
+///   the attribute lock or alone (`seek`, `allocatedBytes`), never the other way round.
+/// - `references` and `injector` (mutexes) are leaves: taken inside the attribute lock (a
+///   conversion's check, a host-view pin) or alone (unpin, release, stats), never the other way round.
 /// - Nothing here invalidates kernel caches: callers do that after the call returns, with no
 ///   lock held (FUSE deadlocks otherwise).
+/// - A closure passed to this type (`read`'s `body`, `forEachAttributeRange`'s) runs with the
+///   attribute lock held: it must not call back into the file (the lock is not recursive and
+///   prefers writers, so a nested read deadlocks once a conversion waits).
 public final class GuestMemFile: Sendable {
     /// Which side is accessing: the host obeys attributes; the guest sees every page.
     public enum View: Sendable { case host, guest }
@@ -24,15 +24,14 @@ public final class GuestMemFile: Sendable {
     public let flags: GmemFlags
     public var pageCount: UInt64 { size >> pageShift }
 
-    private let lock = RWLock()
-    private let attributes: Guarded<AttributeTree>        // protected by lock
-    private let allocation: Mutex<AllocationMap>          // taken inside lock
+    private let attributes: RWLocked<AttributeTree>
+    private let allocation: Mutex<AllocationMap>          // inside attributes' lock, or alone
     private let store: PageStore
     private let budget: MemoryBudget
     private let conversionCount = Atomic<UInt64>(0)
-    /// Page references (pins) by open file; a leaf mutex, taken inside `lock` (GuestMemFile+References.swift).
+    /// Page references (pins) by open file; a leaf mutex, taken inside the attribute lock or alone (GuestMemFile+References.swift).
     let references: Mutex<PageReferences>
-    /// Armed faults (`user.gmem.inject`); a leaf mutex, taken inside `lock`.
+    /// Armed faults (`user.gmem.inject`); a leaf mutex, taken inside the attribute lock or alone.
     let injector = Mutex(FaultInjector())
     /// Conversions refused with EAGAIN for references, and failures injected.
     let referenceRefusals = Atomic<UInt64>(0)
@@ -48,7 +47,7 @@ public final class GuestMemFile: Sendable {
         self.budget = budget
         store = try PageStore(size: size)
         let initial = flags.contains(.initShared) ? MemoryAttributes.shared : .private
-        attributes = Guarded(AttributeTree(pageCount: size >> pageShift, value: initial.rawValue))
+        attributes = RWLocked(AttributeTree(pageCount: size >> pageShift, value: initial.rawValue))
         allocation = Mutex(AllocationMap(pageCount: size >> pageShift))
         references = Mutex(PageReferences(pageCount: size >> pageShift))
     }
@@ -64,13 +63,13 @@ public final class GuestMemFile: Sendable {
 
     /// The attributes of the page holding byte `offset`. Requires `offset < size`.
     public func attributes(at offset: UInt64) -> MemoryAttributes {
-        lock.withReadLock { MemoryAttributes(rawValue: attributes.value.load(offset >> pageShift)) }
+        attributes.withReadLock { MemoryAttributes(rawValue: $0.load(offset >> pageShift)) }
     }
 
     /// True if any page overlapping `[offset, offset + count)` (clipped to the file) is shared.
     public func hasSharedPage(offset: UInt64, count: Int) -> Bool {
         guard let pages = pages(offset: offset, count: UInt64(count)) else { return false }
-        return lock.withReadLock { !attributes.value.holds(pages, MemoryAttributes.private.rawValue) }
+        return attributes.withReadLock { !$0.holds(pages, MemoryAttributes.private.rawValue) }
     }
 
     public var allocatedBytes: UInt64 { allocation.withLock { $0.allocatedPages } << pageShift }
@@ -83,27 +82,28 @@ public final class GuestMemFile: Sendable {
     }
 
     public var stats: Stats {
-        lock.withReadLock {
+        attributes.withReadLock { tree in
             var privatePages: UInt64 = 0
-            attributes.value.forEachRange(overlapping: 0...(pageCount - 1)) { r, v in
+            tree.forEachRange(overlapping: 0...(pageCount - 1)) { r, v in
                 if MemoryAttributes(rawValue: v).isPrivate { privatePages += r.upperBound - r.lowerBound + 1 }
                 return true
             }
             var s = Stats(size: size, allocatedBytes: allocatedBytes, privateBytes: privatePages << pageShift,
-                          ranges: attributes.value.rangeCount, conversions: conversionCount.load(ordering: .relaxed))
+                          ranges: tree.rangeCount, conversions: conversionCount.load(ordering: .relaxed))
             addReferenceStats(&s)
             return s
         }
     }
 
     /// Calls `body` with each maximal attribute range overlapping the byte window `[start, end)`
-    /// (clipped to it and to the file), as byte offsets with an exclusive end.
+    /// (clipped to it and to the file), as byte offsets with an exclusive end. `body` runs with
+    /// the attribute lock held shared: it must not call back into the file.
     public func forEachAttributeRange(start: UInt64 = 0, end: UInt64 = .max,
                                       _ body: (_ start: UInt64, _ end: UInt64, MemoryAttributes) -> Void) {
         let end = min(end, size)
         guard start < end else { return }
-        lock.withReadLock {
-            attributes.value.forEachRange(overlapping: (start >> pageShift)...((end - 1) >> pageShift)) { r, v in
+        attributes.withReadLock { tree in
+            tree.forEachRange(overlapping: (start >> pageShift)...((end - 1) >> pageShift)) { r, v in
                 body(max(r.lowerBound << pageShift, start), min((r.upperBound + 1) << pageShift, end), MemoryAttributes(rawValue: v))
                 return true
             }
@@ -121,6 +121,7 @@ public final class GuestMemFile: Sendable {
 
     /// Reads up to `count` bytes at `offset` and hands them to `body` **while the lock is held
     /// shared**, so no conversion can happen between the attribute check and the copy out.
+    /// `body` must not call back into the file (see "Locking" above).
     ///
     /// - Host view: bytes of private pages are never returned. If the first page is private the
     ///   read fails with ``GmemError/privatePage(offset:)``; if a later page is, the read stops at
@@ -130,9 +131,9 @@ public final class GuestMemFile: Sendable {
     public func read<R>(offset: UInt64, count: Int, view: View, allowShort: Bool,
                         _ body: (UnsafeRawBufferPointer) -> R) throws(GmemError) -> R {
         guard let pages = pages(offset: offset, count: UInt64(count)) else { return body(UnsafeRawBufferPointer(start: nil, count: 0)) }
-        return try lock.withReadLock { () throws(GmemError) -> R in
+        return try attributes.withReadLock { (tree) throws(GmemError) -> R in
             var end = min(size, (pages.upperBound + 1) << pageShift, offset + UInt64(count))
-            if view == .host, let p = attributes.value.firstIndex(in: pages, notEqualTo: MemoryAttributes.shared.rawValue) {
+            if view == .host, let p = tree.firstIndex(in: pages, notEqualTo: MemoryAttributes.shared.rawValue) {
                 let boundary = p << pageShift
                 guard allowShort, boundary > offset else { throw .privatePage(offset: max(boundary, offset)) }
                 end = boundary
@@ -154,10 +155,10 @@ public final class GuestMemFile: Sendable {
     public func write(offset: UInt64, _ data: UnsafeRawBufferPointer, view: View, writepage: Bool = false) throws(GmemError) -> Int {
         guard offset < size else { throw .noSpace("write at or past the end of the file") }
         guard let pages = pages(offset: offset, count: UInt64(data.count)) else { return 0 }
-        return try lock.withReadLock { () throws(GmemError) -> Int in
+        return try attributes.withReadLock { (tree) throws(GmemError) -> Int in
             var end = min(size, offset + UInt64(data.count))
             if view == .host, !writepage,
-               let p = attributes.value.firstIndex(in: pages, notEqualTo: MemoryAttributes.shared.rawValue) {
+               let p = tree.firstIndex(in: pages, notEqualTo: MemoryAttributes.shared.rawValue) {
                 let boundary = p << pageShift
                 guard boundary > offset else { throw .privatePage(offset: offset) }
                 end = boundary
@@ -181,7 +182,7 @@ public final class GuestMemFile: Sendable {
             throw .invalidArgument("offset and length must be non-zero multiples of 4096")
         }
         guard let pages = pages(offset: offset, count: length) else { return }
-        lock.withWriteLock {
+        attributes.withWriteLock { _ in
             store.discard(pages: pages)
             allocation.withLock { $0.free(pages, budget: budget) }
         }
@@ -197,22 +198,44 @@ public final class GuestMemFile: Sendable {
         let (end, overflow) = offset.addingReportingOverflow(length)
         guard !overflow, end <= size, length > 0 else { throw .invalidArgument("range past the end of the file") }
         guard let pages = pages(offset: offset, count: length) else { return }
-        try lock.withReadLock { () throws(GmemError) in
+        try attributes.withReadLock { (_) throws(GmemError) in
             try allocation.withLock { (a: inout AllocationMap) throws(GmemError) in try a.allocate(pages, budget: budget) }
         }
     }
 
-    /// SEEK_DATA (`data`) or SEEK_HOLE: the first offset at or after `offset` in allocated
-    /// memory (data) or not (hole; the end of the file counts as a hole). ENXIO at or past the
-    /// end, or when no data follows.
-    public func seek(offset: UInt64, data: Bool) throws(GmemError) -> UInt64 {
-        guard offset < size else { throw .noSuchOffset(offset) }
-        let first = offset >> pageShift
-        let found = allocation.withLock {
-            $0.map.firstIndex(in: first...(pageCount - 1), notEqualTo: data ? AllocationMap.hole : AllocationMap.allocated)
+    /// SEEK_DATA or SEEK_HOLE: the first offset at or after `offset` in data or in a hole (the
+    /// end of the file counts as a hole). ENXIO at or past the end, or when no data follows.
+    ///
+    /// A page is a **hole** only if it is shared and unallocated: it reads as zeros, so a copy
+    /// may skip it. Every private page is **data**, allocated or not: the host may not read it,
+    /// so `cp`/`tar -S` must try (and fail with EACCES) rather than write zeros for it.
+    public func seek(offset: UInt64, whence: SeekWhence) throws(GmemError) -> UInt64 {
+        guard offset < size else { throw .noSuchOffset(Int64(clamping: offset)) }
+        let last = pageCount - 1
+        let privateValue = MemoryAttributes.private.rawValue, sharedValue = MemoryAttributes.shared.rawValue
+        let found: UInt64? = attributes.withReadLock { tree in
+            allocation.withLock { a -> UInt64? in
+                var p = offset >> pageShift
+                if whence == .data {
+                    let firstPrivate = tree.firstIndex(in: p...last, notEqualTo: sharedValue)
+                    let firstAllocated = a.map.firstIndex(in: p...last, notEqualTo: AllocationMap.hole)
+                    switch (firstPrivate, firstAllocated) {
+                    case let (x?, y?): return min(x, y)
+                    case let (x, y): return x ?? y
+                    }
+                }
+                // A hole: the first page that is both shared and unallocated. Alternate between
+                // the two maps; each step moves past at least one range of one of them.
+                while true {
+                    guard let shared = tree.firstIndex(in: p...last, notEqualTo: privateValue) else { return nil }
+                    guard let unallocated = a.map.firstIndex(in: shared...last, notEqualTo: AllocationMap.allocated) else { return nil }
+                    if tree.load(unallocated) == sharedValue { return unallocated }
+                    p = unallocated
+                }
+            }
         }
         guard let page = found else {
-            if data { throw .noSuchOffset(offset) }
+            if whence == .data { throw .noSuchOffset(Int64(clamping: offset)) }
             return size
         }
         return max(offset, page << pageShift)
@@ -223,8 +246,8 @@ public final class GuestMemFile: Sendable {
     /// Runs `body` with the lock held shared, passing the first private page of `pages` (nil if
     /// every page is shared).
     func withFirstPrivatePage<R, E>(in pages: ClosedRange<UInt64>, _ body: (UInt64?) throws(E) -> R) throws(E) -> R {
-        try lock.withReadLock { () throws(E) -> R in
-            try body(attributes.value.firstIndex(in: pages, notEqualTo: MemoryAttributes.shared.rawValue))
+        try attributes.withReadLock { (tree: borrowing AttributeTree) throws(E) -> R in
+            try body(tree.firstIndex(in: pages, notEqualTo: MemoryAttributes.shared.rawValue))
         }
     }
 
@@ -250,11 +273,11 @@ public final class GuestMemFile: Sendable {
     @discardableResult
     public func setAttributes(_ request: ConversionRequest) throws(GmemError) -> ConversionOutcome {
         precondition(request.offset + request.size <= size, "request made for another file")
-        return try lock.withWriteLock { () throws(GmemError) -> ConversionOutcome in
+        return try attributes.withWriteLock { (tree: inout AttributeTree) throws(GmemError) -> ConversionOutcome in
             let value = request.attributes.rawValue
-            if attributes.value.holds(request.pages, value) { return .unchanged }
+            if tree.holds(request.pages, value) { return .unchanged }
             try checkFailures(request)
-            attributes.value.store(request.pages, value)
+            tree.store(request.pages, value)
             conversionCount.add(1, ordering: .relaxed)
             return request.attributes.isPrivate ? .becamePrivate : .becameShared
         }

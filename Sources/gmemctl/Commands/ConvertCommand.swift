@@ -1,5 +1,6 @@
 import ArgumentParser
 import Glibc
+import GmemABI
 
 /// `gmemctl convert private|shared FILE OFFSET SIZE [--ioctl]`.
 struct ConvertCommand: ParsableCommand {
@@ -41,7 +42,8 @@ struct ConvertCommand: ParsableCommand {
         if ioctl {
             try MemoryAttributesIoctl.setAttributes(path: file, offset: o, size: s, private: attribute == .private, hints: Self.hints)
         } else {
-            try Xattr.set(file, Xattr.setAttributes, "\(o) \(s) \(attribute.rawValue)", hints: Self.hints)
+            let value = GmemXattr.setAttributesValue(offset: o, size: s, attribute: attribute == .private ? .private : .shared)
+            try Xattr.set(file, GmemXattr.setAttributes, value, hints: Self.hints)
         }
         let range = "[\(Units.hex(o)), \(Units.hex(end))) (\(Units.human(s)))"
         print("\(file): \(range) is now \(attribute.rawValue)\(ioctl ? " (via KVM_SET_MEMORY_ATTRIBUTES2)" : "")")

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Glibc
+import GmemABI
 
 /// `gmemctl create MOUNTPOINT NAME SIZE [--flags mmap,init-shared]`: sets `user.gmem.create`
 /// on the mount root (the counterpart of KVM_CREATE_GUEST_MEMFD).
@@ -22,8 +23,8 @@ struct CreateCommand: ParsableCommand {
         let bytes = try Input.size(size)
         let flagList = try flags.map(Input.flags) ?? []
         let root = try GmemPath(mountpoint, .mountRoot)
-        let value = ([name, String(bytes)] + (flagList.isEmpty ? [] : [flagList.joined(separator: ",")])).joined(separator: " ")
-        try Xattr.set(mountpoint, Xattr.create, value, hints: [
+        let value = GmemXattr.createValue(name: name, size: bytes, flags: flagList)
+        try Xattr.set(mountpoint, GmemXattr.create, value, hints: [
             EEXIST: "a file named \(name) already exists on this mount",
             EFBIG: "\(Units.human(bytes)) exceeds the largest file gmemfs serves (64 TiB)",
             ENOSPC: "the mount has no address space left to reserve \(Units.human(bytes))",
@@ -35,10 +36,10 @@ struct CreateCommand: ParsableCommand {
         let path = root.mountPoint + "/" + name
         var st = stat()
         guard stat(path, &st) == 0, st.st_mode & S_IFMT == S_IFREG, UInt64(clamping: st.st_size) == bytes else {
-            throw Failure("setxattr \(Xattr.create) on \(mountpoint) reported success, but \(path) is not a \(Units.human(bytes)) file")
+            throw Failure("setxattr \(GmemXattr.create) on \(mountpoint) reported success, but \(path) is not a \(Units.human(bytes)) file")
         }
-        let shared = flagList.contains("init-shared")
-        let shownFlags = flagList.isEmpty ? "" : ", flags \(flagList.joined(separator: ","))"
+        let shared = flagList.contains(.initShared)
+        let shownFlags = flagList.isEmpty ? "" : ", flags \(flagList.map(\.rawValue).joined(separator: ","))"
         print("created \(mountpoint)/\(name): \(Units.human(bytes))\(shownFlags), all \(shared ? "shared" : "private")")
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Glibc
+import GmemABI
 
 /// `gmemctl inject enomem|eintr|eagain|clear|list FILE ...`: arms conversion failures
 /// (setxattr `user.gmem.inject`) or lists them.
@@ -37,34 +38,37 @@ struct InjectCommand: ParsableCommand {
 
     func run() throws {
         let target = try GmemPath(file, .file)
-        var value = action.rawValue
+        var value: String?
+        let n = try count.map { c in
+            let n = try Input.number(c, "count")
+            guard n >= 1 else { throw UsageFailure("count must be at least 1") }
+            return n
+        }
         switch action {
         case .list, .clear:
             guard offset == nil, count == nil, range.isEmpty else { throw UsageFailure("\(action.rawValue) takes only FILE") }
+            if action == .clear { value = GmemXattr.injectClear }
         case .eagain:
             guard let offset else { throw UsageFailure("eagain needs the OFFSET of the page to report") }
             let o = try Input.offset(offset)
             guard o < target.size else { throw UsageFailure("offset \(offset) is at or past the end of \(file) (\(Units.hex(target.size)))") }
             guard range.isEmpty else { throw UsageFailure("eagain names one page; --range is for enomem and eintr") }
-            value += " \(o)"
+            value = GmemXattr.injectValue(.eagain, offset: o, count: n)
         case .enomem, .eintr:
             guard offset == nil else { throw UsageFailure("\(action.rawValue) takes no OFFSET (use --range OFFSET SIZE)") }
+            var window: (offset: UInt64, size: UInt64)?
             if !range.isEmpty {
                 guard range.count == 2 else { throw UsageFailure("--range takes OFFSET SIZE") }
                 let o = try Input.offset(range[0]), s = try Input.size(range[1])
                 _ = try Input.range(offset: o, size: s, fileSize: target.size, file: file)
-                value += " range \(o) \(s)"
+                window = (o, s)
             }
+            value = GmemXattr.injectValue(action == .enomem ? .enomem : .eintr, count: n, range: window)
         }
-        if let count {
-            let n = try Input.number(count, "count")
-            guard n >= 1 else { throw UsageFailure("count must be at least 1") }
-            value += " count \(n)"
+        if let value {
+            try Xattr.set(file, GmemXattr.inject, value, hints: [EINVAL: "the daemon refused the value", ENOSPC: "16 failures are already armed on this file (gmemctl inject clear FILE)"])
         }
-        if action != .list {
-            try Xattr.set(file, Xattr.inject, value, hints: [EINVAL: "the daemon refused the value", ENOSPC: "16 failures are already armed on this file (gmemctl inject clear FILE)"])
-        }
-        let armed = try Xattr.get(file, Xattr.inject)
+        let armed = try Xattr.get(file, GmemXattr.inject)
         print(armed.isEmpty ? "\(file): nothing armed" : "\(file): armed\n" + armed.split(separator: "\n").map { "  " + $0 }.joined(separator: "\n"))
     }
 }

@@ -11,6 +11,7 @@ struct MapCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Also write the picture as SVG to this path.", valueName: "OUT")) var svg: String?
     @Option(help: "Table rows to print at most (0: all).") var rows = 32
     @Option(help: "auto (colour on a TTY unless NO_COLOR is set), always, never.") var color: ColorChoice = .auto
+    @Flag(help: ArgumentHelp("Print one JSON object instead: {path, size, shared_bytes, private_bytes, ranges: [{offset, size, end, attribute}]}, byte numbers; END exclusive.")) var json = false
 
     func validate() throws {
         guard rows >= 0 else { throw ValidationError("--rows must be 0 (all) or positive") }
@@ -19,18 +20,27 @@ struct MapCommand: ParsableCommand {
     func run() throws {
         _ = try GmemPath(file, .file)
         let map = try AttributeMap.read(file)
+        if json {
+            print(try JSONOutput.line(JSONOutput.MapJSON(map)))
+            if let svg { try writeSVG(map, to: svg) }
+            return
+        }
         let renderer = MapRenderer(terminal: .stdout(color: color), maxRows: rows)
         print(renderer.picture(map), terminator: "")
         print()
         print(renderer.table(map), terminator: "")
         if let svg {
-            let title = (file as NSString).lastPathComponent
-            do {
-                try SVGRenderer.render(map, title: title).write(toFile: svg, atomically: true, encoding: .utf8)
-            } catch {
-                throw Failure("cannot write \(svg): \(error.localizedDescription)")
-            }
+            try writeSVG(map, to: svg)
             print("wrote \(svg)")
+        }
+    }
+
+    func writeSVG(_ map: AttributeMap, to svg: String) throws {
+        let title = (file as NSString).lastPathComponent
+        do {
+            try SVGRenderer.render(map, title: title).write(toFile: svg, atomically: true, encoding: .utf8)
+        } catch {
+            throw Failure("cannot write \(svg): \(error.localizedDescription)")
         }
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import GmemABI
 import Foundation
 
 /// `gmemctl stats FILE|MOUNTPOINT`: `user.gmem.stats`, with sizes made readable.
@@ -8,10 +9,12 @@ struct StatsCommand: ParsableCommand {
         abstract: "Show a file's counters, or a mount's (getxattr user.gmem.stats).")
 
     @Argument(help: "A gmem file or the mount point.") var path: String
+    @Flag(help: ArgumentHelp("Print one JSON object: {path, stats: {NAME: number}, files: [{name, size, shared_bytes, private_bytes, ranges}]} (files only for a mount point).")) var json = false
 
     func run() throws {
         _ = try GmemPath(path, .fileOrMountRoot)
-        let pairs = Xattr.keyValues(try Xattr.get(path, Xattr.stats))
+        let pairs = Xattr.keyValues(try Xattr.get(path, GmemXattr.stats))
+        if json { return print(try JSONOutput.line(jsonStats(pairs))) }
         print(path)
         let width = (pairs.map(\.key.count).max() ?? 0) + 2
         for (key, value) in pairs {
@@ -32,5 +35,19 @@ struct StatsCommand: ParsableCommand {
                 print("  \(name): \(Units.human(map.fileSize)), \(Units.human(map.sharedBytes)) shared, \(Units.human(map.privateBytes)) private, \(map.ranges.count) ranges")
             }
         }
+    }
+
+    func jsonStats(_ pairs: [(key: String, value: String)]) throws -> JSONOutput.StatsJSON {
+        var out = JSONOutput.StatsJSON(path: path, stats: Dictionary(pairs.map { ($0.key, JSONOutput.Value($0.value)) }) { $1 })
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+            let names = (try? FileManager.default.contentsOfDirectory(atPath: path))?.filter { !$0.hasPrefix(".") }.sorted() ?? []
+            out.files = names.compactMap { name in
+                guard let map = try? AttributeMap.read((path as NSString).appendingPathComponent(name)) else { return nil }
+                return JSONOutput.FileSummary(name: name, size: map.fileSize, sharedBytes: map.sharedBytes,
+                                              privateBytes: map.privateBytes, ranges: map.ranges.count)
+            }
+        }
+        return out
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Glibc
+import Foundation
 
 /// `gmemctl watch FILE [--interval S] [--count N]`: redraws the map whenever it changes.
 struct WatchCommand: ParsableCommand {
@@ -11,6 +12,7 @@ struct WatchCommand: ParsableCommand {
     @Option(help: "Seconds between polls (more than 0, at most 3600).") var interval: Double = 0.5
     @Option(help: "Stop after this many drawings (default: never).") var count: Int?
     @Option(help: "auto, always, never.") var color: ColorChoice = .auto
+    @Flag(help: ArgumentHelp("Print one line of JSON per change (the first map included), as 'map --json' prints.")) var json = false
 
     func validate() throws {
         guard interval > 0, interval <= 3600 else { throw ValidationError("--interval must be more than 0 and at most 3600 seconds") }
@@ -24,7 +26,13 @@ struct WatchCommand: ParsableCommand {
         var drawn = 0
         while true {
             let map = try AttributeMap.read(file)
-            if map != last {
+            if map != last, json {
+                print(try JSONOutput.line(JSONOutput.MapJSON(map)))
+                flushOutput()
+                last = map
+                drawn += 1
+                if let count, drawn >= count { return }
+            } else if map != last {
                 let renderer = MapRenderer(terminal: Terminal(color: terminal.color, width: Terminal.columns()), maxRows: 16)
                 if terminal.color { print("\u{1B}[H\u{1B}[2J", terminator: "") }   // home + clear
                 print(renderer.picture(map), terminator: "")

@@ -1,4 +1,5 @@
 import Glibc
+import GmemABI
 
 /// One maximal run of pages with the same attributes: bytes `[start, end)`.
 struct AttributeRange: Equatable, Sendable {
@@ -6,7 +7,7 @@ struct AttributeRange: Equatable, Sendable {
     var end: UInt64
     var isPrivate: Bool
     var size: UInt64 { end - start }
-    var name: String { isPrivate ? "private" : "shared" }
+    var name: String { GmemAttributeName(isPrivate: isPrivate).rawValue }
 }
 
 /// A gmem file's private/shared map, read through `user.gmem.attributes`.
@@ -19,7 +20,7 @@ struct AttributeMap: Equatable, Sendable {
     /// the sums cannot overflow; the subtraction saturates all the same.
     var privateBytes: UInt64 { ranges.filter(\.isPrivate).reduce(0) { $0 &+ $1.size } }
     var sharedBytes: UInt64 { fileSize > privateBytes ? fileSize - privateBytes : 0 }
-    var pageCount: UInt64 { fileSize / 4096 }
+    var pageCount: UInt64 { fileSize / gmemPageSize }
 
     /// Reads the whole map of the file at `path`. A map whose text is larger than an xattr value
     /// may be (the daemon answers E2BIG) is read in windows
@@ -32,13 +33,13 @@ struct AttributeMap: Equatable, Sendable {
         let size = UInt64(clamping: st.st_size)
         var ranges: [AttributeRange] = []
         do {
-            ranges = try parse(Xattr.get(path, Xattr.attributes, hints: hints))
+            ranges = try parse(Xattr.get(path, GmemXattr.attributes, hints: hints))
         } catch let e as SystemError where e.errno == E2BIG {
             var start: UInt64 = 0
             var window = size
             while start < size {
                 let end = start + min(window, size - start)
-                let name = "\(Xattr.attributes):\(String(start, radix: 16))-\(String(end, radix: 16))"
+                let name = GmemXattr.window(start: start, end: end)
                 do {
                     append(try parse(Xattr.get(path, name, hints: hints)), to: &ranges)
                     start = end
@@ -52,8 +53,8 @@ struct AttributeMap: Equatable, Sendable {
 
     /// What a failed read of the map means.
     static let hints: [Int32: String] = [
-        E2BIG: "the map is larger than one xattr value (64 KiB) even for a one-page window; read it in windows with getxattr user.gmem.attributes:START-END (hex byte offsets)",
-        ENODATA: "not a gmem file (no user.gmem.attributes)",
+        E2BIG: "the map is larger than one xattr value (64 KiB) even for a one-page window; read it in windows with getxattr \(GmemXattr.attributes):START-END (hex byte offsets)",
+        ENODATA: "not a gmem file (no \(GmemXattr.attributes))",
     ]
 
     /// Appends window results, merging a range split at a window boundary.
@@ -67,19 +68,16 @@ struct AttributeMap: Equatable, Sendable {
         }
     }
 
-    /// Parses lines `START-END private|shared` (hex byte offsets, END exclusive).
+    /// Parses ``AttributeLine``s, dropping any line that is not one (empty or inverted ranges
+    /// included), so the ranges are disjoint as the daemon prints them.
     static func parse(_ text: String) -> [AttributeRange] {
         text.split(separator: "\n").compactMap { line in
-            let parts = line.split(separator: " ")
-            guard parts.count == 2 else { return nil }
-            let bounds = parts[0].split(separator: "-")
-            guard bounds.count == 2, let s = UInt64(bounds[0], radix: 16), let e = UInt64(bounds[1], radix: 16), s < e else { return nil }
-            return AttributeRange(start: s, end: e, isPrivate: parts[1] == "private")
+            (try? AttributeLine(parsing: line)).map { AttributeRange(start: $0.start, end: $0.end, isPrivate: $0.attribute.isPrivate) }
         }
     }
 
-    /// The map as the daemon prints it (one `START-END attr` line per range).
+    /// The map as the daemon prints it (one ``AttributeLine`` per range).
     var text: String {
-        ranges.map { "\(String($0.start, radix: 16))-\(String($0.end, radix: 16)) \($0.name)\n" }.joined()
+        ranges.map { AttributeLine.format(start: $0.start, end: $0.end, attribute: GmemAttributeName(isPrivate: $0.isPrivate)) }.joined()
     }
 }

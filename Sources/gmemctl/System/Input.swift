@@ -1,26 +1,21 @@
+import GmemABI
+
 /// Command-line input, validated before anything is sent: each rule the daemon enforces is
 /// checked here first, so a bad value gets its reason (``UsageFailure``, exit status 64)
 /// instead of a bare EINVAL. Arithmetic on user input is overflow-checked.
 enum Input {
-    static let pageSize: UInt64 = 4096
+    static let pageSize = gmemPageSize
 
-    /// A number in the daemon's grammar (``Units/parse(_:)``), or a one-line reason.
+    /// A number in the daemon's grammar (``GmemNumber``), or a one-line reason.
     static func number(_ text: String, _ what: String) throws -> UInt64 {
-        if let v = Units.parse(text) { return v }
-        if text.hasPrefix("-") { throw UsageFailure("\(what) '\(text)' is negative; offsets and sizes are ≥ 0") }
-        if wellFormed(text) { throw UsageFailure("\(what) '\(text)' does not fit in 64 bits") }
-        throw UsageFailure("\(what) '\(text)' is not a number (decimal or 0x hex, optional K, M, G or T suffix)")
-    }
-
-    /// Whether `text` follows the number grammar, whatever its magnitude: a failed parse of a
-    /// well-formed number is an overflow.
-    static func wellFormed(_ text: String) -> Bool {
-        var rest = Substring(text.lowercased())
-        var isDigit: (Character) -> Bool = { $0.isASCII && $0.isNumber }
-        if rest.hasPrefix("0x") { rest = rest.dropFirst(2); isDigit = { $0.isHexDigit } }
-        let digits = rest.prefix(while: isDigit)
-        guard !digits.isEmpty else { return false }
-        return ["", "k", "m", "g", "t", "kb", "mb", "gb", "tb", "kib", "mib", "gib", "tib"].contains(String(rest.dropFirst(digits.count)))
+        do {
+            return try GmemNumber.parse(text)
+        } catch .overflow {
+            throw UsageFailure("\(what) '\(text)' does not fit in 64 bits")
+        } catch {
+            if text.hasPrefix("-") { throw UsageFailure("\(what) '\(text)' is negative; offsets and sizes are ≥ 0") }
+            throw UsageFailure("\(what) '\(text)' is not a number (decimal or 0x hex, optional K, M, G or T suffix)")
+        }
     }
 
     /// A page-aligned byte offset.
@@ -58,23 +53,21 @@ enum Input {
         }
     }
 
-    static let flagNames = ["mmap", "init-shared"]
-
     /// FLAGS for `user.gmem.create`: a comma list of `mmap`, `init-shared` (case-insensitive,
     /// `_` for `-`) or a number (bit 0 mmap, bit 1 init-shared). Returns the canonical list.
-    static func flags(_ text: String) throws -> [String] {
+    static func flags(_ text: String) throws -> [GmemCreateFlag] {
         if text.first?.isNumber == true {
             let bits = try number(text, "flags")
-            guard bits & ~3 == 0 else { throw UsageFailure("flags \(text) has unknown bits (bit 0 mmap, bit 1 init-shared)") }
-            return flagNames.enumerated().filter { bits & (1 << $0.offset) != 0 }.map(\.element)
+            guard bits & ~GmemCreateFlag.allBits == 0 else { throw UsageFailure("flags \(text) has unknown bits (bit 0 mmap, bit 1 init-shared)") }
+            return GmemCreateFlag.allCases.filter { bits & $0.bit != 0 }
         }
-        var result: [String] = []
+        var result: [GmemCreateFlag] = []
         for part in text.split(separator: ",", omittingEmptySubsequences: false) {
-            let key = part.lowercased().replacing("_", with: "-")
-            guard flagNames.contains(key) else {
-                throw UsageFailure("unknown flag '\(part)' (known: \(flagNames.joined(separator: ", ")))")
+            guard let flag = GmemCreateFlag(rawValue: part.lowercased().replacing("_", with: "-")) else {
+                let known = GmemCreateFlag.allCases.map(\.rawValue).joined(separator: ", ")
+                throw UsageFailure("unknown flag '\(part)' (known: \(known))")
             }
-            if !result.contains(key) { result.append(key) }
+            if !result.contains(flag) { result.append(flag) }
         }
         return result
     }

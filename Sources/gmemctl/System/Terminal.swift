@@ -1,5 +1,6 @@
 import CLinuxSys
 import Glibc
+import GmemABI
 
 /// What the output stream can show: colour and width.
 struct Terminal: Sendable {
@@ -56,31 +57,7 @@ enum Units {
         return "\(s) \(units[i])"
     }
 
-    static func hex(_ v: UInt64) -> String { "0x" + String(v, radix: 16) }
-
-    /// Decimal or `0x` hex with an optional binary suffix K/M/G/T (optionally followed by `iB`
-    /// or `B`), the grammar the daemon accepts: digits are taken greedily, then the suffix.
-    static func parse(_ text: String) -> UInt64? {
-        let chars = Array(text.lowercased())
-        var i = 0
-        var radix = 10
-        if chars.count >= 2, chars[0] == "0", chars[1] == "x" { radix = 16; i = 2 }
-        let start = i
-        var value: UInt64 = 0
-        while i < chars.count, let d = chars[i].hexDigitValue, d < radix {
-            let (m, o1) = value.multipliedReportingOverflow(by: UInt64(radix))
-            let (a, o2) = m.addingReportingOverflow(UInt64(d))
-            if o1 || o2 { return nil }
-            value = a
-            i += 1
-        }
-        guard i > start else { return nil }
-        var unit = String(chars[i...])
-        if unit.hasSuffix("ib") { unit.removeLast(2) } else if unit.count == 2, unit.hasSuffix("b") { unit.removeLast() }
-        let shifts: [String: UInt64] = ["": 0, "k": 10, "m": 20, "g": 30, "t": 40]
-        guard let shift = shifts[unit], i == chars.count || !unit.isEmpty, value <= UInt64.max >> shift else { return nil }
-        return value << shift
-    }
+    static func hex(_ v: UInt64) -> String { GmemNumber.hex(v) }
 }
 
 extension String {

@@ -1,18 +1,11 @@
 import CLinuxSys
 import Glibc
+import GmemABI
 
 /// The gmemfs control interface: extended attributes on the mount root and on each file
 /// (the daemon's docs/xattr-interface.md). Every call reports failures as ``SystemError``.
 enum Xattr {
-    /// The largest value the VFS passes (XATTR_SIZE_MAX); the daemon answers E2BIG past it.
-    static let sizeMax = 65536
-
-    static let create = "user.gmem.create"
-    static let setAttributes = "user.gmem.set_attributes"
-    static let attributes = "user.gmem.attributes"
-    static let flags = "user.gmem.flags"
-    static let stats = "user.gmem.stats"
-    static let inject = "user.gmem.inject"
+    // Names and limits are GmemXattr's (the daemon's own); this type only calls the kernel.
 
     /// Sets `name` to the UTF-8 bytes of `value`. The corresponding C function is `setxattr`.
     /// `hints` explain a refusal for this operation (``SystemError/init(_:errno:hints:)``).
@@ -26,7 +19,7 @@ enum Xattr {
     /// The value of `name` as text. The corresponding C function is `getxattr` (one call with an
     /// XATTR_SIZE_MAX buffer: every gmemfs value fits or is E2BIG).
     static func get(_ path: String, _ name: String, hints: [Int32: String] = [:]) throws -> String {
-        var buffer = [UInt8](repeating: 0, count: sizeMax)
+        var buffer = [UInt8](repeating: 0, count: GmemXattr.sizeMax)
         let n = CLinuxSys.getxattr(path, name, &buffer, buffer.count)
         guard n >= 0 else { throw SystemError("getxattr \(name) on \(path)", hints: hints) }
         return String(decoding: buffer[..<n], as: UTF8.self)

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Glibc
+import GmemABI
 
 /// `gmemctl tour [MOUNTPOINT] [--no-pause]`: a guided demo of guest_memfd's private/shared
 /// model for someone who has never heard of it. Every step explains itself, shows the exact
@@ -175,7 +176,7 @@ struct Tour {
         explain("""
             Like KVM_CREATE_GUEST_MEMFD: a fixed size (64 KiB = 16 pages of 4 KiB) and flags.
             'mmap' lets the host map the file. Under the hood this is one extended attribute:
-              setfattr -n user.gmem.create -v "\(name) 64K mmap" "$MNT"
+              setfattr -n \(GmemXattr.create) -v "\(name) 64K mmap" "$MNT"
             """)
         run("gmemctl create \"$MNT\" \(name) 64K --flags mmap", expect: .succeeds())
         run("ls -l \(file)", expect: .succeeds(printing: "65536"))
@@ -192,7 +193,7 @@ struct Tour {
         heading("convert the first 16 KiB to shared")
         explain("""
             The VMM shares a range, e.g. for a virtio ring. gmemctl sets one xattr:
-              setfattr -n user.gmem.set_attributes -v "0 16K shared" "$MNT/\(name)"
+              setfattr -n \(GmemXattr.setAttributes) -v "0 16K shared" "$MNT/\(name)"
             Offsets and sizes must be multiples of 4096.
             """)
         run("gmemctl convert shared \(file) 0 16K", expect: .succeeds())
@@ -255,7 +256,7 @@ struct Tour {
             gmemctl only uses what any program can: the user.gmem.* extended attributes and
             the ioctl. The map as text (hex byte offsets, end exclusive), then the counters:
             """)
-        run("getfattr --absolute-names --only-values -n user.gmem.attributes \(file)", expect: .succeeds(printing: "0-4000 shared\n4000-10000 private"))
+        run("getfattr --absolute-names --only-values -n \(GmemXattr.attributes) \(file)", expect: .succeeds(printing: "0-4000 shared\n4000-10000 private"))
         run("gmemctl stats \(file)", expect: .succeeds(printing: "conversions"))
         explain("""
 

@@ -30,6 +30,8 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "gmem_abi.h" /* the gmemfs interface: GMEM_XATTR_*, GUEST_MEMFD_FLAG_* */
+
 #define KVMIO 0xAE
 #define KVM_CREATE_VM _IO(KVMIO, 0x01)
 #define KVM_CHECK_EXTENSION _IO(KVMIO, 0x03)
@@ -37,8 +39,8 @@
 #define KVM_CAP_GUEST_MEMFD_FLAGS 244
 struct kvm_create_guest_memfd { uint64_t size, flags, reserved[6]; };
 #define KVM_CREATE_GUEST_MEMFD _IOWR(KVMIO, 0xd4, struct kvm_create_guest_memfd)
-#define FLAG_MMAP 1ULL
-#define FLAG_INIT_SHARED 2ULL
+#define FLAG_MMAP GUEST_MEMFD_FLAG_MMAP
+#define FLAG_INIT_SHARED GUEST_MEMFD_FLAG_INIT_SHARED
 
 #ifndef MADV_COLLAPSE
 #define MADV_COLLAPSE 25
@@ -95,7 +97,7 @@ static int make(uint64_t size, uint64_t flags) {
 	else if (flags) snprintf(fl, sizeof fl, " %s%s%s", flags & FLAG_MMAP ? "mmap" : "",
 	                         flags == 3 ? "," : "", flags & FLAG_INIT_SHARED ? "init-shared" : "");
 	snprintf(value, sizeof value, "%s %llu%s", name, (unsigned long long)size, fl);
-	if (setxattr(root, "user.gmem.create", value, strlen(value), 0) < 0) return -errno;
+	if (setxattr(root, GMEM_XATTR_CREATE, value, strlen(value), 0) < 0) return -errno;
 	snprintf(path, sizeof path, "%s/%s", root, name);
 	int fd = open(path, O_RDWR);
 	int e = errno;

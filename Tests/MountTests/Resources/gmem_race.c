@@ -1,5 +1,6 @@
 /*
- * gmem_race: the race test's load generator (compiled with `cc` by RaceTests.swift).
+ * gmem_race: the race test's load generator (compiled with `cc -I Sources/CGmemABI/include`
+ * by RaceTests.swift: the interface's names and ioctl come from gmem_abi.h).
  *
  *   gmem_race HOST_FILE GUEST_FILE SECONDS
  *
@@ -52,21 +53,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#define PAGE 4096UL
+#include "gmem_abi.h"
+
+#define PAGE ((size_t)GMEM_PAGE_SIZE)
 #define ST_SHARED 0u
 #define ST_TRANSITION 1u
 #define ST_PRIVATE 2u
 #define MAX_RANGE 32     /* pages per conversion */
 #define MAX_READ 16      /* pages per pread */
 
-struct kvm_memory_attributes2 {
-    uint64_t offset, size, attributes, flags, error_offset, reserved[11];
-};
-#define KVM_SET_MEMORY_ATTRIBUTES2 0xC080AED2UL
-#define KVM_MEMORY_ATTRIBUTE_PRIVATE (1ULL << 3)
-struct gmem_page_reference { uint64_t offset, size, flags, reserved[5]; };
-#define GMEM_PIN_PAGES   _IOW('G', 0x01, struct gmem_page_reference)
-#define GMEM_UNPIN_PAGES _IOW('G', 0x02, struct gmem_page_reference)
 
 /* Shared with the forked children (MAP_SHARED | MAP_ANONYMOUS). */
 struct shared {
@@ -146,13 +141,13 @@ static int convert(int fd, size_t first, size_t n, int to_private, uint64_t *see
     } else {
         char v[96];
         int len = snprintf(v, sizeof v, "%zu %zu %s", first * PAGE, n * PAGE, to_private ? "private" : "shared");
-        rc = fsetxattr(fd, "user.gmem.set_attributes", v, (size_t)len, 0);
+        rc = fsetxattr(fd, GMEM_XATTR_SET_ATTRIBUTES, v, (size_t)len, 0);
     }
     if (rc != 0 && to_private && (errno == EAGAIN || errno == EBUSY)) {
         /* A pinned page: all or nothing, so the whole range must still be shared. */
         atomic_fetch_add(&S->eagain_refusals, 1);
         char name[64], map[512];
-        snprintf(name, sizeof name, "user.gmem.attributes:%zx-%zx", first * PAGE, (first + n) * PAGE);
+        snprintf(name, sizeof name, GMEM_XATTR_ATTRIBUTES ":%zx-%zx", first * PAGE, (first + n) * PAGE);
         ssize_t len = fgetxattr(fd, name, map, sizeof map - 1);
         char want[96];
         snprintf(want, sizeof want, "%zx-%zx shared\n", first * PAGE, (first + n) * PAGE);
@@ -265,7 +260,7 @@ static void *pinner(void *p) {
 /* user.gmem.stats' references= of the file. */
 static long references(void) {
     char buf[1024];
-    ssize_t len = getxattr(host_path, "user.gmem.stats", buf, sizeof buf - 1);
+    ssize_t len = getxattr(host_path, GMEM_XATTR_STATS, buf, sizeof buf - 1);
     if (len < 0) return -1;
     buf[len] = 0;
     const char *r = strstr(buf, "\nreferences=");
@@ -461,7 +456,7 @@ int main(int argc, char **argv) {
     uint64_t seed0 = 0x9E3779B97F4A7C15ULL ^ (uint64_t)getpid();
     char v[96];
     snprintf(v, sizeof v, "%zu %zu private", static_first * PAGE, (npages - static_first) * PAGE);
-    if (setxattr(host_path, "user.gmem.set_attributes", v, strlen(v), 0)) { perror("static private"); return 1; }
+    if (setxattr(host_path, GMEM_XATTR_SET_ATTRIBUTES, v, strlen(v), 0)) { perror("static private"); return 1; }
     atomic_fetch_add(&S->conversions, 1);
     set_state(static_first, npages - static_first, ST_PRIVATE);
     for (size_t p = static_first; p < npages; p += MAX_RANGE) {
@@ -532,7 +527,7 @@ int main(int argc, char **argv) {
         guest_write(p, n, "erased!!", 0);
     }
     snprintf(v, sizeof v, "0 %zu shared", file_size);
-    if (setxattr(host_path, "user.gmem.set_attributes", v, strlen(v), 0)) { perror("final shared"); atomic_fetch_add(&S->conversion_errors, 1); }
+    if (setxattr(host_path, GMEM_XATTR_SET_ATTRIBUTES, v, strlen(v), 0)) { perror("final shared"); atomic_fetch_add(&S->conversion_errors, 1); }
     else atomic_fetch_add(&S->conversions, 1);
     unsigned char *all = malloc(file_size);
     ssize_t r = pread(host_fd, all, file_size, 0);

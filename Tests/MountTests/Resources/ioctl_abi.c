@@ -1,7 +1,9 @@
 /*
- * ioctl_abi.c: drives a gmemfs file with the kernel's own KVM_SET_MEMORY_ATTRIBUTES2 uapi,
- * defined below exactly as include/uapi/linux/kvm.h does, to prove the C ABI (number, struct
- * layout, errnos). Built and run by Tests/MountTests/IoctlTests.swift.
+ * ioctl_abi.c: drives a gmemfs file with KVM_SET_MEMORY_ATTRIBUTES2 as gmem_abi.h (the
+ * interface header GmemABI imports too) defines it, and checks that definition against the
+ * kernel uapi's derivation (_IOWR, the struct layout) to prove the C ABI (number, struct
+ * layout, errnos). Built with -I Sources/CGmemABI/include and run by
+ * Tests/MountTests/IoctlTests.swift.
  *
  * usage: ioctl_abi HOST_FILE GUEST_FILE   (a 1 MiB file created all private)
  * Prints one line per check ("ok ..." or "FAIL ..."); the exit status is the number of failures.
@@ -14,20 +16,26 @@
 #include <string.h>
 #include <unistd.h>
 #include <linux/types.h>
+#include <stddef.h>
 #include <sys/ioctl.h>
 
-/* ---- the uapi, as the kernel defines it ---- */
+#include "gmem_abi.h" /* struct kvm_memory_attributes2, KVM_SET_MEMORY_ATTRIBUTES2, ... */
+
+/* ---- the uapi's derivation, as include/uapi/linux/kvm.h writes it ---- */
 #define KVMIO 0xAE
 
+/* The VM ioctl of the same number (KVM_SET_MEMORY_ATTRIBUTES, v1): a different size, so a
+ * different command, which gmemfs files must refuse. */
 struct kvm_memory_attributes {
 	__u64 address;
 	__u64 size;
 	__u64 attributes;
 	__u64 flags;
 };
+#define KVM_SET_MEMORY_ATTRIBUTES _IOW(KVMIO, 0xd2, struct kvm_memory_attributes)
 
-struct kvm_memory_attributes2 {
-	/* in */
+/* The kernel's struct, field by field (its first field is a union { address; offset; }). */
+struct uapi_kvm_memory_attributes2 {
 	union {
 		__u64 address;
 		__u64 offset;
@@ -35,18 +43,15 @@ struct kvm_memory_attributes2 {
 	__u64 size;
 	__u64 attributes;
 	__u64 flags;
-	/* out */
 	__u64 error_offset;
 	__u64 reserved[11];
 };
-
-#define KVM_SET_MEMORY_ATTRIBUTES  _IOW(KVMIO, 0xd2, struct kvm_memory_attributes)
-#define KVM_SET_MEMORY_ATTRIBUTES2 _IOWR(KVMIO, 0xd2, struct kvm_memory_attributes2)
-#define KVM_MEMORY_ATTRIBUTE_PRIVATE (1ULL << 3)
 /* ---- end of uapi ---- */
 
-_Static_assert(sizeof(struct kvm_memory_attributes2) == 128, "struct is 16 x u64");
-_Static_assert(KVM_SET_MEMORY_ATTRIBUTES2 == 0xC080AED2, "ioctl number");
+_Static_assert(sizeof(struct kvm_memory_attributes2) == sizeof(struct uapi_kvm_memory_attributes2), "struct size");
+_Static_assert(offsetof(struct kvm_memory_attributes2, error_offset) == offsetof(struct uapi_kvm_memory_attributes2, error_offset), "error_offset");
+_Static_assert(offsetof(struct kvm_memory_attributes2, reserved) == offsetof(struct uapi_kvm_memory_attributes2, reserved), "reserved");
+_Static_assert(KVM_SET_MEMORY_ATTRIBUTES2 == _IOWR(KVMIO, 0xd2, struct uapi_kvm_memory_attributes2), "ioctl number");
 
 #define MiB (1ULL << 20)
 #define FILE_SIZE MiB

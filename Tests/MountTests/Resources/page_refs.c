@@ -22,29 +22,12 @@
 #include <sys/ioctl.h>
 #include <sys/xattr.h>
 
-/* ---- the uAPI, as documented ---- */
-struct kvm_memory_attributes2 {
-	__u64 offset;
-	__u64 size;
-	__u64 attributes;
-	__u64 flags;
-	__u64 error_offset;
-	__u64 reserved[11];
-};
-#define KVM_SET_MEMORY_ATTRIBUTES2 _IOWR(0xAE, 0xd2, struct kvm_memory_attributes2)
-#define KVM_MEMORY_ATTRIBUTE_PRIVATE (1ULL << 3)
+/* The uAPI: names, numbers and structs from gmem_abi.h (compiled with -I). */
+#include "gmem_abi.h"
 
-struct gmem_page_reference {
-	__u64 offset;
-	__u64 size;
-	__u64 flags;
-	__u64 reserved[5];
-};
-#define GMEM_PIN_PAGES   _IOW('G', 0x01, struct gmem_page_reference)
-#define GMEM_UNPIN_PAGES _IOW('G', 0x02, struct gmem_page_reference)
-/* ---- end of uAPI ---- */
-
-_Static_assert(sizeof(struct gmem_page_reference) == 64, "8 x u64");
+/* The header writes the numbers out; they must be the _IOW/_IOWR expansions the docs give. */
+_Static_assert(GMEM_PIN_PAGES == _IOW('G', 0x01, struct gmem_page_reference), "GMEM_PIN_PAGES");
+_Static_assert(GMEM_UNPIN_PAGES == _IOW('G', 0x02, struct gmem_page_reference), "GMEM_UNPIN_PAGES");
 _Static_assert(GMEM_PIN_PAGES == 0x40404701 && GMEM_UNPIN_PAGES == 0x40404702, "numbers");
 
 #define P 4096ULL
@@ -118,7 +101,7 @@ static const char *xattr(const char *name)
 /* A number from user.gmem.stats. */
 static long long stat_of(const char *key)
 {
-	const char *s = xattr("user.gmem.stats");
+	const char *s = xattr(GMEM_XATTR_STATS);
 	size_t k = strlen(key);
 	for (const char *l = s; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
 		if (strncmp(l, key, k) == 0 && l[k] == '=')
@@ -159,17 +142,17 @@ static int abi(void)
 	expect_refusal(fd, 0, FILE_SIZE, PRIV, EAGAIN, 2 * P, "[0, 16p) -> private with page 2 pinned");
 	expect_refusal(fd, 2 * P, P, PRIV, EAGAIN, 2 * P, "[2p, 3p) -> private");
 	expect_refusal(fd, P, 4 * P, PRIV, EAGAIN, 2 * P, "[p, 5p) -> private: error_offset = max(start, page)");
-	check(strcmp(xattr("user.gmem.attributes"), all_shared) == 0 && stat_of("conversions") == 0,
+	check(strcmp(xattr(GMEM_XATTR_ATTRIBUTES), all_shared) == 0 && stat_of("conversions") == 0,
 	      "refusals changed nothing");
 	check(stat_of("eagain_refusals") == 3, "eagain_refusals = 3 (got %lld)", stat_of("eagain_refusals"));
 	expect_success(fd, 3 * P, 2 * P, PRIV, "[3p, 5p) -> private (next to the pin)");
 	expect_success(fd, 0, 2 * P, PRIV, "[0, 2p) -> private (before the pin)");
 	expect_refusal(fd, 0, FILE_SIZE, PRIV, EAGAIN, 2 * P, "[0, 16p) -> private, pages 0, 1, 3, 4 already private");
 	/* The VFS turns any EAGAIN from setxattr into EOPNOTSUPP: the xattr answers EBUSY. */
-	check(set("user.gmem.set_attributes", "0 65536 private") == EBUSY, "xattr conversion -> EBUSY");
+	check(set(GMEM_XATTR_SET_ATTRIBUTES, "0 65536 private") == EBUSY, "xattr conversion -> EBUSY");
 	/* to-shared ignores references. */
 	expect_success(fd, 0, FILE_SIZE, 0, "[0, 16p) -> shared with page 2 pinned");
-	check(strcmp(xattr("user.gmem.attributes"), all_shared) == 0, "all shared");
+	check(strcmp(xattr(GMEM_XATTR_ATTRIBUTES), all_shared) == 0, "all shared");
 
 	/* Counts stack; unpin is all or nothing. */
 	check(pin(fd, 5 * P, P) == 0 && pin(fd, 5 * P, 2 * P) == 0, "pin page 5, then pages 5-6");
@@ -198,25 +181,25 @@ static int abi(void)
 	expect_success(fd, 0, FILE_SIZE, 0, "[0, 16p) -> shared");
 
 	/* Injected faults. */
-	check(set("user.gmem.inject", "enomem") == 0, "inject enomem");
-	check(strcmp(xattr("user.gmem.inject"), "enomem count 1\n") == 0, "user.gmem.inject lists it");
+	check(set(GMEM_XATTR_INJECT, "enomem") == 0, "inject enomem");
+	check(strcmp(xattr(GMEM_XATTR_INJECT), "enomem count 1\n") == 0, "user.gmem.inject lists it");
 	expect_success(fd, 0, P, 0, "[0, p) -> shared: already shared, nothing to fail");
 	expect_refusal(fd, 3 * P, 2 * P, PRIV, ENOMEM, 3 * P, "[3p, 5p) -> private: injected ENOMEM, error_offset = start");
-	check(strcmp(xattr("user.gmem.inject"), "") == 0, "the fault is used up");
+	check(strcmp(xattr(GMEM_XATTR_INJECT), "") == 0, "the fault is used up");
 	expect_success(fd, 3 * P, 2 * P, PRIV, "[3p, 5p) -> private");
-	check(set("user.gmem.inject", "eagain 0x3000 count 2") == 0, "inject eagain 0x3000 count 2");
+	check(set(GMEM_XATTR_INJECT, "eagain 0x3000 count 2") == 0, "inject eagain 0x3000 count 2");
 	expect_success(fd, 3 * P, P, 0, "[3p, 4p) -> shared: eagain hits only to-private");
 	expect_refusal(fd, 0, 8 * P, PRIV, EAGAIN, 3 * P, "[0, 8p) -> private: injected EAGAIN at 0x3000");
 	expect_success(fd, 4 * P, P, 0, "[4p, 5p) -> shared: request without page 3");
-	check(set("user.gmem.set_attributes", "0 32768 private") == EBUSY, "xattr conversion -> injected EAGAIN as EBUSY");
+	check(set(GMEM_XATTR_SET_ATTRIBUTES, "0 32768 private") == EBUSY, "xattr conversion -> injected EAGAIN as EBUSY");
 	expect_success(fd, 0, 8 * P, PRIV, "[0, 8p) -> private: count used up");
-	check(set("user.gmem.inject", "eintr range 0x8000 0x1000 count 5") == 0, "inject eintr in [8p, 9p)");
+	check(set(GMEM_XATTR_INJECT, "eintr range 0x8000 0x1000 count 5") == 0, "inject eintr in [8p, 9p)");
 	expect_success(fd, 9 * P, P, PRIV, "[9p, 10p) -> private: outside the range");
 	expect_refusal(fd, 7 * P, 4 * P, PRIV, EINTR, 7 * P, "[7p, 11p) -> private: injected EINTR");
-	check(set("user.gmem.inject", "clear") == 0 && strcmp(xattr("user.gmem.inject"), "") == 0, "clear");
-	check(set("user.gmem.inject", "enomem") == 0 && set("user.gmem.set_attributes", "0 4096 shared") == ENOMEM,
+	check(set(GMEM_XATTR_INJECT, "clear") == 0 && strcmp(xattr(GMEM_XATTR_INJECT), "") == 0, "clear");
+	check(set(GMEM_XATTR_INJECT, "enomem") == 0 && set(GMEM_XATTR_SET_ATTRIBUTES, "0 4096 shared") == ENOMEM,
 	      "xattr conversion -> injected ENOMEM");
-	check(set("user.gmem.inject", "eintr") == 0 && set("user.gmem.set_attributes", "0 4096 shared") == EINTR,
+	check(set(GMEM_XATTR_INJECT, "eintr") == 0 && set(GMEM_XATTR_SET_ATTRIBUTES, "0 4096 shared") == EINTR,
 	      "xattr conversion -> injected EINTR");
 	expect_success(fd, 7 * P, 4 * P, PRIV, "[7p, 11p) -> private after clear");
 	check(stat_of("injected_failures") == 6, "injected_failures = 6 (got %lld)", stat_of("injected_failures"));
@@ -224,12 +207,12 @@ static int abi(void)
 				     "enomem range 0 0", "enomem range 0 4097", "enomem range 0x10000 4096", "enomem count 1 count 2",
 				     "enomem sometimes", "eintr count", "clear now", "ebusy" };
 	for (unsigned i = 0; i < sizeof(bad_inject) / sizeof(bad_inject[0]); i++)
-		check(set("user.gmem.inject", bad_inject[i]) == EINVAL, "inject '%s' -> EINVAL", bad_inject[i]);
-	check(strcmp(xattr("user.gmem.inject"), "") == 0, "nothing armed by a bad value");
+		check(set(GMEM_XATTR_INJECT, bad_inject[i]) == EINVAL, "inject '%s' -> EINVAL", bad_inject[i]);
+	check(strcmp(xattr(GMEM_XATTR_INJECT), "") == 0, "nothing armed by a bad value");
 	for (int i = 0; i < 16; i++)
-		set("user.gmem.inject", "eintr range 0 4096");
-	check(set("user.gmem.inject", "eintr") == ENOSPC, "a 17th armed fault -> ENOSPC");
-	check(set("user.gmem.inject", "clear") == 0, "clear");
+		set(GMEM_XATTR_INJECT, "eintr range 0 4096");
+	check(set(GMEM_XATTR_INJECT, "eintr") == ENOSPC, "a 17th armed fault -> ENOSPC");
+	check(set(GMEM_XATTR_INJECT, "clear") == 0, "clear");
 
 	close(fd);
 	printf("%d failure(s)\n", failures);

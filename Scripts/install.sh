@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Scripts/install.sh [--uninstall]: builds release binaries and installs
+#   $PREFIX/bin/gmemfs, $PREFIX/bin/gmemctl
+#   $PREFIX/share/man/man1/gmemfs.1, gmemctl.1      (generated from the argument parser)
+#   bash, zsh and fish completions                   (--generate-completion-script)
+# PREFIX defaults to /usr/local; DESTDIR (staging root, for packages) is honoured.
+# --uninstall removes exactly these files.
+#
+# `mount -t fuse.gmemfs` and fstab lines need no extra link: mount.fuse3 runs gmemfs through
+# /bin/sh, and mount(8) clears PATH, so the shell's default path
+# (/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin) must hold gmemfs: the default
+# PREFIX (or /usr) does. See docs/semantics.md ("Mount options").
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PREFIX=${PREFIX:-/usr/local}
+DESTDIR=${DESTDIR:-}
+root="$DESTDIR$PREFIX"
+tools=(gmemfs gmemctl)
+files() {
+	for t in "${tools[@]}"; do
+		echo "bin/$t"
+		echo "share/man/man1/$t.1"
+		echo "share/bash-completion/completions/$t"
+		echo "share/zsh/site-functions/_$t"
+		echo "share/fish/vendor_completions.d/$t.fish"
+	done
+}
+
+if [ "${1:-}" = --uninstall ]; then
+	for f in $(files); do
+		if [ -e "$root/$f" ]; then rm -f "$root/$f" && echo "removed $root/$f"; fi
+	done
+	exit 0
+elif [ $# -gt 0 ]; then
+	echo "usage: [PREFIX=/usr/local] [DESTDIR=] $0 [--uninstall]" >&2
+	exit 64
+fi
+
+for t in "${tools[@]}"; do swift build -c release --product "$t"; done
+bin=$(swift build -c release --show-bin-path)
+# swift-argument-parser's generate-manual plugin (works offline; builds nothing new here).
+swift package generate-manual --configuration release >/dev/null
+manuals=.build/plugins/GenerateManual/outputs
+
+install -d "$root/bin" "$root/share/man/man1" "$root/share/bash-completion/completions" \
+	"$root/share/zsh/site-functions" "$root/share/fish/vendor_completions.d"
+for t in "${tools[@]}"; do
+	install -m 0755 "$bin/$t" "$root/bin/$t"
+	install -m 0644 "$manuals/$t/$t.1" "$root/share/man/man1/$t.1"
+	"$bin/$t" --generate-completion-script bash >"$root/share/bash-completion/completions/$t"
+	"$bin/$t" --generate-completion-script zsh >"$root/share/zsh/site-functions/_$t"
+	"$bin/$t" --generate-completion-script fish >"$root/share/fish/vendor_completions.d/$t.fish"
+done
+for f in $(files); do echo "installed $root/$f"; done
+
+case ":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:" in
+*":$PREFIX/bin:"*) ;;
+*) echo "note: mount -t fuse.gmemfs finds gmemfs only in /bin/sh's default path; link $PREFIX/bin/gmemfs into /usr/local/bin for it" >&2 ;;
+esac

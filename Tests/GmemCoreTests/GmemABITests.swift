@@ -1,0 +1,89 @@
+import GmemABI
+import Testing
+
+/// The interface target: the documented spellings and numbers (kept as literals here on
+/// purpose: this is the one place a test checks the spelling itself), the struct's round trip,
+/// and the text formats against their grammar.
+@Suite struct GmemABITests {
+    @Test func namesAndNumbersAreTheDocumentedOnes() {
+        #expect(GmemXattr.create == "user.gmem.create")
+        #expect(GmemXattr.setAttributes == "user.gmem.set_attributes")
+        #expect(GmemXattr.attributes == "user.gmem.attributes")
+        #expect(GmemXattr.flags == "user.gmem.flags")
+        #expect(GmemXattr.stats == "user.gmem.stats")
+        #expect(GmemXattr.inject == "user.gmem.inject")
+        #expect(GmemXattr.sizeMax == 65536)
+        // _IOW('G', 1 and 2, 64 bytes): direction 1 << 30.
+        #expect(GmemPageReference.pinNumber == 0x4040_4701 && GmemPageReference.unpinNumber == 0x4040_4702)
+        #expect(GmemPageReference.pinNumber == 1 << 30 | UInt32(GmemPageReference.byteCount) << 16 | 0x47 << 8 | 0x01)
+        #expect(GmemPageReference.byteCount == 64)
+        #expect(GmemInjectedFailure.allCases.map(\.rawValue) == ["enomem", "eagain", "eintr"])
+        #expect(KVMMemoryAttributes2.ioctlNumber == 0xC080_AED2)
+        // _IOWR(0xAE, 0xd2, 128 bytes): direction 3 << 30, size << 16, type << 8, number.
+        #expect(KVMMemoryAttributes2.ioctlNumber == 3 << 30 | UInt32(KVMMemoryAttributes2.byteCount) << 16 | 0xAE << 8 | 0xD2)
+        #expect(KVMMemoryAttributes2.byteCount == 128)
+        #expect(GmemAttributeName.privateBit == 1 << 3)
+        #expect(GmemCreateFlag.allCases.map(\.rawValue) == ["mmap", "init-shared"])
+        #expect(GmemCreateFlag.allCases.map(\.bit) == [1, 2])
+    }
+
+    @Test func structFieldsSitAtTheDocumentedOffsets() throws {
+        typealias O = KVMMemoryAttributes2.Offset
+        #expect([O.offset, O.size, O.attributes, O.flags, O.errorOffset, O.reserved] == [0, 8, 16, 24, 32, 40])
+        let args = KVMMemoryAttributes2(offset: 1, size: 2, attributes: 3, flags: 4, errorOffset: 5, reserved: (6...16).map { UInt64($0) })
+        let bytes = args.encode()
+        // Word i holds i + 1, little-endian.
+        for i in 0..<16 { #expect(bytes[i * 8] == UInt8(i + 1) && bytes[i * 8 + 1 ..< i * 8 + 8].allSatisfy { $0 == 0 }) }
+        #expect(try bytes.withUnsafeBytes { try KVMMemoryAttributes2.decode($0) } == args)
+        #expect(throws: GmemABIError.wrongSize(expected: 128, got: 127)) { try [UInt8](repeating: 0, count: 127).withUnsafeBytes { try KVMMemoryAttributes2.decode($0) } }
+    }
+
+    @Test func pageReferenceFieldsSitAtTheDocumentedOffsets() throws {
+        typealias O = GmemPageReference.Offset
+        #expect([O.offset, O.size, O.flags, O.reserved] == [0, 8, 16, 24])
+        let args = GmemPageReference(offset: 1, size: 2, flags: 3, reserved: (4...8).map { UInt64($0) })
+        let bytes = args.encode()
+        for i in 0..<8 { #expect(bytes[i * 8] == UInt8(i + 1) && bytes[i * 8 + 1 ..< i * 8 + 8].allSatisfy { $0 == 0 }) }
+        #expect(try bytes.withUnsafeBytes { try GmemPageReference.decode($0) } == args)
+        #expect(throws: GmemABIError.wrongSize(expected: 64, got: 128)) { try [UInt8](repeating: 0, count: 128).withUnsafeBytes { try GmemPageReference.decode($0) } }
+    }
+
+    @Test func injectValuesFollowTheGrammar() {
+        #expect(GmemXattr.injectValue(.enomem, count: 2, range: (0x1000, 0x2000)) == "enomem count 2 range 4096 8192")
+        #expect(GmemXattr.injectValue(.eagain, offset: 0x3000) == "eagain 12288")
+        #expect(GmemXattr.injectValue(.eintr) == "eintr")
+        #expect(GmemXattr.injectClear == "clear")
+    }
+
+    @Test func numberGrammarValidatesBeforeArithmetic() throws {
+        #expect(try GmemNumber.parse("0x10KiB") == 16 << 10)
+        #expect(try GmemNumber.parse("18446744073709551615") == .max)
+        #expect(throws: GmemABIError.overflow("18446744073709551616")) { try GmemNumber.parse("18446744073709551616") }
+        #expect(throws: GmemABIError.overflow("16777216T")) { try GmemNumber.parse("16777216T") }
+        // Malformed is malformed whatever the magnitude.
+        #expect(throws: GmemABIError.notANumber("99999999999999999999zz")) { try GmemNumber.parse("99999999999999999999zz") }
+        for bad in ["", "0x", "-1", "4ib", "4b", "4KK", " 4", "4 ", "+4", "4\u{212A}"] {
+            #expect(throws: GmemABIError.notANumber(bad), "\(bad.debugDescription)") { try GmemNumber.parse(bad) }
+        }
+        #expect(GmemNumber.hex(4096) == "0x1000")
+    }
+
+    @Test func attributeLinesRoundTrip() throws {
+        let lines = [AttributeLine(start: 0, end: 0x4000, attribute: .shared), AttributeLine(start: 0x4000, end: 0x10000, attribute: .private)]
+        let text = lines.map(\.text).joined()
+        #expect(text == "0-4000 shared\n4000-10000 private\n")
+        #expect(try AttributeLine.parseMap(text) == lines)
+        for bad in ["4000-4000 shared", "10-0 private", "0-1000 Private", "0-1000", "0-1000  shared", "+0-1000 shared", "0-1000 shared x"] {
+            #expect(throws: GmemABIError.malformedLine(bad)) { try AttributeLine(parsing: bad) }
+        }
+        #expect(GmemXattr.window(start: 0x1000, end: 0x3000) == "user.gmem.attributes:1000-3000")
+        #expect(try GmemXattr.parseWindow(name: GmemXattr.window(start: 0x1000, end: 0x3000))! == (0x1000, 0x3000))
+        #expect(try GmemXattr.parseWindow(name: GmemXattr.stats) == nil)
+    }
+
+    @Test func requestValuesAreWhatTheDaemonParses() {
+        #expect(GmemXattr.setAttributesValue(offset: 4096, size: 8192, attribute: .private) == "4096 8192 private")
+        #expect(GmemXattr.createValue(name: "vm0", size: 65536, flags: []) == "vm0 65536")
+        #expect(GmemXattr.createValue(name: "vm0", size: 65536, flags: [.mmap, .initShared]) == "vm0 65536 mmap,init-shared")
+    }
+}

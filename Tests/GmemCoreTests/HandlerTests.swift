@@ -1,0 +1,210 @@
+import CLinuxSys
+import FuseKit
+import Glibc
+import GmemABI
+import GmemCore
+@testable import GmemFS
+import Logging
+import SystemPackage
+import Testing
+
+/// The bridge's decode/dispatch logic, mount-free: handlers are called directly and answer
+/// into a ``ReplyRecorder`` (the way fuser tests its replies). What reaches the kernel is
+/// covered by the mount tests; these pin which errno each refusal gets and that a refused
+/// request changes nothing.
+@Suite struct HandlerTests {
+    let ctx = RequestContext(uid: 0, gid: 0, pid: 0)
+
+    /// A file system with one 8-page file `f` (host inode 16, guest inode 17).
+    func filesystem(_ fidelity: Fidelity = .tools, flags: GmemFlags = [.mmap, .initShared]) throws -> (GmemFilesystem, GuestMemFile) {
+        let fs = GmemFilesystem(options: GmemOptions(guestView: true, fidelity: fidelity), notifier: Notifier(), logger: Logger(label: "test"))
+        return (fs, try fs.createFile(CreateRequest(name: "f", size: 8 * pageSize, flags: flags)))
+    }
+
+    let host = FixedInode.firstFile, guest = FixedInode.firstFile + 1
+
+    func handle(_ flags: Int32) -> FileInfo { FileInfo(handle: AccessMode(openFlags: flags).handle(serial: 1), flags: flags) }
+
+    func answer<Kind>(_ call: (consuming Reply<Kind>) -> Void) -> RecordedReply? {
+        let r = ReplyRecorder()
+        call(Reply(recordingInto: r))
+        return r.only
+    }
+
+    @Test func fallocateBadModesTouchNoMemory() throws {
+        let (fs, f) = try filesystem()
+        let p = Int(pageSize)
+        for mode: Int32 in [0, Int32(FALLOC_FL_PUNCH_HOLE), Int32(FALLOC_FL_KEEP_SIZE) | 0x08, 0x10] {
+            let got = answer { fs.fallocate(ctx, inode: host, mode: mode, offset: 0, length: 8 * p, file: handle(O_RDWR), reply: $0) }
+            #expect(got?.errno == .notSupported, "mode \(mode)")
+        }
+        for (offset, length) in [(1, p), (0, p + 1), (0, 0), (-p, p)] {
+            let got = answer { fs.fallocate(ctx, inode: host, mode: Int32(FALLOC_FL_KEEP_SIZE), offset: offset, length: length, file: handle(O_RDWR), reply: $0) }
+            #expect(got?.errno == .invalidArgument, "\(offset) +\(length)")
+        }
+        #expect(f.allocatedBytes == 0)
+        let ok = answer { fs.fallocate(ctx, inode: host, mode: Int32(FALLOC_FL_KEEP_SIZE), offset: p, length: 2 * p, file: handle(O_RDWR), reply: $0) }
+        guard case .success? = ok else { Issue.record("allocate: \(String(describing: ok))"); return }
+        #expect(f.allocatedBytes == 2 * pageSize)
+        let dir = answer { fs.fallocate(ctx, inode: FixedInode.root, mode: Int32(FALLOC_FL_KEEP_SIZE), offset: 0, length: p, file: handle(O_RDWR), reply: $0) }
+        #expect(dir?.errno == .isDirectory)
+    }
+
+    @Test func setattrSizeIsRefused() throws {
+        let (fs, _) = try filesystem()
+        var truncate = SetAttributes()
+        truncate.size = 0
+        #expect(answer { fs.setattr(ctx, inode: host, truncate, file: nil, reply: $0) }?.errno == .invalidArgument)
+        #expect(answer { fs.setattr(ctx, inode: guest, truncate, file: nil, reply: $0) }?.errno == .invalidArgument)
+        #expect(answer { fs.setattr(ctx, inode: FixedInode.root, truncate, file: nil, reply: $0) }?.errno == .isDirectory)
+        #expect(answer { fs.setattr(ctx, inode: 999, truncate, file: nil, reply: $0) }?.errno == .noSuchFileOrDirectory)
+        // chmod: kept by default (the answer is the new attributes), EINVAL in kernel mode,
+        // EPERM on the guest view.
+        var chmod = SetAttributes()
+        chmod.mode = 0o640
+        guard case .attr(let st, _)? = answer({ fs.setattr(ctx, inode: host, chmod, file: nil, reply: $0) }) else {
+            Issue.record("chmod did not answer attributes"); return
+        }
+        #expect(st.st_mode == S_IFREG | 0o640)
+        #expect(answer { fs.setattr(ctx, inode: guest, chmod, file: nil, reply: $0) }?.errno == .notPermitted)
+        let (kernel, _) = try filesystem(.kernel)
+        #expect(answer { kernel.setattr(ctx, inode: host, chmod, file: nil, reply: $0) }?.errno == .invalidArgument)
+    }
+
+    @Test func openDecodesFlagsIntoTheHandle() throws {
+        let (fs, _) = try filesystem()
+        #expect(answer { fs.open(ctx, inode: host, flags: O_RDWR | O_TRUNC, reply: $0) }?.errno == .invalidArgument)
+        #expect(answer { fs.open(ctx, inode: FixedInode.root, flags: O_RDONLY, reply: $0) }?.errno == .isDirectory)
+        guard case .open(let o)? = answer({ fs.open(ctx, inode: host, flags: O_WRONLY, reply: $0) }) else {
+            Issue.record("open did not answer an open file"); return
+        }
+        #expect(AccessMode(handle: o.handle) == .writeOnly)
+        #expect(o.keepCache && !o.directIO && !o.nonseekable)
+        guard case .open(let g)? = answer({ fs.open(ctx, inode: guest, flags: O_RDONLY, reply: $0) }) else {
+            Issue.record("open did not answer an open file"); return
+        }
+        #expect(g.directIO && !g.keepCache)
+        // Each open is its own handle (page references belong to it).
+        #expect(g.handle != o.handle)
+        let (kernel, _) = try filesystem(.kernel)
+        guard case .open(let k)? = answer({ kernel.open(ctx, inode: host, flags: O_RDWR, reply: $0) }) else {
+            Issue.record("open did not answer an open file"); return
+        }
+        #expect(k.nonseekable)
+    }
+
+    @Test func ioctlNeedsAWritableHandleAndItsCommand() throws {
+        let (fs, f) = try filesystem()
+        var args = [UInt8](repeating: 0, count: 128)
+        args[9] = 0x10   // size = 0x1000 (offset 0), attributes 8 = private
+        args[16] = 8
+        let convert = KVMMemoryAttributes2.ioctlNumber
+        func call(_ command: UInt32, _ inode: UInt64, _ flags: Int32) -> RecordedReply? {
+            args.withUnsafeBytes { input in
+                answer { fs.ioctl(ctx, inode: inode, command: command, input: input, outputSize: 128, file: handle(flags), reply: $0) }
+            }
+        }
+        #expect(call(convert, host, O_RDONLY)?.errno == .badFileDescriptor)
+        #expect(call(convert &+ 1, host, O_RDWR)?.errno == .inappropriateIOCTLForDevice)
+        #expect(call(convert, FixedInode.root, O_RDWR)?.errno == .inappropriateIOCTLForDevice)
+        #expect(f.attributes(at: 0) == .shared)
+        guard case .ioctl(0, let output)? = call(convert, host, O_WRONLY) else { Issue.record("conversion refused"); return }
+        #expect(output.isEmpty)
+        #expect(f.attributes(at: 0) == .private)
+    }
+
+    /// A pin through one handle refuses a to-private conversion with the struct copied back
+    /// (error_offset = the pinned page); the copy-back needs room for the struct; release drops it.
+    @Test func pinnedPageFailsTheIoctlWithErrorOffset() throws {
+        let (fs, f) = try filesystem()
+        guard case .open(let opened)? = answer({ fs.open(ctx, inode: host, flags: O_RDONLY, reply: $0) }) else {
+            Issue.record("open did not answer an open file"); return
+        }
+        let holder = FileInfo(handle: opened.handle, flags: O_RDONLY)
+        func call(_ command: UInt32, _ bytes: [UInt8], file: FileInfo = handle(O_RDWR), outputSize: Int = 128) -> RecordedReply? {
+            bytes.withUnsafeBytes { input in
+                answer { fs.ioctl(ctx, inode: host, command: command, input: input, outputSize: outputSize, file: file, reply: $0) }
+            }
+        }
+        let pin = GmemPageReference(offset: 2 * pageSize, size: pageSize).encode()
+        guard case .ioctl(0, let none)? = call(GmemPageReference.pinNumber, pin, file: holder), none.isEmpty else {
+            Issue.record("pin refused"); return
+        }
+        let convert = KVMMemoryAttributes2(offset: 0, size: 4 * pageSize, attributes: GmemAttributeName.privateBit)
+        guard case .ioctlFailure(.resourceTemporarilyUnavailable, let output)? = call(KVMMemoryAttributes2.ioctlNumber, convert.encode()) else {
+            Issue.record("conversion not refused with EAGAIN and a copy-back"); return
+        }
+        var expected = convert
+        expected.errorOffset = 2 * pageSize
+        #expect(output == expected.encode())
+        // Without room for the struct: plain EAGAIN.
+        guard case .error(.resourceTemporarilyUnavailable)? = call(KVMMemoryAttributes2.ioctlNumber, convert.encode(), outputSize: 0) else {
+            Issue.record("conversion without output room not refused with EAGAIN"); return
+        }
+        #expect(f.attributes(at: 0) == .shared && f.stats.references == 1)
+        fs.release(inode: host, file: holder)
+        #expect(f.stats.references == 0)
+        guard case .ioctl(0, _)? = call(KVMMemoryAttributes2.ioctlNumber, convert.encode()) else { Issue.record("conversion refused"); return }
+        #expect(f.attributes(at: 2 * pageSize) == .private)
+    }
+
+    @Test func lseekRules() throws {
+        let (fs, f) = try filesystem()
+        try f.allocate(offset: 2 * pageSize, length: pageSize)
+        func seek(_ offset: Int, _ whence: Int32) -> RecordedReply? {
+            answer { fs.lseek(ctx, inode: host, offset: offset, whence: whence, file: handle(O_RDONLY), reply: $0) }
+        }
+        #expect(seek(0, SEEK_END)?.errno == .invalidArgument)
+        #expect(seek(-1, SEEK_END)?.errno == .invalidArgument)
+        #expect(seek(-1, Int32(CLINUX_SEEK_DATA))?.errno == .noSuchAddressOrDevice)
+        #expect(seek(3 * Int(pageSize), Int32(CLINUX_SEEK_DATA))?.errno == .noSuchAddressOrDevice)
+        guard case .offset(let o)? = seek(0, Int32(CLINUX_SEEK_DATA)) else { Issue.record("no offset"); return }
+        #expect(o == 2 * Int(pageSize))
+    }
+
+    @Test func namesComeOnlyFromTheCreateXattr() throws {
+        let (fs, _) = try filesystem()
+        #expect(answer { fs.create(ctx, parent: FixedInode.root, name: "g", mode: 0o600, flags: O_CREAT | O_RDWR, reply: $0) }?.errno == .notPermitted)
+        #expect(answer { fs.mkdir(ctx, parent: FixedInode.root, name: "d", mode: 0o700, reply: $0) }?.errno == .notPermitted)
+        #expect(answer { fs.rename(ctx, parent: FixedInode.root, name: "f", newParent: FixedInode.root, newName: "g", reply: $0) }?.errno == .notPermitted)
+        #expect(answer { fs.unlink(ctx, parent: FixedInode.guestDirectory, name: "f", reply: $0) }?.errno == .notPermitted)
+        #expect(answer { fs.unlink(ctx, parent: FixedInode.root, name: "nope", reply: $0) }?.errno == .noSuchFileOrDirectory)
+        #expect(answer { fs.lookup(ctx, parent: host, name: "f", reply: $0) }?.errno == .notDirectory)
+        guard case .entry(let e)? = answer({ fs.lookup(ctx, parent: FixedInode.root, name: "f", reply: $0) }) else {
+            Issue.record("lookup did not answer an entry"); return
+        }
+        #expect(e.inode == host && e.attributes.st_size == Int(8 * pageSize))
+        guard case .entries(let list)? = answer({ fs.readdir(ctx, inode: FixedInode.root, offset: 0, size: 4096, reply: $0) }) else {
+            Issue.record("readdir did not answer entries"); return
+        }
+        #expect(list.map(\.name) == [".", "..", ".guest", "f"])
+        #expect(answer { fs.unlink(ctx, parent: FixedInode.root, name: "f", reply: $0) }.map { if case .success = $0 { true } else { false } } == true)
+        #expect(answer { fs.getattr(ctx, inode: host, reply: $0) }?.errno == .noSuchFileOrDirectory)
+    }
+
+    @Test func readAndWriteAnswers() throws {
+        let (fs, _) = try filesystem()
+        let bytes: [UInt8] = [1, 2, 3]
+        let w = bytes.withUnsafeBytes { b in answer { fs.write(ctx, inode: host, offset: 5, data: b, file: handle(O_RDWR), reply: $0) } }
+        guard case .written(3)? = w else { Issue.record("write: \(String(describing: w))"); return }
+        guard case .data(let got)? = answer({ fs.read(ctx, inode: guest, offset: 4, size: 5, file: handle(O_RDONLY), reply: $0) }) else {
+            Issue.record("read did not answer data"); return
+        }
+        #expect(got == [0, 1, 2, 3, 0])
+        #expect(answer { fs.read(ctx, inode: host, offset: -1, size: 5, file: handle(O_RDONLY), reply: $0) }?.errno == .invalidArgument)
+        let (kernel, _) = try filesystem(.kernel)
+        let k = bytes.withUnsafeBytes { b in answer { kernel.write(ctx, inode: host, offset: 0, data: b, file: handle(O_RDWR), reply: $0) } }
+        #expect(k?.errno == .invalidArgument)
+    }
+
+    /// A reply dropped unanswered is recorded (the kernel would get EIO; the log says so);
+    /// errno 0 is not an error answer.
+    @Test func droppedAndZeroErrnoReplies() {
+        let r = ReplyRecorder()
+        do { _ = Reply<AttrReply>(recordingInto: r) }
+        guard case .dropped? = r.only else { Issue.record("no dropped reply: \(r.all)"); return }
+        let z = ReplyRecorder()
+        Reply<AttrReply>(recordingInto: z).error(Errno(rawValue: 0))
+        #expect(z.only?.errno == .ioError)
+    }
+}

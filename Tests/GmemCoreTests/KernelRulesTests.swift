@@ -1,0 +1,122 @@
+import CLinuxSys
+import Glibc
+import GmemCore
+import Testing
+
+/// The guest_memfd rules in GmemCore, each against what the kernel answers (mount-free).
+@Suite struct KernelRulesTests {
+    let keepSize = Int32(FALLOC_FL_KEEP_SIZE), punchHole = Int32(FALLOC_FL_PUNCH_HOLE)
+
+    /// kvm_gmem_fallocate: KEEP_SIZE required, PUNCH_HOLE the only other bit.
+    @Test func fallocateModes() throws {
+        #expect(try FallocateMode(flags: keepSize) == .allocate)
+        #expect(try FallocateMode(flags: keepSize | punchHole) == .punchHole)
+        // Every mode bit of linux/falloc.h but those two (and none): EOPNOTSUPP.
+        for bad: Int32 in [0, punchHole, 0x04, 0x08, 0x10, 0x20, 0x40, keepSize | 0x08, keepSize | punchHole | 0x10, -1] {
+            #expect(throws: GmemError.self, "mode \(bad)") { try FallocateMode(flags: bad) }
+            do { _ = try FallocateMode(flags: bad) } catch { #expect(error.errno == .notSupported) }
+        }
+    }
+
+    /// vfs_fallocate's range check, then kvm_gmem_fallocate's alignment (both modes) and EOF rules.
+    @Test func fallocateRanges() throws {
+        let p = Int(pageSize)
+        let f = try GuestMemFile(size: 8 * pageSize, flags: [.initShared], budget: MemoryBudget(limitBytes: nil))
+        for mode in [FallocateMode.allocate, .punchHole] {
+            for (offset, length) in [(-p, p), (0, 0), (0, -p), (1, p), (0, p - 1), (p, 1)] {
+                #expect(throws: GmemError.self, "\(mode) \(offset) \(length)") { try f.fallocate(mode, offset: offset, length: length) }
+                do { try f.fallocate(mode, offset: offset, length: length) } catch { #expect(error.errno == .invalidArgument) }
+            }
+        }
+        #expect(f.allocatedBytes == 0)
+        // Allocate past the end: EINVAL, nothing allocated; a punch past it: clipped, success.
+        #expect(throws: GmemError.self) { try f.fallocate(.allocate, offset: 7 * p, length: 2 * p) }
+        #expect(f.allocatedBytes == 0)
+        try f.fallocate(.allocate, offset: 6 * p, length: 2 * p)
+        #expect(f.allocatedBytes == 2 * pageSize)
+        try f.fallocate(.punchHole, offset: 7 * p, length: 100 * p)
+        try f.fallocate(.punchHole, offset: 100 * p, length: p)
+        #expect(f.allocatedBytes == pageSize)
+    }
+
+    /// Whence first (EINVAL), then a negative offset (ENXIO), as the daemon's lseek answered.
+    @Test func seekRequests() throws {
+        #expect(try SeekRequest(offset: 5, whence: Int32(CLINUX_SEEK_DATA)) == SeekRequest(offset: 5, whence: Int32(CLINUX_SEEK_DATA)))
+        #expect(try SeekRequest(offset: 5, whence: Int32(CLINUX_SEEK_DATA)).whence == .data)
+        #expect(try SeekRequest(offset: 0, whence: Int32(CLINUX_SEEK_HOLE)).whence == .hole)
+        for whence in [SEEK_SET, SEEK_CUR, SEEK_END, 5, -1] {
+            #expect(throws: GmemError.invalidArgument("whence \(whence) is not SEEK_DATA or SEEK_HOLE")) {
+                try SeekRequest(offset: -1, whence: whence)
+            }
+        }
+        #expect(throws: GmemError.noSuchOffset(-1)) { try SeekRequest(offset: -1, whence: Int32(CLINUX_SEEK_DATA)) }
+        #expect(GmemError.noSuchOffset(-1).errno == .noSuchAddressOrDevice)
+    }
+
+    /// O_TRUNC is EINVAL (the size is fixed); the access mode survives the round trip through
+    /// the handle, and only a read-only handle refuses a conversion (EBADF).
+    @Test func openFlagsAndAccessModes() throws {
+        #expect(throws: GmemError.self) { try OpenRequest(flags: O_RDWR | O_TRUNC) }
+        do { _ = try OpenRequest(flags: O_WRONLY | O_TRUNC) } catch { #expect(error.errno == .invalidArgument) }
+        for (flags, mode) in [(O_RDONLY, AccessMode.readOnly), (O_WRONLY, .writeOnly), (O_RDWR, .readWrite), (O_ACCMODE, .accessMode)] {
+            let access = try OpenRequest(flags: flags | O_CLOEXEC | O_APPEND).access
+            #expect(access == mode)
+            #expect(AccessMode(handle: access.handle(serial: 0)) == mode)
+            #expect(AccessMode(handle: access.handle(serial: 12345)) == mode)
+            #expect(access.handle(serial: 5) != access.handle(serial: 6))
+        }
+        #expect(throws: GmemError.self) { try AccessMode.readOnly.checkConversion() }
+        do { try AccessMode.readOnly.checkConversion() } catch { #expect(error.errno == .badFileDescriptor) }
+        try AccessMode.writeOnly.checkConversion()
+        try AccessMode.readWrite.checkConversion()
+    }
+
+    /// kvm_gmem_setattr: truncation is EINVAL (EISDIR on directories); kernel fidelity refuses
+    /// every change of the host file; the guest view's owner and mode are fixed (EPERM).
+    @Test func setattrRules() throws {
+        func errno(_ f: Fidelity, _ size: Bool, _ owner: Bool, _ node: NodeKind) -> Int32? {
+            do { try f.checkSetattr(AttributeChanges(size: size, ownerOrMode: owner), on: node); return nil } catch { return error.errno.rawValue }
+        }
+        for f in [Fidelity.tools, .kernel] {
+            #expect(errno(f, true, false, .hostFile) == EINVAL)
+            #expect(errno(f, true, true, .guestFile) == EINVAL)
+            #expect(errno(f, true, false, .root) == EISDIR)
+            #expect(errno(f, true, false, .guestDirectory) == EISDIR)
+            #expect(errno(f, false, true, .guestFile) == EPERM)
+            #expect(errno(f, false, true, .guestDirectory) == EPERM)
+            #expect(errno(f, false, false, .guestFile) == nil)
+            #expect(errno(f, false, true, .root) == nil)
+        }
+        #expect(errno(.tools, false, true, .hostFile) == nil)
+        #expect(errno(.tools, false, false, .hostFile) == nil)
+        #expect(errno(.kernel, false, true, .hostFile) == EINVAL)
+        #expect(errno(.kernel, false, false, .hostFile) == EINVAL)
+    }
+
+    /// Kernel fidelity: no read (but page-ins of buffered files), no write (but writeback), no
+    /// fsync, no llseek, st_blocks 0. The default allows them all.
+    @Test func fidelityRules() throws {
+        var asked = false
+        try Fidelity.tools.checkHostRead(buffered: false) { asked = true; return true }
+        #expect(!asked)   // the requester is only inspected in kernel mode
+        #expect(throws: GmemError.self) { try Fidelity.kernel.checkHostRead(buffered: false) { false } }
+        #expect(throws: GmemError.self) { try Fidelity.kernel.checkHostRead(buffered: true) { true } }
+        try Fidelity.kernel.checkHostRead(buffered: true) { false }
+        try Fidelity.tools.checkHostWrite(writepage: false)
+        try Fidelity.kernel.checkHostWrite(writepage: true)
+        #expect(throws: GmemError.self) { try Fidelity.kernel.checkHostWrite(writepage: false) }
+        try Fidelity.tools.checkHostFsync()
+        #expect(throws: GmemError.self) { try Fidelity.kernel.checkHostFsync() }
+        #expect(Fidelity.tools.hostFileSeekable && !Fidelity.kernel.hostFileSeekable)
+        #expect(Fidelity.tools.hostBlocks(allocatedBytes: 3 * pageSize) == 24)
+        #expect(Fidelity.kernel.hostBlocks(allocatedBytes: 3 * pageSize) == 0)
+    }
+
+    /// A read or write offset must not be negative (EINVAL).
+    @Test func requestOffsets() throws {
+        #expect(try GuestMemFile.offset(0) == 0)
+        #expect(try GuestMemFile.offset(.max) == UInt64(Int.max))
+        #expect(throws: GmemError.self) { try GuestMemFile.offset(-1) }
+        #expect(throws: GmemError.self) { try GuestMemFile.offset(.min) }
+    }
+}
