@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Scripts/io-compare.sh [--runs N] [--size-mb N] [--bench-dir DIR]
 #
-# Side-by-side I/O comparison of gmemfs against the C libfuse baseline (shared/bench/io), in
+# Side-by-side I/O comparison of gmemfs against the C libfuse baseline (the benchmark kit's
+# io/ directory, holding cbaseline.c and io-bench.sh; not part of this repository), in
 # one run, alternating the daemons so that machine noise hits both alike:
 #   page cache : gmemfs file with flags mmap,init-shared  vs  cbaseline
 #   direct_io  : gmemfs file with flag init-shared        vs  cbaseline --direct-io
@@ -11,7 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . Scripts/lib/daemon.sh
-RUNS=3; SIZE_MB=1024; BENCH=${GMEM_BENCH_IO:-../shared/bench/io}
+RUNS=3; SIZE_MB=1024; BENCH=${GMEM_BENCH_IO:-}
 while [ $# -gt 0 ]; do
 	case $1 in
 	--runs) RUNS=$2; shift 2 ;;
@@ -20,7 +21,7 @@ while [ $# -gt 0 ]; do
 	*) echo "usage: $0 [--runs N] [--size-mb N] [--bench-dir DIR]" >&2; exit 2 ;;
 	esac
 done
-[ -f "$BENCH/cbaseline.c" ] || { echo "io-compare: no $BENCH/cbaseline.c" >&2; exit 2; }
+[ -f "$BENCH/cbaseline.c" ] || { echo "io-compare: give the benchmark kit's io directory (--bench-dir DIR or GMEM_BENCH_IO): no ${BENCH:-DIR}/cbaseline.c" >&2; exit 2; }
 WORK=$(mktemp -d /tmp/gmem-io.XXXXXX)
 cleanup() {
 	daemon_stop_all

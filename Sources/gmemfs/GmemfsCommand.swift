@@ -41,8 +41,8 @@ struct GmemfsCommand: ParsableCommand {
 
     @Option(name: .customLong("file"), help: ArgumentHelp(
         "A file to create at mount time; repeatable. SIZE in bytes or with K/M/G/T, a positive multiple of 4096. FLAGS: comma list of mmap, init-shared. Default: gmem:1G:mmap.",
-        valueName: "NAME:SIZE[:FLAGS]"))
-    var files: [String] = []
+        valueName: "NAME:SIZE[:FLAGS]"), transform: GmemfsCommand.parseFileSpec)
+    var files: [CreateRequest] = []
 
     @Flag(name: .customLong("guest-view"), help: "Also expose MOUNTPOINT/.guest/NAME: the guest's view, which ignores attributes (mode 0600).")
     var guestView = false
@@ -50,8 +50,9 @@ struct GmemfsCommand: ParsableCommand {
     @Flag(name: .customLong("kernel-compat"), help: "Answer as the kernel's guest_memfd wherever FUSE allows: read/write EINVAL, lseek/pread/pwrite ESPIPE, fsync and chmod/chown/touch EINVAL, st_blocks 0.")
     var kernelCompat = false
 
-    @Option(name: .customLong("max-memory"), help: ArgumentHelp("Cap on allocated page memory (ENOSPC past it); 0 means no cap (the default).", valueName: "SIZE"))
-    var maxMemory: String?
+    @Option(name: .customLong("max-memory"), help: ArgumentHelp("Cap on allocated page memory (ENOSPC past it); 0 means no cap (the default).", valueName: "SIZE"),
+            transform: GmemfsCommand.size)
+    var maxMemory: UInt64?
 
     @Option(name: .customLong("log-file"), help: ArgumentHelp(
         "Append the daemon's log here instead of stderr (kept in daemon mode): one line per refused user.gmem.* request or ioctl, with the reason and the requester's pid.",
@@ -86,25 +87,23 @@ struct GmemfsCommand: ParsableCommand {
         if let second = mountpointAfterSource { (source, mountpoint, mountpointAfterSource) = (mountpoint, second, nil) }
         mountOptions = try MountOptions.resolve(&self, source: source)
         pidFile = pidFile.map(Self.absolute)
-        for spec in files { _ = try Self.parseFileSpec(spec) }
-        if let m = maxMemory { _ = try Self.size(m, what: "--max-memory") }
         guard (0...1_048_576).contains(readAheadKB) else { throw ValidationError("--read-ahead-kb must be between 0 and 1048576") }
         guard threads >= 2 else { throw ValidationError("--threads must be at least 2 (conversions notify the kernel while other threads serve it)") }
     }
 
-    static func size(_ text: String, what: String) throws -> UInt64 {
-        do { return try parseNumber(text) } catch { throw ValidationError("\(what): '\(text)' is not a size") }
+    static func size(_ text: String) throws -> UInt64 {
+        do { return try parseNumber(text) } catch { throw ValidationError("'\(text)' is not a size") }
     }
 
-    /// `NAME:SIZE[:FLAGS]`.
+    /// `NAME:SIZE[:FLAGS]` (`--file` and `-o file=`), parsed once, when the argument is read.
     static func parseFileSpec(_ spec: String) throws -> CreateRequest {
         let parts = spec.split(separator: ":", omittingEmptySubsequences: false)
-        guard parts.count == 2 || parts.count == 3 else { throw ValidationError("--file '\(spec)': expected NAME:SIZE[:FLAGS]") }
+        guard parts.count == 2 || parts.count == 3 else { throw ValidationError("expected NAME:SIZE[:FLAGS]") }
         do {
             let flags = parts.count == 3 && !parts[2].isEmpty ? try CreateRequest.parseFlags(parts[2]) : []
             return try CreateRequest(name: String(parts[0]), size: try parseNumber(parts[1]), flags: flags)
         } catch {
-            throw ValidationError("--file '\(spec)': \(error)")
+            throw ValidationError("\(error)")
         }
     }
 
@@ -120,8 +119,7 @@ struct GmemfsCommand: ParsableCommand {
         // Everything that can refuse the mount runs first: nothing is logged or allocated for a
         // start that cannot work.
         let mountpoint = try MountpointCheck.resolve(mountpoint)
-        let requests = try (files.isEmpty ? ["gmem:1G:mmap"] : files).map(Self.parseFileSpec)
-        let cap = try maxMemory.map { try Self.size($0, what: "--max-memory") }
+        let requests = try files.isEmpty ? [Self.parseFileSpec("gmem:1G:mmap")] : files
         let level = logLevel ?? (debug ? .debug : .info)
         if let logFile {
             // Opened before daemonizing (which sends stdout and stderr to /dev/null).
@@ -138,7 +136,7 @@ struct GmemfsCommand: ParsableCommand {
         }
         let logger = Logger(label: "gmemfs")
         let notifier = Notifier()
-        var options = GmemOptions(guestView: guestView, maxMemory: cap == 0 ? nil : cap,
+        var options = GmemOptions(guestView: guestView, maxMemory: maxMemory == 0 ? nil : maxMemory,
                                   fidelity: kernelCompat ? .kernel : .tools)
         options.mountpoint = mountpoint
         let fs = GmemFilesystem(options: options, notifier: notifier, logger: logger)

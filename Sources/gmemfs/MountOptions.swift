@@ -27,13 +27,12 @@ enum MountOptions {
         Word(name: "file", value: "NAME:SIZE[:FLAGS]", long: "--file") { c, v in
             // `,` separates -o words: FLAGS are joined with `+` here (file=vm:1G:mmap+init-shared).
             let spec = v.replacing("+", with: ",")
-            _ = try GmemfsCommand.parseFileSpec(spec)
-            c.files.append(spec)
+            c.files.append(try GmemfsCommand.parseFileSpec(spec))
         },
         Word(name: "guest_view", value: nil, long: "--guest-view") { c, _ in c.guestView = true },
         Word(name: "kernel_compat", value: nil, long: "--kernel-compat") { c, _ in c.kernelCompat = true },
         Word(name: "max_memory", value: "SIZE", long: "--max-memory") { c, v in
-            _ = try GmemfsCommand.size(v, what: "max_memory"); c.maxMemory = v
+            c.maxMemory = try GmemfsCommand.size(v)
         },
         Word(name: "read_ahead_kb", value: "KB", long: "--read-ahead-kb") { c, v in c.readAheadKB = try number(v, "read_ahead_kb") },
         Word(name: "threads", value: "N", long: "--threads") { c, v in c.threads = try number(v, "threads") },

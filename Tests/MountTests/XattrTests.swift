@@ -119,6 +119,8 @@ struct XattrTests {
         #expect(py.succeeded, "\(py.stderr)")
         #expect(stats(f)["ranges"] == "4096")
         #expect(throws: Errno.argListTooLong) { try Sys.getxattr(f, GmemXattr.attributes) }
+        // The daemon's log names the windowed form that works.
+        #expect(m.log.contains(GmemXattr.attributes + ":START-END"), "\(m.log)")
         let tool = try run(["getfattr", "--only-values", "-n", GmemXattr.attributes, f])
         #expect(!tool.succeeded)
         #expect((try? Sys.getxattr(f, GmemXattr.attributes + ":0-4000")) == "0-1000 shared\n1000-2000 private\n2000-3000 shared\n3000-4000 private\n")
