@@ -102,10 +102,14 @@ public enum AccessMode: UInt64, Sendable, Equatable {
     /// would take 146 years).
     public func handle(serial: UInt64) -> UInt64 { serial << 2 | rawValue }
 
-    /// A conversion changes the file: like `write(2)` it needs a file not opened read-only
-    /// (`KVM_SET_MEMORY_ATTRIBUTES2` on a guest_memfd: EBADF).
+    /// A conversion changes the file: like `write(2)` it needs a file opened for writing
+    /// (`KVM_SET_MEMORY_ATTRIBUTES2` on a guest_memfd checks `FMODE_WRITE`: EBADF otherwise).
+    /// Read-only and `O_ACCMODE` opens (Linux gives the latter neither read nor write access)
+    /// are refused.
     public func checkConversion() throws(GmemError) {
-        if self == .readOnly { throw .badHandle("a conversion needs a file opened for writing") }
+        guard self == .writeOnly || self == .readWrite else {
+            throw .badHandle("a conversion needs a file opened for writing")
+        }
     }
 }
 

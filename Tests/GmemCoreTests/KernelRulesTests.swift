@@ -67,6 +67,8 @@ import Testing
         }
         #expect(throws: GmemError.self) { try AccessMode.readOnly.checkConversion() }
         do { try AccessMode.readOnly.checkConversion() } catch { #expect(error.errno == .badFileDescriptor) }
+        // O_ACCMODE (3): no FMODE_WRITE, so the kernel's ioctl answers EBADF too.
+        do { try AccessMode.accessMode.checkConversion(); Issue.record("O_ACCMODE converted") } catch { #expect(error.errno == .badFileDescriptor) }
         try AccessMode.writeOnly.checkConversion()
         try AccessMode.readWrite.checkConversion()
     }

@@ -106,8 +106,9 @@ int main(int argc, char **argv)
 	}
 	int fd = open(argv[1], O_RDWR);
 	int ro = open(argv[1], O_RDONLY);
+	int noaccess = open(argv[1], O_ACCMODE);	/* Linux: neither read nor write (ioctl only) */
 	int guest = open(argv[2], O_RDWR);
-	if (fd < 0 || ro < 0 || guest < 0) {
+	if (fd < 0 || ro < 0 || noaccess < 0 || guest < 0) {
 		perror("open");
 		return 100;
 	}
@@ -151,6 +152,7 @@ int main(int argc, char **argv)
 	expect_errno(fd, args(FILE_SIZE - 4096, 8192, 0), EINVAL, "range crosses EOF");
 	expect_errno(fd, args(1ULL << 40, 4096, 0), EINVAL, "offset far past EOF");
 	expect_errno(ro, args(T, 4096, 0), EBADF, "read-only fd");
+	expect_errno(noaccess, args(T, 4096, 0), EBADF, "O_ACCMODE fd (no FMODE_WRITE)");
 
 	/* Other ioctl numbers are not ours. */
 	a = args(T, 4096, 0);
