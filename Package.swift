@@ -54,8 +54,7 @@ let package = Package(
                            .product(name: "Logging", package: "swift-log")]),
         .executableTarget(
             name: "gmemctl",
-            dependencies: ["GmemABI", "GmemDaemonProcess", "CLinuxSys", .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                           .product(name: "SystemPackage", package: "swift-system")]),
+            dependencies: ["GmemABI", "GmemDaemonProcess", "CLinuxSys", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(
             name: "gmem-bench",
             dependencies: ["GmemCore", "CLinuxSys", .product(name: "ArgumentParser", package: "swift-argument-parser")]),

@@ -216,6 +216,15 @@ extension Reply where Kind == IoctlReply {
     public consuming func result(_ result: Int32, output: UnsafeRawBufferPointer) {
         answer(.ioctl(result, output: Array(output))) { fuse_reply_ioctl($0, result, output.baseAddress, output.count) }
     }
+
+    /// Fails the ioctl with `errno` **and** copies `output` back to the caller's argument (at
+    /// most `outputSize` bytes): the kernel's FUSE client (`fuse_do_ioctl`) copies the output
+    /// out before it returns the negative result, so the caller sees -1/`errno` and the updated
+    /// struct. Non-positive errnos are answered EIO, as in ``Reply/error(_:)``.
+    public consuming func failure(_ errno: Errno, output: [UInt8]) {
+        guard errno.rawValue > 0 else { return error(errno) }
+        answer(.ioctlFailure(errno, output: output)) { req in output.withUnsafeBytes { _ = fuse_reply_ioctl(req, -errno.rawValue, $0.baseAddress, $0.count) } }
+    }
 }
 
 extension Reply where Kind == StatfsReply {
@@ -297,13 +306,20 @@ public enum RecordedReply: Sendable {
     case xattrValue([UInt8])
     case offset(Int)
     case ioctl(Int32, output: [UInt8])
+    /// An ioctl failed with the errno and copied `output` back (``Reply/failure(_:output:)``).
+    case ioctlFailure(Errno, output: [UInt8])
     case statfs(statvfs)
     case entries([DirectoryEntry])
     /// The reply was dropped unanswered (the kernel would see EIO).
     case dropped
 
     /// The errno of an error reply, nil for any other.
-    public var errno: Errno? { if case .error(let e) = self { e } else { nil } }
+    public var errno: Errno? {
+        switch self {
+        case .error(let e), .ioctlFailure(let e, _): e
+        default: nil
+        }
+    }
 }
 
 /// Collects the replies given through `Reply(recordingInto:)`, in order.

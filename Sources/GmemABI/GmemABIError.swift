@@ -6,8 +6,8 @@ public enum GmemABIError: Error, Equatable, Sendable {
     case notANumber(String)
     /// In the number grammar, but larger than `UInt64.max`.
     case overflow(String)
-    /// An ioctl argument of the wrong size (the struct is 128 bytes).
-    case wrongSize(Int)
+    /// An ioctl argument of the wrong size (each struct has exactly one).
+    case wrongSize(expected: Int, got: Int)
     /// Not a `START-END` window with `START < END` (hex).
     case malformedWindow(String)
     /// Not a `START-END private|shared` attribute line.
@@ -19,7 +19,7 @@ extension GmemABIError: CustomStringConvertible {
         switch self {
         case .notANumber(let t): "'\(t)' is not a number"
         case .overflow(let t): "'\(t)' overflows 64 bits"
-        case .wrongSize(let n): "argument is \(n) bytes, expected \(KVMMemoryAttributes2.byteCount)"
+        case .wrongSize(let expected, let n): "argument is \(n) bytes, expected \(expected)"
         case .malformedWindow: "window must be START-END in hex with START < END"
         case .malformedLine(let l): "'\(l)' is not a 'START-END private|shared' line"
         }

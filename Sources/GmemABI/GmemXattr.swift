@@ -4,8 +4,8 @@ import CGmemABI
 /// `include/gmem_abi.h`'s, which the C test programs include too.
 ///
 /// On the mount root: ``create`` (set) · ``stats`` (get).
-/// On a gmem file: ``setAttributes`` (set) · ``attributes``, ``window(start:end:)``,
-/// ``flags``, ``stats`` (get).
+/// On a gmem file: ``setAttributes``, ``inject`` (set) · ``attributes``, ``window(start:end:)``,
+/// ``flags``, ``stats``, ``inject`` (get).
 public enum GmemXattr {
     /// Every name of the interface starts with it; other `user.gmem.*` names are EINVAL to set
     /// and ENODATA to get.
@@ -20,12 +20,17 @@ public enum GmemXattr {
     public static let flags = GMEM_XATTR_FLAGS
     /// Get on a file or the root: `key=value` lines.
     public static let stats = GMEM_XATTR_STATS
+    /// Set on a file: one fault to arm (``injectValue(_:offset:count:range:)``) or
+    /// ``injectClear``; get: the armed faults, one per line, in the same grammar.
+    public static let inject = GMEM_XATTR_INJECT
+    /// The ``inject`` value that disarms every fault of the file.
+    public static let injectClear = "clear"
     /// The largest value the VFS passes (the kernel's `XATTR_SIZE_MAX`, 64 KiB); a longer
     /// value is E2BIG.
     public static let sizeMax = Int(GMEM_XATTR_SIZE_MAX)
 
     /// Readable names on a file, as listxattr reports them.
-    public static let fileReadable = [attributes, flags, stats]
+    public static let fileReadable = [attributes, flags, stats, inject]
     /// Readable names on the root.
     public static let rootReadable = [stats]
 
@@ -58,11 +63,33 @@ public enum GmemXattr {
         "\(offset) \(size) \(attribute.rawValue)"
     }
 
+    /// The ``inject`` value arming one fault: `FAILURE [OFFSET] [count N] [range OFFSET SIZE]`,
+    /// decimal numbers. `offset` is the page an `eagain` reports (required for it, refused for
+    /// the others); `range` is for `enomem` and `eintr` only (the daemon checks both).
+    public static func injectValue(_ failure: GmemInjectedFailure, offset: UInt64? = nil, count: UInt64? = nil,
+                                   range: (offset: UInt64, size: UInt64)? = nil) -> String {
+        var words = [failure.rawValue]
+        if let offset { words.append(String(offset)) }
+        if let count { words += ["count", String(count)] }
+        if let range { words += ["range", String(range.offset), String(range.size)] }
+        return words.joined(separator: " ")
+    }
+
     /// The ``create`` value: `NAME SIZE[ FLAGS]`, FLAGS a comma list of names, left out when empty.
     public static func createValue(name: String, size: UInt64, flags: [GmemCreateFlag]) -> String {
         let words = [name, String(size)] + (flags.isEmpty ? [] : [flags.map(\.rawValue).joined(separator: ",")])
         return words.joined(separator: " ")
     }
+}
+
+/// The failures ``GmemXattr/inject`` can arm, by their interface names.
+public enum GmemInjectedFailure: String, CaseIterable, Sendable {
+    /// ENOMEM, `error_offset` = the request's start (the kernel's failed `mas_preallocate`).
+    case enomem
+    /// EAGAIN, `error_offset` = the armed page (a reference on it the caller cannot see).
+    case eagain
+    /// EINTR, `error_offset` = the request's start.
+    case eintr
 }
 
 /// The words for a page's attributes in the interface's text (map lines, set_attributes values).

@@ -41,9 +41,9 @@ public struct KVMMemoryAttributes2: Equatable, Sendable {
         self.flags = flags; self.errorOffset = errorOffset; self.reserved = reserved
     }
 
-    /// Decodes the struct; anything but exactly ``byteCount`` bytes is ``GmemABIError/wrongSize(_:)``.
+    /// Decodes the struct; anything but exactly ``byteCount`` bytes is ``GmemABIError/wrongSize(expected:got:)``.
     public static func decode(_ bytes: UnsafeRawBufferPointer) throws(GmemABIError) -> Self {
-        guard bytes.count == byteCount else { throw .wrongSize(bytes.count) }
+        guard bytes.count == byteCount else { throw .wrongSize(expected: byteCount, got: bytes.count) }
         func word(_ at: Int) -> UInt64 { UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: at, as: UInt64.self)) }
         return Self(offset: word(Offset.offset), size: word(Offset.size), attributes: word(Offset.attributes),
                     flags: word(Offset.flags), errorOffset: word(Offset.errorOffset),

@@ -32,13 +32,23 @@ public enum GmemTraceKind: String, CaseIterable, Sendable {
     case allocate
     /// A write through the guest view (`MOUNTPOINT/.guest/NAME`).
     case guestWrite = "guest-write"
+    /// `GMEM_PIN_PAGES`: page references taken through an open file (EFAULT at a private page
+    /// through the host view).
+    case pin
+    /// `GMEM_UNPIN_PAGES`, or the references an open file still held when it was released
+    /// (`on=close references=N`).
+    case unpin
+    /// `user.gmem.inject` armed a fault (`arm=enomem count=N`; the range is an `eagain`'s page)
+    /// or cleared them (`clear=all`). A conversion the fault fails is a `convert` event with
+    /// `cause=injected-…` and its `error_offset`.
+    case inject
 }
 
 /// The symbolic names of the errnos gmemfs answers, as the trace's OUTCOME field shows them.
 public enum GmemErrnoName {
     static let names: [Int32: String] = [
         1: "EPERM", 2: "ENOENT", 4: "EINTR", 5: "EIO", 6: "ENXIO", 7: "E2BIG", 9: "EBADF", 11: "EAGAIN",
-        12: "ENOMEM", 13: "EACCES", 17: "EEXIST", 21: "EISDIR", 22: "EINVAL", 25: "ENOTTY", 27: "EFBIG",
+        12: "ENOMEM", 13: "EACCES", 14: "EFAULT", 16: "EBUSY", 17: "EEXIST", 21: "EISDIR", 22: "EINVAL", 25: "ENOTTY", 27: "EFBIG",
         28: "ENOSPC", 29: "ESPIPE", 34: "ERANGE", 38: "ENOSYS", 61: "ENODATA", 95: "EOPNOTSUPP",
     ]
     static let numbers = Dictionary(uniqueKeysWithValues: names.map { ($1, $0) })

@@ -43,6 +43,18 @@ public enum GmemError: Error, Equatable, Sendable {
     case notPermitted(String)
     /// The open handle lacks the access mode the operation needs.
     case badHandle(String)
+    /// A to-private conversion met a page with references (pins) at this byte offset: EAGAIN,
+    /// with the offset reported as `error_offset`.
+    case referenced(offset: UInt64)
+    /// An armed fault (`user.gmem.inject`) failed the conversion; `errorOffset` is reported.
+    case injected(InjectedFailure, errorOffset: UInt64)
+    /// Unpinning a page the open file holds no reference on.
+    case notReferenced(String)
+    /// Pinning a private page through the host view (get_user_pages of a guest_memfd mapping
+    /// fails at a private page).
+    case badAddress(offset: UInt64)
+    /// A counter would overflow (too many references on a page).
+    case outOfMemory(String)
 
     /// The errno a caller sees. This is the only place errors become errnos.
     public var errno: Errno {
@@ -64,6 +76,28 @@ public enum GmemError: Error, Equatable, Sendable {
         case .fileTooLarge: .fileTooLarge
         case .notPermitted: .notPermitted
         case .badHandle: .badFileDescriptor
+        case .referenced: .resourceTemporarilyUnavailable
+        case .injected(.enomem, _), .outOfMemory: .noMemory
+        case .injected(.eagain, _): .resourceTemporarilyUnavailable
+        case .injected(.eintr, _): .interrupted
+        case .notReferenced: .noSuchFileOrDirectory
+        case .badAddress: .badAddress
+        }
+    }
+
+    /// The errno a `setxattr` caller sees. EAGAIN cannot be one: the VFS uses -EAGAIN as its
+    /// own "no handler" marker in `__vfs_setxattr_noperm` and turns it into EOPNOTSUPP, so a
+    /// conversion refused for references answers EBUSY through the xattr (the ioctl says EAGAIN).
+    public var setxattrErrno: Errno {
+        errno == .resourceTemporarilyUnavailable ? .resourceBusy : errno
+    }
+
+    /// The byte offset a failed conversion reports in `error_offset` (nil when the failure
+    /// names no page, and then nothing is copied back).
+    public var errorOffset: UInt64? {
+        switch self {
+        case .referenced(let o), .injected(_, let o): o
+        default: nil
         }
     }
 }
@@ -85,8 +119,12 @@ extension GmemError: CustomStringConvertible {
         let what: String
         switch self {
         case .invalidArgument(let s), .noSpace(let s), .notSupported(let s), .notPermitted(let s), .badHandle(let s),
-             .isDirectory(let s), .notDirectory(let s), .accessDenied(let s), .interrupted(let s): what = s
+             .isDirectory(let s), .notDirectory(let s), .accessDenied(let s), .interrupted(let s),
+             .notReferenced(let s), .outOfMemory(let s): what = s
         case .unknownIoctl(let c): what = "unknown ioctl 0x\(String(c, radix: 16))"
+        case .referenced(let o): what = "page at offset \(o) has references"
+        case .injected(let f, let o): what = "injected \(f.rawValue) (error_offset \(o))"
+        case .badAddress(let o): what = "page at offset \(o) is private and cannot be pinned"
         case .privatePage(let o): what = "page at offset \(o) is private"
         case .exists(let n): what = "'\(n)' exists"
         case .notFound(let n): what = "no \(n)"

@@ -85,7 +85,7 @@ public enum AccessMode: UInt64, Sendable, Equatable {
     /// The access mode of `open(2)` flags.
     public init(openFlags: Int32) { self.init(handle: UInt64(UInt32(bitPattern: openFlags))) }
 
-    /// The access mode stored in an open file's handle (``handle``).
+    /// The access mode stored in an open file's handle (``handle(serial:)``).
     public init(handle: UInt64) {
         switch handle & UInt64(O_ACCMODE) {
         case 0: self = .readOnly
@@ -95,13 +95,21 @@ public enum AccessMode: UInt64, Sendable, Equatable {
         }
     }
 
-    /// The handle an open answers with: the access mode, nothing else.
-    public var handle: UInt64 { rawValue }
+    /// The handle an open answers with: `serial << 2 | mode`. The low two bits are the access
+    /// mode (read back by ``init(handle:)`` for the ioctl's write check); the serial, unique per
+    /// open, makes the handle name the open file description its page references belong to.
+    /// A serial of 2^62 or more loses its top bits (never reached: one open per nanosecond
+    /// would take 146 years).
+    public func handle(serial: UInt64) -> UInt64 { serial << 2 | rawValue }
 
-    /// A conversion changes the file: like `write(2)` it needs a file not opened read-only
-    /// (`KVM_SET_MEMORY_ATTRIBUTES2` on a guest_memfd: EBADF).
+    /// A conversion changes the file: like `write(2)` it needs a file opened for writing
+    /// (`KVM_SET_MEMORY_ATTRIBUTES2` on a guest_memfd checks `FMODE_WRITE`: EBADF otherwise).
+    /// Read-only and `O_ACCMODE` opens (Linux gives the latter neither read nor write access)
+    /// are refused.
     public func checkConversion() throws(GmemError) {
-        if self == .readOnly { throw .badHandle("a conversion needs a file opened for writing") }
+        guard self == .writeOnly || self == .readWrite else {
+            throw .badHandle("a conversion needs a file opened for writing")
+        }
     }
 }
 

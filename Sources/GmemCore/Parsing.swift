@@ -75,6 +75,22 @@ extension KVMMemoryAttributes2 {
     }
 }
 
+extension GmemPageReference {
+    /// Decodes the little-endian struct (``GmemPageReference/decode(_:)``); anything but
+    /// exactly 64 bytes is EINVAL.
+    public init(bytes: UnsafeRawBufferPointer) throws(GmemError) {
+        do { self = try Self.decode(bytes) } catch { throw GmemError(error) }
+    }
+
+    /// Validates: flags ≠ 0 or a reserved word ≠ 0, then size 0, overflow, misalignment or a range
+    /// not inside the file (the checks of ``ConversionRequest``) → EINVAL. Returns the pages.
+    public func pages(fileSize: UInt64) throws(GmemError) -> ClosedRange<UInt64> {
+        guard flags == 0 else { throw .invalidArgument("flags must be 0") }
+        guard reserved.allSatisfy({ $0 == 0 }) else { throw .invalidArgument("reserved words must be 0") }
+        return try ConversionRequest(offset: offset, size: size, attributes: 0, fileSize: fileSize).pages
+    }
+}
+
 /// A validated `user.gmem.create` request: `NAME SIZE [FLAGS]`.
 public struct CreateRequest: Equatable, Sendable {
     public let name: String

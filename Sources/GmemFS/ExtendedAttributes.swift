@@ -8,8 +8,9 @@ import SystemPackage
 /// are ``GmemXattr``'s.
 ///
 /// On the mount root:  `user.gmem.create` (set) · `user.gmem.stats` (get).
-/// On a gmem file:     `user.gmem.set_attributes` (set) · `user.gmem.attributes`,
-///                     `user.gmem.attributes:START-END`, `user.gmem.flags`, `user.gmem.stats` (get).
+/// On a gmem file:     `user.gmem.set_attributes`, `user.gmem.inject` (set) · `user.gmem.attributes`,
+///                     `user.gmem.attributes:START-END`, `user.gmem.flags`, `user.gmem.stats`,
+///                     `user.gmem.inject` (get).
 extension GmemFilesystem {
     public func setxattr(_ ctx: RequestContext, inode: UInt64, name: String, value: UnsafeRawBufferPointer, flags: Int32, reply: consuming Reply<EmptyReply>) {
         guard let n = node(inode) else { return reply.error(.notFound("inode \(inode)")) }
@@ -24,6 +25,8 @@ extension GmemFilesystem {
                 try convert(f, ctx, via: "xattr") { () throws(GmemError) in
                     try ConversionRequest(xattrValue: Array(value), fileSize: f.file.size)
                 }
+            case (.host(let f), GmemXattr.inject), (.guest(let f), GmemXattr.inject):
+                try inject(f, ctx, try InjectionCommand(xattrValue: Array(value), fileSize: f.file.size))
             case (_, _) where name.hasPrefix(GmemXattr.prefix):
                 throw GmemError.invalidArgument("\(name) cannot be set here")
             default:
@@ -34,7 +37,8 @@ extension GmemFilesystem {
             if name.hasPrefix(GmemXattr.prefix) {
                 refused("setxattr \(name) \(Self.quoted(value))", on: n, ctx, error)
             }
-            reply.error(error)
+            // EAGAIN cannot pass through setxattr (the VFS takes it for "no handler"): EBUSY.
+            reply.error(error.setxattrErrno)
         }
     }
 
@@ -115,11 +119,17 @@ extension GmemFilesystem {
                     shared_bytes=\(s.size - s.privateBytes)
                     ranges=\(s.ranges)
                     conversions=\(s.conversions)
+                    references=\(s.references)
+                    referenced_bytes=\(s.referencedBytes)
+                    eagain_refusals=\(s.referenceRefusals)
+                    injected_failures=\(s.injectedFailures)
                     flags=\(file.flags.description)
 
                     """
             case GmemXattr.attributes:
                 return attributesText(file, start: 0, end: file.size)
+            case GmemXattr.inject:
+                return file.armedFaults.map { $0.description + "\n" }.joined()
             case _ where name.hasPrefix(GmemXattr.attributes + ":"):
                 let window = try Self.parseWindow(name.dropFirst(GmemXattr.attributes.count + 1))
                 return attributesText(file, start: window.start, end: window.end)
@@ -152,19 +162,42 @@ extension GmemFilesystem {
 
     public func ioctl(_ ctx: RequestContext, inode: UInt64, command: UInt32, input: UnsafeRawBufferPointer, outputSize: Int, file: FileInfo, reply: consuming Reply<IoctlReply>) {
         let n = node(inode)
+        let name = Self.ioctlNames[command]
         do throws(GmemError) {
-            guard let n, let f = n.fileNode, command == KVMMemoryAttributes2.ioctlNumber else { throw .unknownIoctl(command) }
-            try convert(f, ctx, via: "ioctl") { () throws(GmemError) in
-                try AccessMode(handle: file.handle).checkConversion()
-                return try KVMMemoryAttributes2(bytes: input).request(fileSize: f.file.size)
+            guard let n, let f = n.fileNode, let name else { throw .unknownIoctl(command) }
+            switch command {
+            case GmemPageReference.pinNumber, GmemPageReference.unpinNumber:
+                try reference(n, f, ctx, pin: command == GmemPageReference.pinNumber, input: input, handle: file.handle)
+            default:
+                var args: KVMMemoryAttributes2?
+                do throws(GmemError) {
+                    try convert(f, ctx, via: "ioctl") { () throws(GmemError) in
+                        try AccessMode(handle: file.handle).checkConversion()
+                        let decoded = try KVMMemoryAttributes2(bytes: input)
+                        args = decoded
+                        return try decoded.request(fileSize: f.file.size)
+                    }
+                } catch {
+                    // kvm_gmem_set_attributes: on a failure that names a page, error_offset is set,
+                    // the whole struct copied back, and the call fails (Reply.failure does both).
+                    guard let offset = error.errorOffset, var back = args, outputSize >= KVMMemoryAttributes2.byteCount else { throw error }
+                    refused("ioctl \(name) [\(back.offset), +\(back.size))", on: n, ctx, error)
+                    back.errorOffset = offset
+                    return reply.failure(error.errno, output: back.encode())
+                }
             }
             // Success copies nothing back, as in the kernel (error_offset is only written on failure).
             reply.result(0, output: UnsafeRawBufferPointer(start: nil, count: 0))
         } catch {
-            if let n, n.fileNode != nil, command == KVMMemoryAttributes2.ioctlNumber {
-                refused("ioctl KVM_SET_MEMORY_ATTRIBUTES2", on: n, ctx, error)
-            }
+            if let n, n.fileNode != nil, let name { refused("ioctl \(name)", on: n, ctx, error) }
             reply.error(error)
         }
     }
+
+    /// The ioctls of a gmem file, by their uAPI names (for refusal log lines).
+    static let ioctlNames: [UInt32: String] = [
+        KVMMemoryAttributes2.ioctlNumber: "KVM_SET_MEMORY_ATTRIBUTES2",
+        GmemPageReference.pinNumber: "GMEM_PIN_PAGES",
+        GmemPageReference.unpinNumber: "GMEM_UNPIN_PAGES",
+    ]
 }

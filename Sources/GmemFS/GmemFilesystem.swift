@@ -1,10 +1,10 @@
 import CLinuxSys
 import FuseKit
+import Synchronization
 import Glibc
 import GmemABI
 import GmemCore
 import Logging
-import Synchronization
 import SystemPackage
 
 /// Options of a mounted gmemfs.
@@ -51,6 +51,9 @@ public final class GmemFilesystem: LowLevelFilesystem {
     let events = EventHub()
     let trace: TraceFile
     let maps = MapsDirectory()
+    /// Numbers open files: the handle is ``AccessMode/handle(serial:)`` of it, so that page
+    /// references can belong to one open file description.
+    let openCount = Atomic<UInt64>(0)
 
     public init(options: GmemOptions, notifier: Notifier, logger: Logger) {
         self.options = options
@@ -166,25 +169,43 @@ public final class GmemFilesystem: LowLevelFilesystem {
 
     /// Runs a conversion to completion: validate (`make`), update the tree (under the file lock),
     /// then, with no lock held, drop the host's cached copies when pages became private. Returns
-    /// once no process can read the converted pages' old contents. `via` names the interface
-    /// (`xattr`, `ioctl`) in the trace; a refused request is traced with its errno.
+    /// once no process can read the converted pages' old contents. A refused conversion (bad
+    /// input, references, an armed fault) throws and changed nothing. `via` names the interface
+    /// (`xattr`, `ioctl`) in the trace; a refusal is traced with the errno the caller sees and,
+    /// when it names a page, its `error_offset`.
     func convert(_ f: FileNode, _ ctx: RequestContext, via: String,
                  _ make: () throws(GmemError) -> ConversionRequest) throws(GmemError) {
         let start = events.start()
-        let request: ConversionRequest
-        do {
-            request = try make()
+        var request: ConversionRequest?
+        do throws(GmemError) {
+            let r = try make()
+            request = r
+            let outcome = try f.file.setAttributes(r)
+            if outcome == .becamePrivate {
+                invalidateHost(f, offset: r.offset, length: r.size, for: ctx)
+            }
+            trace(since: start, .convert, f, r.offset, r.size, Event.Outcome(outcome), ctx,
+                  detail: "via=\(via) to=\(r.attributes.name)")
+            logger.debug("\(f.name): [\(r.offset), +\(r.size)) -> \(r.attributes.name)")
         } catch {
-            trace(since: start, .convert, f, 0, 0, .failed(error.errno), ctx, detail: "via=" + via)
+            trace(since: start, .convert, f, request?.offset ?? 0, request?.size ?? 0,
+                  .failed(via == "xattr" ? error.setxattrErrno : error.errno), ctx,
+                  detail: Self.refusalDetail(via: via, request, error))
             throw error
         }
-        let outcome = f.file.setAttributes(request)
-        if outcome == .becamePrivate {
-            invalidateHost(f, offset: request.offset, length: request.size, for: ctx)
+    }
+
+    /// `via=… [to=…] [error_offset=0x… cause=references|injected-…]` for a refused conversion.
+    static func refusalDetail(via: String, _ request: ConversionRequest?, _ error: GmemError) -> String {
+        var s = "via=" + via
+        if let request { s += " to=" + request.attributes.name }
+        if let offset = error.errorOffset { s += " error_offset=0x" + String(offset, radix: 16) }
+        switch error {
+        case .referenced: s += " cause=references"
+        case .injected(let failure, _): s += " cause=injected-" + failure.rawValue
+        default: break
         }
-        trace(since: start, .convert, f, request.offset, request.size, Event.Outcome(outcome), ctx,
-              detail: "via=\(via) to=\(request.attributes.name)")
-        logger.debug("\(f.name): [\(request.offset), +\(request.size)) -> \(request.attributes.name)")
+        return s
     }
 
     // MARK: - LowLevelFilesystem
@@ -279,14 +300,17 @@ public final class GmemFilesystem: LowLevelFilesystem {
         // Kernel fidelity: a guest_memfd has no llseek, so lseek, pread and pwrite are ESPIPE.
         var nonseekable = false
         if case .host = n { nonseekable = !options.fidelity.hostFileSeekable }
-        // The handle is the access mode (for the ioctl's write check).
-        reply.open(OpenOptions(handle: request.access.handle, directIO: !cached, keepCache: cached,
+        // The handle carries the access mode (for the ioctl's write check) and is unique: page
+        // references belong to it.
+        let handle = request.access.handle(serial: openCount.add(1, ordering: .relaxed).newValue)
+        reply.open(OpenOptions(handle: handle, directIO: !cached, keepCache: cached,
                                nonseekable: nonseekable))
     }
 
     public func release(inode: UInt64, file: FileInfo) {
         if releaseSpecial(inode: inode, file: file) { return }
         guard let f = node(inode)?.fileNode else { return }
+        releaseReferences(f, handle: file.handle)
         let gone = f.lifetime.withLock { l -> Bool in
             l.openHandles -= 1
             return l.unlinked && l.openHandles == 0

@@ -17,7 +17,7 @@ public func fuzzOneInput(_ data: UnsafePointer<UInt8>, _ count: Int) -> CInt {
         let file = try! GuestMemFile(size: 64 * 4096, flags: [.mmap], budget: budget)
         if let r = try? ConversionRequest(xattrValue: bytes, fileSize: file.size) {
             precondition(r.offset % pageSize == 0 && r.size % pageSize == 0 && r.size > 0 && r.offset + r.size <= file.size)
-            file.setAttributes(r)
+            try! file.setAttributes(r)
             precondition(file.attributes(at: r.offset) == r.attributes)
         }
         _ = try? ConversionRequest(xattrValue: bytes, fileSize: .max & ~(pageSize - 1))

@@ -90,7 +90,7 @@ struct EventTests {
         #expect(Event.lostLine(17) == "lost 17 events\n")
         #expect(Event.Outcome.failed(.noSpace).name == "ENOSPC" && Event.Outcome.failed(Errno(rawValue: 200)).name == "E200")
         #expect(Event.Kind.allCases.map(\.rawValue) == ["create", "remove", "convert", "invalidate", "read-refused",
-                                                          "write-refused", "punch", "allocate", "guest-write"])
+                                                          "write-refused", "punch", "allocate", "guest-write", "pin", "unpin", "inject"])
         // What the daemon prints, gmemctl parses back field for field (one format, in GmemABI).
         for line in [e.traceLine, Event.lostLine(3)] {
             #expect(TraceLine(line.dropLast())?.text == line, "\(line)")

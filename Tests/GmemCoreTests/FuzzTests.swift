@@ -201,7 +201,7 @@ import Testing
             #expect(request.offset.addingReportingOverflow(request.size).overflow == false && request.offset + request.size <= fileSize)
             #expect(request.pages.upperBound < fileSize / 4096 && request.pages.count == Int(request.size / 4096))
             guard !other || fileSize == file.size else { continue }
-            if file.setAttributes(request) != .unchanged { changed += 1 }
+            if try file.setAttributes(request) != .unchanged { changed += 1 }
             for p in request.pages { model[Int(p)] = request.attributes.isPrivate }
             if i % 16 == 0 || request.pages.count < 3 {
                 let got = Self.pages(of: file)
@@ -241,7 +241,7 @@ import Testing
             #expect((request != nil) == want, "ioctl words \(words.prefix(4)) flags/reserved \(words[3...])")
             guard let request else { #expect(Self.pages(of: file) == before); continue }
             accepted += 1
-            file.setAttributes(request)
+            try file.setAttributes(request)
             for p in request.pages { model[Int(p)] = request.attributes.isPrivate }
             #expect(Self.pages(of: file) == model)
         }
@@ -308,7 +308,7 @@ import Testing
         let fs = GmemFilesystem(options: GmemOptions(guestView: true), notifier: Notifier(), logger: Logger(label: "fuzz"))
         let file = try fs.createFile(CreateRequest(name: "f", size: 256 * 4096, flags: [.mmap]))
         for p in stride(from: UInt64(0), to: 256, by: 3) {   // a fragmented map
-            file.setAttributes(try ConversionRequest(offset: p * 4096, size: 4096, attributes: 0, fileSize: file.size))
+            try file.setAttributes(try ConversionRequest(offset: p * 4096, size: 4096, attributes: 0, fileSize: file.size))
         }
         guard let node = fs.node(FixedInode.firstFile) else { Issue.record("no node"); return }
         let stats = file.stats

@@ -11,7 +11,13 @@ import Testing
         #expect(GmemXattr.attributes == "user.gmem.attributes")
         #expect(GmemXattr.flags == "user.gmem.flags")
         #expect(GmemXattr.stats == "user.gmem.stats")
+        #expect(GmemXattr.inject == "user.gmem.inject")
         #expect(GmemXattr.sizeMax == 65536)
+        // _IOW('G', 1 and 2, 64 bytes): direction 1 << 30.
+        #expect(GmemPageReference.pinNumber == 0x4040_4701 && GmemPageReference.unpinNumber == 0x4040_4702)
+        #expect(GmemPageReference.pinNumber == 1 << 30 | UInt32(GmemPageReference.byteCount) << 16 | 0x47 << 8 | 0x01)
+        #expect(GmemPageReference.byteCount == 64)
+        #expect(GmemInjectedFailure.allCases.map(\.rawValue) == ["enomem", "eagain", "eintr"])
         #expect(KVMMemoryAttributes2.ioctlNumber == 0xC080_AED2)
         // _IOWR(0xAE, 0xd2, 128 bytes): direction 3 << 30, size << 16, type << 8, number.
         #expect(KVMMemoryAttributes2.ioctlNumber == 3 << 30 | UInt32(KVMMemoryAttributes2.byteCount) << 16 | 0xAE << 8 | 0xD2)
@@ -29,7 +35,24 @@ import Testing
         // Word i holds i + 1, little-endian.
         for i in 0..<16 { #expect(bytes[i * 8] == UInt8(i + 1) && bytes[i * 8 + 1 ..< i * 8 + 8].allSatisfy { $0 == 0 }) }
         #expect(try bytes.withUnsafeBytes { try KVMMemoryAttributes2.decode($0) } == args)
-        #expect(throws: GmemABIError.wrongSize(127)) { try [UInt8](repeating: 0, count: 127).withUnsafeBytes { try KVMMemoryAttributes2.decode($0) } }
+        #expect(throws: GmemABIError.wrongSize(expected: 128, got: 127)) { try [UInt8](repeating: 0, count: 127).withUnsafeBytes { try KVMMemoryAttributes2.decode($0) } }
+    }
+
+    @Test func pageReferenceFieldsSitAtTheDocumentedOffsets() throws {
+        typealias O = GmemPageReference.Offset
+        #expect([O.offset, O.size, O.flags, O.reserved] == [0, 8, 16, 24])
+        let args = GmemPageReference(offset: 1, size: 2, flags: 3, reserved: (4...8).map { UInt64($0) })
+        let bytes = args.encode()
+        for i in 0..<8 { #expect(bytes[i * 8] == UInt8(i + 1) && bytes[i * 8 + 1 ..< i * 8 + 8].allSatisfy { $0 == 0 }) }
+        #expect(try bytes.withUnsafeBytes { try GmemPageReference.decode($0) } == args)
+        #expect(throws: GmemABIError.wrongSize(expected: 64, got: 128)) { try [UInt8](repeating: 0, count: 128).withUnsafeBytes { try GmemPageReference.decode($0) } }
+    }
+
+    @Test func injectValuesFollowTheGrammar() {
+        #expect(GmemXattr.injectValue(.enomem, count: 2, range: (0x1000, 0x2000)) == "enomem count 2 range 4096 8192")
+        #expect(GmemXattr.injectValue(.eagain, offset: 0x3000) == "eagain 12288")
+        #expect(GmemXattr.injectValue(.eintr) == "eintr")
+        #expect(GmemXattr.injectClear == "clear")
     }
 
     @Test func numberGrammarValidatesBeforeArithmetic() throws {

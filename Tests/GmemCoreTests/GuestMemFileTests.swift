@@ -17,7 +17,7 @@ private func write(_ f: GuestMemFile, _ offset: Int, _ bytes: [UInt8], _ view: G
 }
 
 private func convert(_ f: GuestMemFile, _ offset: Int, _ size: Int, _ a: MemoryAttributes) throws {
-    f.setAttributes(try ConversionRequest(offset: UInt64(offset), size: UInt64(size), attributes: a.rawValue, fileSize: f.size))
+    try f.setAttributes(try ConversionRequest(offset: UInt64(offset), size: UInt64(size), attributes: a.rawValue, fileSize: f.size))
 }
 
 private func map(_ f: GuestMemFile) -> [String] {
@@ -83,7 +83,7 @@ private func map(_ f: GuestMemFile) -> [String] {
         #expect(map(f) == ["0-8 private"])
         #expect(f.stats.conversions == 2)
         // Converting to what the range already holds changes nothing and is not counted.
-        #expect(f.setAttributes(try ConversionRequest(offset: 0, size: 8 * pageSize, attributes: 8, fileSize: f.size)) == .unchanged)
+        #expect(try f.setAttributes(try ConversionRequest(offset: 0, size: 8 * pageSize, attributes: 8, fileSize: f.size)) == .unchanged)
         #expect(f.stats.conversions == 2)
     }
 
@@ -91,9 +91,9 @@ private func map(_ f: GuestMemFile) -> [String] {
         let f = try file(4, [.initShared])
         let toPrivate = try ConversionRequest(offset: 0, size: pageSize, attributes: 8, fileSize: f.size)
         let toShared = try ConversionRequest(offset: 0, size: pageSize, attributes: 0, fileSize: f.size)
-        #expect(f.setAttributes(toPrivate) == .becamePrivate)
-        #expect(f.setAttributes(toPrivate) == .unchanged)
-        #expect(f.setAttributes(toShared) == .becameShared)
+        #expect(try f.setAttributes(toPrivate) == .becamePrivate)
+        #expect(try f.setAttributes(toPrivate) == .unchanged)
+        #expect(try f.setAttributes(toShared) == .becameShared)
     }
 
     @Test func punchHoleZeroesAndKeepsAttributes() throws {

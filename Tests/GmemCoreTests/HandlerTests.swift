@@ -23,7 +23,7 @@ import Testing
 
     let host = FixedInode.firstFile, guest = FixedInode.firstFile + 1
 
-    func handle(_ flags: Int32) -> FileInfo { FileInfo(handle: AccessMode(openFlags: flags).handle, flags: flags) }
+    func handle(_ flags: Int32) -> FileInfo { FileInfo(handle: AccessMode(openFlags: flags).handle(serial: 1), flags: flags) }
 
     func answer<Kind>(_ call: (consuming Reply<Kind>) -> Void) -> RecordedReply? {
         let r = ReplyRecorder()
@@ -84,6 +84,8 @@ import Testing
             Issue.record("open did not answer an open file"); return
         }
         #expect(g.directIO && !g.keepCache)
+        // Each open is its own handle (page references belong to it).
+        #expect(g.handle != o.handle)
         let (kernel, _) = try filesystem(.kernel)
         guard case .open(let k)? = answer({ kernel.open(ctx, inode: host, flags: O_RDWR, reply: $0) }) else {
             Issue.record("open did not answer an open file"); return
@@ -109,6 +111,41 @@ import Testing
         guard case .ioctl(0, let output)? = call(convert, host, O_WRONLY) else { Issue.record("conversion refused"); return }
         #expect(output.isEmpty)
         #expect(f.attributes(at: 0) == .private)
+    }
+
+    /// A pin through one handle refuses a to-private conversion with the struct copied back
+    /// (error_offset = the pinned page); the copy-back needs room for the struct; release drops it.
+    @Test func pinnedPageFailsTheIoctlWithErrorOffset() throws {
+        let (fs, f) = try filesystem()
+        guard case .open(let opened)? = answer({ fs.open(ctx, inode: host, flags: O_RDONLY, reply: $0) }) else {
+            Issue.record("open did not answer an open file"); return
+        }
+        let holder = FileInfo(handle: opened.handle, flags: O_RDONLY)
+        func call(_ command: UInt32, _ bytes: [UInt8], file: FileInfo = handle(O_RDWR), outputSize: Int = 128) -> RecordedReply? {
+            bytes.withUnsafeBytes { input in
+                answer { fs.ioctl(ctx, inode: host, command: command, input: input, outputSize: outputSize, file: file, reply: $0) }
+            }
+        }
+        let pin = GmemPageReference(offset: 2 * pageSize, size: pageSize).encode()
+        guard case .ioctl(0, let none)? = call(GmemPageReference.pinNumber, pin, file: holder), none.isEmpty else {
+            Issue.record("pin refused"); return
+        }
+        let convert = KVMMemoryAttributes2(offset: 0, size: 4 * pageSize, attributes: GmemAttributeName.privateBit)
+        guard case .ioctlFailure(.resourceTemporarilyUnavailable, let output)? = call(KVMMemoryAttributes2.ioctlNumber, convert.encode()) else {
+            Issue.record("conversion not refused with EAGAIN and a copy-back"); return
+        }
+        var expected = convert
+        expected.errorOffset = 2 * pageSize
+        #expect(output == expected.encode())
+        // Without room for the struct: plain EAGAIN.
+        guard case .error(.resourceTemporarilyUnavailable)? = call(KVMMemoryAttributes2.ioctlNumber, convert.encode(), outputSize: 0) else {
+            Issue.record("conversion without output room not refused with EAGAIN"); return
+        }
+        #expect(f.attributes(at: 0) == .shared && f.stats.references == 1)
+        fs.release(inode: host, file: holder)
+        #expect(f.stats.references == 0)
+        guard case .ioctl(0, _)? = call(KVMMemoryAttributes2.ioctlNumber, convert.encode()) else { Issue.record("conversion refused"); return }
+        #expect(f.attributes(at: 2 * pageSize) == .private)
     }
 
     @Test func lseekRules() throws {

@@ -61,10 +61,14 @@ import Testing
         for (flags, mode) in [(O_RDONLY, AccessMode.readOnly), (O_WRONLY, .writeOnly), (O_RDWR, .readWrite), (O_ACCMODE, .accessMode)] {
             let access = try OpenRequest(flags: flags | O_CLOEXEC | O_APPEND).access
             #expect(access == mode)
-            #expect(AccessMode(handle: access.handle) == mode)
+            #expect(AccessMode(handle: access.handle(serial: 0)) == mode)
+            #expect(AccessMode(handle: access.handle(serial: 12345)) == mode)
+            #expect(access.handle(serial: 5) != access.handle(serial: 6))
         }
         #expect(throws: GmemError.self) { try AccessMode.readOnly.checkConversion() }
         do { try AccessMode.readOnly.checkConversion() } catch { #expect(error.errno == .badFileDescriptor) }
+        // O_ACCMODE (3): no FMODE_WRITE, so the kernel's ioctl answers EBADF too.
+        do { try AccessMode.accessMode.checkConversion(); Issue.record("O_ACCMODE converted") } catch { #expect(error.errno == .badFileDescriptor) }
         try AccessMode.writeOnly.checkConversion()
         try AccessMode.readWrite.checkConversion()
     }

@@ -52,8 +52,9 @@ struct GmemctlTests {
 
         let stats = try Self.ctl(["stats", f])
         #expect(stats.succeeded)
-        #expect(stats.output.contains("size             64 KiB (65536 bytes), 16 pages"), "\(stats.output)")
-        #expect(stats.output.contains("conversions      3"))
+        #expect(stats.output.contains("size               64 KiB (65536 bytes), 16 pages"), "\(stats.output)")
+        #expect(stats.output.contains("conversions        3"))
+        #expect(stats.output.contains("references         0\n"))
         let root = try Self.ctl(["stats", m.path])
         #expect(root.succeeded)
         #expect(root.output.contains("files            2"), "\(root.output)")

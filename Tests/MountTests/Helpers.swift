@@ -51,3 +51,15 @@ func write(_ path: String, _ bytes: [UInt8], at offset: Int) throws(Errno) -> In
 func blocks(_ path: String) -> Int {
     (try? Sys.stat(path)).map { Int($0.st_blocks) } ?? -1
 }
+
+/// Starts `gmemfs -f ARGS` with its output discarded, for tests that kill the daemon themselves
+/// (a ``GmemMount`` unmounts and stops its daemon on its own).
+func startForegroundGmemfs(_ args: [String]) throws -> Process {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: binDirectory() + "/gmemfs")
+    p.arguments = ["-f"] + args
+    p.standardOutput = FileHandle.nullDevice
+    p.standardError = FileHandle.nullDevice
+    try p.run()
+    return p
+}

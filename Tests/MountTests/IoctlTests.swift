@@ -27,7 +27,7 @@ struct IoctlTests {
         #expect(r.succeeded, "\(r)\n\(r.output)")
         let lines = r.output.split(separator: "\n")
         #expect(!lines.contains { $0.hasPrefix("FAIL") }, "\(r.output)")
-        #expect(lines.filter { $0.hasPrefix("ok") }.count == 28)
+        #expect(lines.filter { $0.hasPrefix("ok") }.count == 29)
         #expect(lines.last == "0 failure(s)")
 
         // The successful calls, and only them, are in the map: [0x20000, +4K), the target of

@@ -410,21 +410,52 @@ struct GuestMemfdConversionsSelftests {
         m.unmount()
     }
 
-    /// DIVERGENCE: the kernel pins test_page (gup_test) and expects the private conversion to
-    /// fail with EAGAIN and error_offset == test_page * p. FUSE has no page pinning: a page
-    /// that is mapped, dirty and open elsewhere converts at once. Repeated for test_page 0...3.
+    /// test_page 0...3, each with a fresh 4-page file: a reference on test_page (the kernel pins
+    /// it with gup_test's PIN_LONGTERM_TEST_START; here GMEM_PIN_PAGES on an open fd) refuses the
+    /// bulk to-private conversion with EAGAIN and error_offset == test_page * p, and only that
+    /// page's own conversion; once unpinned, the bulk conversion succeeds and contents are kept.
+    /// `__gmem_set_private` is KVM_SET_MEMORY_ATTRIBUTES2, its struct copied back on failure.
     @Test func elevated_refcount() throws {
         let m = try conversions((0..<4).map { ("g\($0)", 4) }, initShared: true, """
+            import fcntl, struct
+            def pin_pages(fd, off, size, unpin=False):
+                fcntl.ioctl(fd, GMEM_UNPIN_PAGES if unpin else GMEM_PIN_PAGES, struct.pack('<8Q', off, size, 0, 0, 0, 0, 0, 0))
+            def gmem_set_private(fd, off, size):
+                # __gmem_set_memory_attributes: (0 or errno, error_offset copied back)
+                buf = bytearray(struct.pack('<16Q', *([off, size, 8] + [0] * 13)))
+                try:
+                    fcntl.ioctl(fd, KVM_SET_MEMORY_ATTRIBUTES2, buf, True)
+                    return 0, struct.unpack_from('<Q', buf, 32)[0]
+                except OSError as e:
+                    return e.errno, struct.unpack_from('<Q', buf, 32)[0]
             for tp, t in enumerate(ts):
+                fd = os.open(t.host, os.O_RDWR)
+                pin_fd = os.open(t.host, os.O_RDONLY)
+                pin_pages(pin_fd, tp * P, P)
                 for i in range(4):
                     test_shared(t, i, 0, A, B)
-                # The closest we have to a pin: this process keeps the page mapped and written.
-                t.m[tp * P] = C
-                setattr(t.host, 0, 4 * P, 'private')      # the kernel: EAGAIN; here: success
+                r = gmem_set_private(fd, 0, 4 * P)
+                check(r == (errno.EAGAIN, tp * P), 'bulk to private with page %d pinned: %r' % (tp, r))
                 for i in range(4):
-                    test_private(t, i, C if i == tp else B, D)
+                    if i == tp:
+                        r = gmem_set_private(fd, i * P, P)
+                        check(r == (errno.EAGAIN, tp * P), 'page %d alone: %r' % (i, r))
+                    else:
+                        to_private(t, i, B, C)
+                pin_pages(pin_fd, tp * P, P, unpin=True)
+                check(gmem_set_private(fd, 0, 4 * P) == (0, 0), 'bulk to private after unpin')
+                for i in range(4):
+                    test_private(t, i, B if i == tp else C, D)
+                os.close(pin_fd)
+                os.close(fd)
             """)
         defer { m.unmount() }
-        for tp in 0..<4 { #expect(attributes(m.file("g\(tp)")) == "0-4000 private\n") }
+        for tp in 0..<4 {
+            #expect(attributes(m.file("g\(tp)")) == "0-4000 private\n")
+            let s = stats(m.file("g\(tp)"))
+            // Two refusals (bulk and test_page alone); three single pages and the final bulk.
+            #expect(s["eagain_refusals"] == "2")
+            #expect(s["conversions"] == "4")
+        }
     }
 }

@@ -175,12 +175,7 @@ struct LifecycleTests {
         defer { Self.forceCleanup(mnt, pid: 0); try? FileManager.default.removeItem(atPath: dir) }
         var failures: [String] = []
         for cycle in 0..<Self.killCycles {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: binDirectory() + "/gmemfs")
-            p.arguments = ["-f", "-o", "auto_unmount", "--file", "f:64K", mnt]
-            p.standardOutput = FileHandle.nullDevice
-            p.standardError = FileHandle.nullDevice
-            try p.run()
+            let p = try startForegroundGmemfs(["-o", "auto_unmount", "--file", "f:64K", mnt])
             let pid = p.processIdentifier
             guard Self.eventually(10, { GmemMount.isMounted(mnt) || !p.isRunning }), p.isRunning else {
                 failures.append("cycle \(cycle): did not mount (running: \(p.isRunning))")

@@ -130,12 +130,7 @@ struct MountHelperTests {
                 if GmemMount.isMounted(dir) { _ = try? run(["fusermount3", "-u", "-z", dir]) }
                 try? FileManager.default.removeItem(atPath: dir)
             }
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: Self.gmemfs)
-            p.arguments = ["-f", "--read-ahead-kb", "0", "--file", "f:64K:init-shared", dir]   // see killedDaemonLeavesNoMount
-            p.standardOutput = FileHandle.nullDevice
-            p.standardError = FileHandle.nullDevice
-            try p.run()
+            let p = try startForegroundGmemfs(["--read-ahead-kb", "0", "--file", "f:64K:init-shared", dir])   // see killedDaemonLeavesNoMount
             #expect(LifecycleTests.eventually(20) { GmemMount.isMounted(dir) })
             #expect(try Sys.withFD(dir + "/f", O_RDWR) { try Sys.pwrite($0, Array("x".utf8), offset: 0) } == 1)
             kill(p.processIdentifier, SIGKILL)
@@ -179,12 +174,7 @@ struct MountHelperTests {
             if GmemMount.isMounted(dir) { _ = try? run(["fusermount3", "-u", "-z", dir]) }
             try? FileManager.default.removeItem(atPath: dir)
         }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: Self.gmemfs)
-        p.arguments = ["-f", "-o", "noauto_unmount,read_ahead_kb=0", "--file", "f:64K", dir]
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        try p.run()
+        let p = try startForegroundGmemfs(["-o", "noauto_unmount,read_ahead_kb=0", "--file", "f:64K", dir])
         #expect(LifecycleTests.eventually(20) { GmemMount.isMounted(dir) })
         kill(p.processIdentifier, SIGKILL)
         p.waitUntilExit()

@@ -66,12 +66,7 @@ struct MountpointTests {
     @Test func deadFuseMount() throws {
         try Self.withDirectory { (_: String, mnt: String) throws in
             // No auto_unmount: a SIGKILL leaves the mount dead behind it.
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: binDirectory() + "/gmemfs")
-            p.arguments = ["-f", "-o", "noauto_unmount", "--file", "f:64K", mnt]
-            p.standardOutput = FileHandle.nullDevice
-            p.standardError = FileHandle.nullDevice
-            try p.run()
+            let p = try startForegroundGmemfs(["-o", "noauto_unmount", "--file", "f:64K", mnt])
             #expect(LifecycleTests.eventually(10) { GmemMount.isMounted(mnt) })
             kill(p.processIdentifier, SIGKILL)
             p.waitUntilExit()

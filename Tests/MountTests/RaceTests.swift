@@ -4,7 +4,9 @@ import GmemTestSupport
 import Testing
 
 /// Guarantees G1-G4 and G9 (docs/security.md): no private byte reaches the host under concurrent conversions, reads, mappings,
-/// forked children, writeback and guest writes; no deadlock; the daemon survives.
+/// forked children, writeback and guest writes; no deadlock; the daemon survives. Page
+/// references are taken and dropped meanwhile: refused conversions are all or nothing and no
+/// reference outlives its holder.
 ///
 /// The load generator is C (Resources/gmem_race.c, compiled with `cc` here): it needs
 /// per-thread `sigsetjmp` SIGBUS recovery and `fork` with inherited mappings. See its header
@@ -91,6 +93,11 @@ struct RaceTests {
         #expect((figures["conversions"] ?? 0) > 100)
         #expect((figures["pread_eacces"] ?? 0) > 0 && (figures["mmap_sigbus"] ?? 0) > 0 && (figures["private_tried"] ?? 0) > 0)
         #expect((figures["child_accesses"] ?? 0) > 0 && (figures["write_ok"] ?? 0) > 0)
+        // Page references taken and dropped meanwhile: refusals were all or nothing, and no
+        // reference outlived its holder (unpin, close, SIGKILL).
+        #expect(figures["half_applied"] == 0, "a refused conversion changed part of its range, or named a page outside it")
+        #expect(figures["pin_errors"] == 0 && figures["references_left"] == 0, "references leaked")
+        #expect((figures["pins"] ?? 0) > 0 && (figures["eagain_refusals"] ?? 0) > 0 && (figures["holders_killed"] ?? 0) > 0)
 
         // The daemon survived and its map is consistent with the final "all shared" conversion.
         #expect(m.isAlive, "gmemfs died during the race:\n\(m.log)")

@@ -84,20 +84,6 @@ struct ToolTests {
         #expect(!GmemMount.isMounted(dir))
     }
 
-    /// The map too large for one xattr value: E2BIG, and the daemon's log names the windowed form.
-    @Test func attributesE2BIGLogsTheWindowedForm() throws {
-        let m = try GmemMount(["--file", "big:16M:mmap"])
-        defer { m.unmount() }
-        let f = m.file("big")
-        let py = try Python.run("""
-            for pg in range(0, 4096, 2):
-                setattr(sys.argv[1], pg * P, P, 'shared')
-            """, [f])
-        #expect(py.succeeded, "\(py.stderr)")
-        #expect(throws: Errno.argListTooLong) { try Sys.getxattr(f, GmemXattr.attributes) }
-        #expect(m.log.contains("user.gmem.attributes:START-END"), "\(m.log)")
-    }
-
     /// Mapped writes past `--max-memory` are lost at writeback (nothing can fault on a dirty
     /// page after the fact); the loss is reported: `msync(MS_SYNC)` gets ENOSPC, and the daemon
     /// reports it once more on the next fsync or close, also when the writeback happened at close.

@@ -160,6 +160,52 @@ struct TraceTests {
         #expect(m.unmount() == 0)
     }
 
+    /// Page references and armed faults: pin and unpin (also the release of a closed holder),
+    /// a conversion refused for references with the errno its caller saw (EAGAIN by ioctl,
+    /// EBUSY by xattr) and its error_offset, an armed fault and the conversion it failed.
+    @Test func referencesAndInjectedFailuresAreTraced() throws {
+        let m = try GmemMount(["--file", "f:16K:mmap,init-shared"])
+        defer { m.unmount() }
+        let reader = try TraceReader(m)
+        let f = m.file("f")
+        let fd = try Sys.open(f, O_RDWR)
+        try PageReferenceTests.reference(fd, PageReferenceTests.pin, offset: 4096, size: 4096)
+        #expect(throws: Errno.resourceTemporarilyUnavailable) {
+            try Sys.setMemoryAttributes2(fd, offset: 0, size: 16384, attributes: GmemAttributeName.privateBit)
+        }
+        #expect(throws: Errno.resourceBusy) { try convert(f, "0 16K private") }
+        #expect(throws: Errno.noSuchFileOrDirectory) { try PageReferenceTests.reference(fd, PageReferenceTests.unpin, offset: 8192, size: 4096) }
+        try PageReferenceTests.reference(fd, PageReferenceTests.unpin, offset: 4096, size: 4096)
+        try PageReferenceTests.reference(fd, PageReferenceTests.pin, offset: 0, size: 8192)
+        try fd.close()   // releases the pin
+        #expect(PageReferenceTests.awaitReferences(f, 0))
+        try Sys.setxattr(f, GmemXattr.inject, "enomem")
+        #expect(throws: Errno.noMemory) { try convert(f, "0 4096 private") }
+        try Sys.setxattr(f, GmemXattr.inject, "clear")
+
+        let expected: [(event: String, range: String, outcome: String, detail: [String])] = [
+            ("pin", "1000-2000", "ok", []),
+            ("convert", "0-4000", "EAGAIN", ["via=ioctl", "to=private", "error_offset=0x1000", "cause=references"]),
+            ("convert", "0-4000", "EBUSY", ["via=xattr", "to=private", "error_offset=0x1000", "cause=references"]),
+            ("unpin", "2000-3000", "ENOENT", []),
+            ("unpin", "1000-2000", "ok", []),
+            ("pin", "0-2000", "ok", []),
+            ("unpin", "0-4000", "ok", ["on=close", "references=2"]),
+            ("inject", "0-0", "ok", ["arm=enomem", "count=1"]),
+            ("convert", "0-1000", "ENOMEM", ["via=xattr", "to=private", "error_offset=0x0", "cause=injected-enomem"]),
+            ("inject", "0-0", "ok", ["clear=all"]),
+        ]
+        func matches(_ l: [String], _ e: (event: String, range: String, outcome: String, detail: [String])) -> Bool {
+            l.count >= 8 && l[1] == "f" && l[2] == e.event && l[3] == e.range && l[6] == e.outcome && Array(l.dropFirst(8)) == e.detail
+        }
+        #expect(reader.wait { lines in expected.allSatisfy { e in lines.contains { matches($0, e) } } }, "\(reader.text)")
+        let order = expected.compactMap { e in reader.lines.firstIndex { matches($0, e) } }
+        #expect(order == order.sorted() && order.count == expected.count, "\(reader.text)")
+        // The release is the kernel's request on behalf of no caller: no pid.
+        #expect(reader.lines.first { matches($0, expected[6]) }?[4] == "-")
+        #expect(m.unmount() == 0)
+    }
+
     @Test func twoReadersGetEveryEvent() throws {
         let m = try GmemMount(["--file", "f:64K:init-shared"])
         defer { m.unmount() }

@@ -119,6 +119,8 @@ struct XattrTests {
         #expect(py.succeeded, "\(py.stderr)")
         #expect(stats(f)["ranges"] == "4096")
         #expect(throws: Errno.argListTooLong) { try Sys.getxattr(f, GmemXattr.attributes) }
+        // The daemon's log names the windowed form that works.
+        #expect(m.log.contains(GmemXattr.attributes + ":START-END"), "\(m.log)")
         let tool = try run(["getfattr", "--only-values", "-n", GmemXattr.attributes, f])
         #expect(!tool.succeeded)
         #expect((try? Sys.getxattr(f, GmemXattr.attributes + ":0-4000")) == "0-1000 shared\n1000-2000 private\n2000-3000 shared\n3000-4000 private\n")
@@ -146,9 +148,10 @@ struct XattrTests {
         #expect(s["ranges"] == "3")
         #expect(s["conversions"] == "1")
         #expect(s["flags"] == "mmap init-shared")
+        #expect(s["references"] == "0" && s["referenced_bytes"] == "0" && s["eagain_refusals"] == "0" && s["injected_failures"] == "0")
         let root = try #require((try? Sys.getxattr(m.path, GmemXattr.stats)))
         #expect(root == "files=3\nallocated_bytes=8192\nmax_memory=1048576\npopulate_kills=0\n")
-        #expect((try? Sys.listxattr(m.file("a"))) == [GmemXattr.attributes, GmemXattr.flags, GmemXattr.stats])
+        #expect((try? Sys.listxattr(m.file("a"))) == [GmemXattr.attributes, GmemXattr.flags, GmemXattr.stats, GmemXattr.inject])
         #expect((try? Sys.listxattr(m.path)) == [GmemXattr.stats])
         let tool = try run(["getfattr", "-d", "-m", "-", m.file("b")])
         #expect(tool.output.contains(GmemXattr.attributes + "=\"0-10000 private"))
@@ -173,7 +176,7 @@ struct XattrTests {
         #expect(throws: Errno.notSupported) { try Sys.setxattr(m.path, "user.other", "x") }
         #expect(throws: Errno.notSupported) { try Sys.setxattr(f, "trusted.other", "x") }             // we run as root
         #expect(throws: Errno.notSupported) { try Sys.removexattr(f, GmemXattr.attributes) }
-        #expect((try? Sys.listxattr(f)) == [GmemXattr.attributes, GmemXattr.flags, GmemXattr.stats])
+        #expect((try? Sys.listxattr(f)) == [GmemXattr.attributes, GmemXattr.flags, GmemXattr.stats, GmemXattr.inject])
         #expect(attributes(f) == before)
         #expect(stats(f)["conversions"] == "0")
         // setfattr reports the error too.

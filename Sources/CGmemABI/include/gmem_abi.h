@@ -3,7 +3,7 @@
  * GmemABI (which imports this header) and the C test programs (compiled with -I pointing
  * here). Change a value here and both sides change; docs/xattr-interface.md describes them.
  *
- * Only #defines and one struct: no functions, no includes beyond <stdint.h>/<stddef.h>.
+ * Only #defines and structs: no functions, no includes beyond <stdint.h>/<stddef.h>.
  */
 #ifndef GMEM_ABI_H
 #define GMEM_ABI_H
@@ -22,6 +22,7 @@
 #define GMEM_XATTR_ATTRIBUTES "user.gmem.attributes"         /* get: START-END ATTR lines */
 #define GMEM_XATTR_FLAGS "user.gmem.flags"                   /* get: space-separated flag names */
 #define GMEM_XATTR_STATS "user.gmem.stats"                   /* get: key=value lines */
+#define GMEM_XATTR_INJECT "user.gmem.inject"                 /* set on a file: a fault or "clear"; get: armed faults */
 /* The largest value the VFS passes through getxattr/setxattr (the kernel's XATTR_SIZE_MAX). */
 #define GMEM_XATTR_SIZE_MAX 65536
 
@@ -58,5 +59,30 @@ _Static_assert(offsetof(struct kvm_memory_attributes2, attributes) == 16, "attri
 _Static_assert(offsetof(struct kvm_memory_attributes2, flags) == 24, "flags at 24");
 _Static_assert(offsetof(struct kvm_memory_attributes2, error_offset) == 32, "error_offset at 32");
 _Static_assert(offsetof(struct kvm_memory_attributes2, reserved) == 40, "reserved at 40");
+
+/* ---- page references (gmemfs's own ioctls, docs/xattr-interface.md) ----
+ * GMEM_PIN_PAGES   = _IOW('G', 0x01, struct gmem_page_reference)
+ * GMEM_UNPIN_PAGES = _IOW('G', 0x02, struct gmem_page_reference)
+ * direction write (1 << 30) | size 64 (<< 16) | type 'G' = 0x47 (<< 8) | number. The type
+ * differs from KVM's 0xAE and from the VFS's generic file ioctl types ('f', 'X', 0x94, 'T'),
+ * which the kernel answers before a file system is asked. _IOW: the FUSE client copies the
+ * 64 bytes in and nothing back. Written out for Swift; page_refs.c checks the _IOW expansion. */
+#define GMEM_IOCTL_TYPE 0x47
+#define GMEM_PIN_PAGES 0x40404701UL
+#define GMEM_UNPIN_PAGES 0x40404702UL
+
+/* Little-endian, 8 x u64 = 64 bytes. Byte offsets: offset 0, size 8, flags 16, reserved 24..63. */
+struct gmem_page_reference {
+	uint64_t offset;      /* byte offset into the file, multiple of GMEM_PAGE_SIZE */
+	uint64_t size;        /* bytes, non-zero multiple of GMEM_PAGE_SIZE */
+	uint64_t flags;       /* must be 0 */
+	uint64_t reserved[5]; /* must be 0 */
+};
+
+_Static_assert(sizeof(struct gmem_page_reference) == 64, "struct gmem_page_reference is 8 x u64");
+_Static_assert(offsetof(struct gmem_page_reference, offset) == 0, "offset at 0");
+_Static_assert(offsetof(struct gmem_page_reference, size) == 8, "size at 8");
+_Static_assert(offsetof(struct gmem_page_reference, flags) == 16, "flags at 16");
+_Static_assert(offsetof(struct gmem_page_reference, reserved) == 24, "reserved at 24");
 
 #endif /* GMEM_ABI_H */

@@ -9,6 +9,8 @@ import Synchronization
 ///   reply is written inside `read`'s closure); conversions and hole punches hold it **exclusive**.
 /// - `allocation` (a mutex) guards the allocation map and the budget charge. It is taken inside
 ///   the attribute lock or alone (`seek`, `allocatedBytes`), never the other way round.
+/// - `references` and `injector` (mutexes) are leaves: taken inside the attribute lock (a
+///   conversion's check, a host-view pin) or alone (unpin, release, stats), never the other way round.
 /// - Nothing here invalidates kernel caches: callers do that after the call returns, with no
 ///   lock held (FUSE deadlocks otherwise).
 /// - A closure passed to this type (`read`'s `body`, `forEachAttributeRange`'s) runs with the
@@ -27,6 +29,13 @@ public final class GuestMemFile: Sendable {
     private let store: PageStore
     private let budget: MemoryBudget
     private let conversionCount = Atomic<UInt64>(0)
+    /// Page references (pins) by open file; a leaf mutex, taken inside the attribute lock or alone (GuestMemFile+References.swift).
+    let references: Mutex<PageReferences>
+    /// Armed faults (`user.gmem.inject`); a leaf mutex, taken inside the attribute lock or alone.
+    let injector = Mutex(FaultInjector())
+    /// Conversions refused with EAGAIN for references, and failures injected.
+    let referenceRefusals = Atomic<UInt64>(0)
+    let injectedFailures = Atomic<UInt64>(0)
 
     /// Creates the file: every page private, or shared with ``GmemFlags/initShared``.
     /// Size rules are ``CreateRequest``'s; a size past ``PageStore/maximumSize`` is EFBIG.
@@ -40,6 +49,7 @@ public final class GuestMemFile: Sendable {
         let initial = flags.contains(.initShared) ? MemoryAttributes.shared : .private
         attributes = RWLocked(AttributeTree(pageCount: size >> pageShift, value: initial.rawValue))
         allocation = Mutex(AllocationMap(pageCount: size >> pageShift))
+        references = Mutex(PageReferences(pageCount: size >> pageShift))
     }
 
     deinit {
@@ -67,6 +77,8 @@ public final class GuestMemFile: Sendable {
     /// A snapshot of the counters shown by `user.gmem.stats`.
     public struct Stats: Sendable {
         public var size: UInt64, allocatedBytes: UInt64, privateBytes: UInt64, ranges: Int, conversions: UInt64
+        /// Page references held, bytes of referenced pages, EAGAIN refusals for references, injected failures.
+        public var references: UInt64 = 0, referencedBytes: UInt64 = 0, referenceRefusals: UInt64 = 0, injectedFailures: UInt64 = 0
     }
 
     public var stats: Stats {
@@ -76,8 +88,10 @@ public final class GuestMemFile: Sendable {
                 if MemoryAttributes(rawValue: v).isPrivate { privatePages += r.upperBound - r.lowerBound + 1 }
                 return true
             }
-            return Stats(size: size, allocatedBytes: allocatedBytes, privateBytes: privatePages << pageShift,
-                         ranges: tree.rangeCount, conversions: conversionCount.load(ordering: .relaxed))
+            var s = Stats(size: size, allocatedBytes: allocatedBytes, privateBytes: privatePages << pageShift,
+                          ranges: tree.rangeCount, conversions: conversionCount.load(ordering: .relaxed))
+            addReferenceStats(&s)
+            return s
         }
     }
 
@@ -229,6 +243,14 @@ public final class GuestMemFile: Sendable {
 
     // MARK: - Conversion
 
+    /// Runs `body` with the lock held shared, passing the first private page of `pages` (nil if
+    /// every page is shared).
+    func withFirstPrivatePage<R, E>(in pages: ClosedRange<UInt64>, _ body: (UInt64?) throws(E) -> R) throws(E) -> R {
+        try attributes.withReadLock { (tree: borrowing AttributeTree) throws(E) -> R in
+            try body(tree.firstIndex(in: pages, notEqualTo: MemoryAttributes.shared.rawValue))
+        }
+    }
+
     /// What a conversion did, so the caller knows what to invalidate.
     public enum ConversionOutcome: Sendable, Equatable {
         /// Every page already had the attributes: nothing changed (the kernel's early return).
@@ -240,17 +262,21 @@ public final class GuestMemFile: Sendable {
     }
 
     /// Sets the attributes of the request's pages, keeping their contents (in-place conversion).
-    /// The request was validated when it was made; this cannot fail.
+    /// The request was validated when it was made. A request that would change the map can still
+    /// fail, before anything changes (all or nothing): with an armed fault
+    /// (``GmemError/injected(_:errorOffset:)``), or, going to private, with
+    /// ``GmemError/referenced(offset:)`` for the first page that has references.
     ///
     /// The caller must, **after this returns and with no lock held**, invalidate the host's page
     /// cache for the range when the outcome is ``ConversionOutcome/becamePrivate``, and only then
     /// report success.
     @discardableResult
-    public func setAttributes(_ request: ConversionRequest) -> ConversionOutcome {
+    public func setAttributes(_ request: ConversionRequest) throws(GmemError) -> ConversionOutcome {
         precondition(request.offset + request.size <= size, "request made for another file")
-        return attributes.withWriteLock { tree in
+        return try attributes.withWriteLock { (tree: inout AttributeTree) throws(GmemError) -> ConversionOutcome in
             let value = request.attributes.rawValue
             if tree.holds(request.pages, value) { return .unchanged }
+            try checkFailures(request)
             tree.store(request.pages, value)
             conversionCount.add(1, ordering: .relaxed)
             return request.attributes.isPrivate ? .becamePrivate : .becameShared

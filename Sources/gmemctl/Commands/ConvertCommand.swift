@@ -28,7 +28,10 @@ struct ConvertCommand: ParsableCommand {
         EBADF: "the ioctl needs a descriptor open for writing",
         EINVAL: "the daemon refused the range (offset and size must be multiples of 4096, size non-zero, the range inside the file)",
         ENOTTY: "the file does not answer KVM_SET_MEMORY_ATTRIBUTES2: not a gmem file",
-        ENOMEM: "the daemon is out of memory",
+        ENOMEM: "the conversion failed for memory (or an injected ENOMEM: gmemctl inject list FILE); nothing changed",
+        EAGAIN: "a page in the range has references (gmemctl pin, GMEM_PIN_PAGES); drop them and retry; nothing changed",
+        EBUSY: "a page in the range has references (gmemctl pin, GMEM_PIN_PAGES); drop them and retry; nothing changed",
+        EINTR: "the conversion was interrupted (or an injected EINTR); retry; nothing changed",
     ]
 
     func run() throws {

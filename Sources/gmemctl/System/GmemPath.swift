@@ -1,3 +1,4 @@
+import Foundation
 import Glibc
 
 /// A path checked to lie on a gmemfs mount, before gmemctl sends anything to it.
@@ -70,7 +71,8 @@ struct GmemPath {
     /// The mount whose mount point is the longest prefix of `realPath` (the last one listed when
     /// several are stacked on one point: the visible one), from `/proc/self/mountinfo`.
     static func mount(containing realPath: String) -> (point: String, type: String, device: String)? {
-        guard let text = readText("/proc/self/mountinfo") else { return nil }
+        // Foundation reads procfs files (size 0) to their end.
+        guard let text = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else { return nil }
         var best: (point: String, type: String, device: String)?
         for line in text.split(separator: "\n") {
             // ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPEROPTIONS
@@ -107,21 +109,5 @@ struct GmemPath {
             }
         }
         return String(decoding: bytes, as: UTF8.self)
-    }
-
-    /// The whole text of a small file (procfs reports size 0, so read until EOF).
-    static func readText(_ path: String) -> String? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var data: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = read(fd, &chunk, chunk.count)
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { break }
-            data += chunk[..<n]
-        }
-        return String(decoding: data, as: UTF8.self)
     }
 }

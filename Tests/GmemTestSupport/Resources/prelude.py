@@ -28,6 +28,10 @@ XATTR_SET_ATTRIBUTES = 'user.gmem.set_attributes'
 XATTR_ATTRIBUTES = 'user.gmem.attributes'
 XATTR_FLAGS = 'user.gmem.flags'
 XATTR_STATS = 'user.gmem.stats'
+XATTR_INJECT = 'user.gmem.inject'
+KVM_SET_MEMORY_ATTRIBUTES2 = 0xC080AED2
+GMEM_PIN_PAGES = 0x40404701
+GMEM_UNPIN_PAGES = 0x40404702
 FALLOC_FL_KEEP_SIZE = 0x01
 FALLOC_FL_PUNCH_HOLE = 0x02
 # ---- end of interface constants ----

@@ -13,7 +13,12 @@
  *   - pread readers (3 threads), mmap readers (3 threads, one long-lived MAP_SHARED mapping
  *     each), a writer dirtying shared pages through a MAP_SHARED mapping (so conversions
  *     launder dirty pages: writeback during invalidation) and pwrite-ing through the host fd,
- *   - 2 forked children reading through a mapping inherited from the parent and with pread.
+ *   - 2 forked children reading through a mapping inherited from the parent and with pread,
+ *   - a pinner taking page references (GMEM_PIN_PAGES) on random shared pages of the dynamic
+ *     region and dropping them by unpin, by closing its fd, or by dying: every so often it
+ *     forks a holder that pins and is SIGKILLed. A converter refused with EAGAIN (ioctl) or
+ *     EBUSY (xattr) checks that error_offset lies in its range and that its range is still
+ *     all shared (no half-applied conversion), and moves on.
  *
  * Every byte the host reads is checked: secret bytes are the only bytes >= 0x80 anywhere in
  * the file. Every access is classified against the page's state word, sampled before and
@@ -26,6 +31,8 @@
  * Exit status: 0 if secrets, violations, integrity violations, other errors and conversion
  * errors are all 0, else 1. The converter also reads each private range back through the
  * guest view: a host write that landed after the conversion returned is an integrity violation.
+ * After the run, once every holder is gone, no reference may be left (references_left, checked
+ * by a whole-file conversion to private that must succeed).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -67,6 +74,8 @@ struct shared {
     atomic_uint_fast64_t secrets, violations, false_denials, other_errors;
     atomic_uint_fast64_t child_accesses;
     atomic_uint_fast64_t integrity_checks, integrity_violations; /* host bytes in a private page */
+    atomic_uint_fast64_t pins, pins_private, pin_errors, holders_killed;
+    atomic_uint_fast64_t eagain_refusals, half_applied, references_left;
     atomic_uint state[];                       /* per page: generation << 2 | state */
 };
 
@@ -120,16 +129,37 @@ static int guest_write(size_t first, size_t n, const char *word, int secret) {
 }
 
 static int convert(int fd, size_t first, size_t n, int to_private, uint64_t *seed) {
-    int rc;
+    int rc, ioctl_used = 0;
+    uint64_t ioctl_offset = 0;
     if (rnd(seed) % 4 == 0) {
         struct kvm_memory_attributes2 a = { .offset = first * PAGE, .size = n * PAGE,
                                             .attributes = to_private ? KVM_MEMORY_ATTRIBUTE_PRIVATE : 0 };
         rc = ioctl(fd, KVM_SET_MEMORY_ATTRIBUTES2, &a);
+        ioctl_used = 1;
+        ioctl_offset = a.error_offset;
         atomic_fetch_add(&S->conversions_ioctl, 1);
     } else {
         char v[96];
         int len = snprintf(v, sizeof v, "%zu %zu %s", first * PAGE, n * PAGE, to_private ? "private" : "shared");
         rc = fsetxattr(fd, GMEM_XATTR_SET_ATTRIBUTES, v, (size_t)len, 0);
+    }
+    if (rc != 0 && to_private && (errno == EAGAIN || errno == EBUSY)) {
+        /* A pinned page: all or nothing, so the whole range must still be shared. */
+        atomic_fetch_add(&S->eagain_refusals, 1);
+        char name[64], map[512];
+        snprintf(name, sizeof name, GMEM_XATTR_ATTRIBUTES ":%zx-%zx", first * PAGE, (first + n) * PAGE);
+        ssize_t len = fgetxattr(fd, name, map, sizeof map - 1);
+        char want[96];
+        snprintf(want, sizeof want, "%zx-%zx shared\n", first * PAGE, (first + n) * PAGE);
+        int bad = len < 0 || (size_t)len != strlen(want) || memcmp(map, want, strlen(want)) != 0;
+        if (!bad && ioctl_used && (ioctl_offset < first * PAGE || ioctl_offset >= (first + n) * PAGE || ioctl_offset % PAGE)) bad = 1;
+        if (bad) {
+            char d[160]; snprintf(d, sizeof d, "refused conversion of %zu pages: error_offset 0x%lx, map %.*s", n,
+                                  (unsigned long)ioctl_offset, len < 0 ? 0 : (int)len, map);
+            report("HALF-APPLIED or bad error_offset", first, d);
+            atomic_fetch_add(&S->half_applied, 1);
+        }
+        return -1;
     }
     if (rc != 0) {
         char d[96]; snprintf(d, sizeof d, "conversion of %zu pages to %s: %s", n, to_private ? "private" : "shared", strerror(errno));
@@ -181,6 +211,60 @@ static void *converter(void *p) {
     }
     close(fd);
     return NULL;
+}
+
+/* ---- the pinner: references taken and dropped while the converters run ---- */
+
+static int pin_call(int fd, unsigned long cmd, size_t first, size_t n) {
+    struct gmem_page_reference r = { .offset = first * PAGE, .size = n * PAGE };
+    return ioctl(fd, cmd, &r) == 0 ? 0 : errno;
+}
+
+static void *pinner(void *p) {
+    uint64_t *seed = p;
+    for (unsigned long round = 0; !atomic_load(&S->stop); round++) {
+        int fd = open(host_path, O_RDONLY);
+        if (fd < 0) { perror("pinner open"); atomic_fetch_add(&S->other_errors, 1); return NULL; }
+        size_t first = rnd(seed) % (static_first - 4), n = 1 + rnd(seed) % 4;
+        if (round % 64 == 63) {
+            /* A holder that dies holding its reference. */
+            pid_t kid = fork();
+            if (kid == 0) {
+                if (pin_call(fd, GMEM_PIN_PAGES, first, n) == 0) atomic_fetch_add(&S->pins, 1);
+                for (;;) pause();
+            }
+            usleep(200 + (useconds_t)(rnd(seed) % 2000));
+            kill(kid, SIGKILL);
+            waitpid(kid, NULL, 0);
+            atomic_fetch_add(&S->holders_killed, 1);
+            close(fd);
+            continue;
+        }
+        int r = pin_call(fd, GMEM_PIN_PAGES, first, n);
+        if (r == EFAULT) { atomic_fetch_add(&S->pins_private, 1); close(fd); continue; }   /* a private page */
+        if (r) { report("pin failed", first, strerror(r)); atomic_fetch_add(&S->pin_errors, 1); close(fd); continue; }
+        atomic_fetch_add(&S->pins, 1);
+        usleep((useconds_t)(rnd(seed) % 500));
+        /* Drop it: by unpin (twice is ENOENT), or by closing the fd (RELEASE). */
+        if (rnd(seed) % 2) {
+            if (pin_call(fd, GMEM_UNPIN_PAGES, first, n) != 0 || pin_call(fd, GMEM_UNPIN_PAGES, first, n) != ENOENT) {
+                report("unpin", first, "unpin failed, or a second unpin was not ENOENT");
+                atomic_fetch_add(&S->pin_errors, 1);
+            }
+        }
+        close(fd);
+    }
+    return NULL;
+}
+
+/* user.gmem.stats' references= of the file. */
+static long references(void) {
+    char buf[1024];
+    ssize_t len = getxattr(host_path, GMEM_XATTR_STATS, buf, sizeof buf - 1);
+    if (len < 0) return -1;
+    buf[len] = 0;
+    const char *r = strstr(buf, "\nreferences=");
+    return r ? atol(r + 12) : -1;
 }
 
 /* ---- readers ---- */
@@ -391,7 +475,7 @@ int main(int argc, char **argv) {
         if (kids[i] < 0) { perror("fork"); return 2; }
     }
 
-    pthread_t th[NCONV + NPREAD + NMMAP + 1];
+    pthread_t th[NCONV + NPREAD + NMMAP + 2];
     struct conv_arg ca[NCONV];
     struct reader_arg ra[NPREAD + NMMAP + 1];
     int t = 0;
@@ -410,6 +494,8 @@ int main(int argc, char **argv) {
         }
         pthread_create(&th[t++], NULL, i < NPREAD ? pread_reader : i < NPREAD + NMMAP ? mmap_reader : writer, &ra[i]);
     }
+    uint64_t pin_seed = rnd(&seed0) | 1;
+    pthread_create(&th[t++], NULL, pinner, &pin_seed);
 
     double start = now();
     while (now() - start < seconds) usleep(100000);
@@ -422,6 +508,17 @@ int main(int argc, char **argv) {
             fprintf(stderr, "child %d ended with status 0x%x\n", i, status);
             atomic_fetch_add(&S->other_errors, 1);
         }
+    }
+
+    /* Every holder is gone: once the daemon has seen the last RELEASE (sent after close
+     * returns), no reference may be left, and the whole file converts to private. */
+    long left = -1;
+    for (int i = 0; i < 500 && (left = references()) != 0; i++) usleep(10000);
+    if (left != 0) { fprintf(stderr, "references left after every holder is gone: %ld\n", left); atomic_store(&S->references_left, left < 0 ? 1 : (uint64_t)left); }
+    else {
+        struct kvm_memory_attributes2 a = { .offset = 0, .size = file_size, .attributes = KVM_MEMORY_ATTRIBUTE_PRIVATE };
+        if (ioctl(host_fd, KVM_SET_MEMORY_ATTRIBUTES2, &a)) { perror("final private"); atomic_fetch_add(&S->conversion_errors, 1); }
+        else atomic_fetch_add(&S->conversions, 1);
     }
 
     /* Final sweep: erase the static secret, make everything shared, read it all both ways. */
@@ -446,7 +543,9 @@ int main(int argc, char **argv) {
            "mmap_tried=%lu\nmmap_ok=%lu\nmmap_sigbus=%lu\nwrite_tried=%lu\nwrite_ok=%lu\nwrite_sigbus=%lu\n"
            "pwrite_tried=%lu\npwrite_eacces=%lu\nprivate_tried=%lu\nchild_accesses=%lu\nconversions=%lu\n"
            "conversions_ioctl=%lu\nguest_writes=%lu\nconversion_errors=%lu\nsecrets=%lu\nviolations=%lu\n"
-           "false_denials=%lu\nother_errors=%lu\nintegrity_checks=%lu\nintegrity_violations=%lu\n",
+           "false_denials=%lu\nother_errors=%lu\nintegrity_checks=%lu\nintegrity_violations=%lu\n"
+           "pins=%lu\npins_private=%lu\npin_errors=%lu\nholders_killed=%lu\neagain_refusals=%lu\nhalf_applied=%lu\n"
+           "references_left=%lu\n",
            elapsed, npages, (unsigned long)accesses, (unsigned long)S->pread_tried, (unsigned long)S->pread_ok,
            (unsigned long)S->pread_partial, (unsigned long)S->pread_eacces, (unsigned long)S->mmap_tried,
            (unsigned long)S->mmap_ok, (unsigned long)S->mmap_sigbus, (unsigned long)S->write_tried,
@@ -455,6 +554,10 @@ int main(int argc, char **argv) {
            (unsigned long)S->conversions, (unsigned long)S->conversions_ioctl, (unsigned long)S->guest_writes,
            (unsigned long)S->conversion_errors, (unsigned long)S->secrets, (unsigned long)S->violations,
            (unsigned long)S->false_denials, (unsigned long)S->other_errors,
-           (unsigned long)S->integrity_checks, (unsigned long)S->integrity_violations);
-    return (S->secrets || S->violations || S->other_errors || S->conversion_errors || S->integrity_violations) ? 1 : 0;
+           (unsigned long)S->integrity_checks, (unsigned long)S->integrity_violations,
+           (unsigned long)S->pins, (unsigned long)S->pins_private, (unsigned long)S->pin_errors,
+           (unsigned long)S->holders_killed, (unsigned long)S->eagain_refusals, (unsigned long)S->half_applied,
+           (unsigned long)S->references_left);
+    return (S->secrets || S->violations || S->other_errors || S->conversion_errors || S->integrity_violations ||
+            S->pin_errors || S->half_applied || S->references_left) ? 1 : 0;
 }
