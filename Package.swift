@@ -57,7 +57,7 @@ let package = Package(
             dependencies: ["GmemABI", "GmemDaemonProcess", "CLinuxSys", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(
             name: "gmem-bench",
-            dependencies: ["GmemCore", "CLinuxSys", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+            dependencies: ["GmemABI", "GmemCore", "CLinuxSys", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
         // MARK: - Tests
         .target(name: "GmemTestSupport",

@@ -1,5 +1,6 @@
 import ArgumentParser
 import CLinuxSys
+import GmemABI
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -34,7 +35,7 @@ struct ConvertBench: ParsableCommand {
         var without: [(Double, Double)] = [], with: [(Double, Double)] = []
         for _ in 0..<rounds {
             without.append(try Self.round(path, count: count))
-            let pids = try (0..<readers).map { _ in try Self.spawnCat(mount + "/.trace") }
+            let pids = try (0..<readers).map { _ in try Self.spawnCat(mount + "/" + GmemSpecialName.trace) }
             usleep(100_000)   // let the readers open the trace
             with.append(try Self.round(path, count: count))
             for p in pids { kill(p, SIGKILL); var st: Int32 = 0; waitpid(p, &st, 0) }
