@@ -168,6 +168,11 @@ struct LifecycleTests {
         return entries.compactMap { pid_t($0) }.filter { FileManager.default.contents(atPath: "/proc/\($0)/cmdline") == wanted }
     }
 
+    /// How long a killed daemon may take to exit and its mount to go. A hung mount never goes,
+    /// so a generous deadline still tells a hang from a slow machine (2 busy cores once needed
+    /// more than 5 s for fusermount3's helper to unmount).
+    static let killDeadline: TimeInterval = 15
+
     @Test func killNineRightAfterMountForeground() throws {
         let dir = try makeTemporaryDirectory("gmemfs-kill")
         let mnt = dir + "/mnt"
@@ -183,8 +188,8 @@ struct LifecycleTests {
                 break
             }
             kill(pid, SIGKILL)
-            let exited = Self.eventually(5) { !p.isRunning }
-            let unmounted = Self.eventually(5) { !GmemMount.isMounted(mnt) }
+            let exited = Self.eventually(Self.killDeadline) { !p.isRunning }
+            let unmounted = Self.eventually(Self.killDeadline) { !GmemMount.isMounted(mnt) }
             if !exited || !unmounted {
                 failures.append("cycle \(cycle): exited \(exited), unmounted \(unmounted): \(Self.stuckDiagnostics(pid))")
                 Self.forceCleanup(mnt, pid: pid)
@@ -212,8 +217,8 @@ struct LifecycleTests {
                 break
             }
             kill(daemon, SIGKILL)
-            let exited = Self.eventually(5) { Self.hasExited(daemon) }
-            let unmounted = Self.eventually(5) { !GmemMount.isMounted(mnt) }
+            let exited = Self.eventually(Self.killDeadline) { Self.hasExited(daemon) }
+            let unmounted = Self.eventually(Self.killDeadline) { !GmemMount.isMounted(mnt) }
             if !exited || !unmounted {
                 failures.append("cycle \(cycle): exited \(exited), unmounted \(unmounted): \(Self.stuckDiagnostics(daemon))")
                 Self.forceCleanup(mnt, pid: daemon)
