@@ -25,7 +25,10 @@ for t in gmemfs gmemctl; do
 	# Man page and --help agree: the same long options (from the same parser, but the
 	# installed page must not be stale). Subcommand options count for gmemctl.
 	help_options=$( { "$root/bin/$t" --help; if [ "$t" = gmemctl ]; then
-		for s in create convert map stats watch peek tour; do "$root/bin/$t" $s --help; done; fi; } |
+		# every subcommand that --help lists (two-space indent, then a lower-case word)
+		for s in $("$root/bin/$t" --help | sed -n '/^SUBCOMMANDS:/,$p' | grep -oE '^  [a-z][a-z-]+' | tr -d ' '); do
+			"$root/bin/$t" "$s" --help
+		done; fi; } |
 		grep -E -- '^  (-[a-zA-Z], )?--[a-z]' | grep -oE -- '--[a-z][a-z0-9-]+' | sort -u)
 	man_options=$(grep -E '^\.It Fl' "$root/share/man/man1/$t.1" | grep -oE -- '[ ,]-[a-z][a-z0-9-]+' | sed 's/^[ ,]-/--/' | sort -u)
 	[ "$help_options" = "$man_options" ] || fail "$t: --help and $t.1 differ: $(diff <(echo "$help_options") <(echo "$man_options") | tr '\n' ' ')"
