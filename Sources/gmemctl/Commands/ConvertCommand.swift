@@ -35,10 +35,7 @@ struct ConvertCommand: ParsableCommand {
     ]
 
     func run() throws {
-        let o = try Input.offset(offset)
-        let s = try Input.size(size)
-        let target = try GmemPath(file, .file)
-        let end = try Input.range(offset: o, size: s, fileSize: target.size, file: file)
+        let (o, s, end) = try Input.fileRange(file, offset: offset, size: size)
         if ioctl {
             try MemoryAttributesIoctl.setAttributes(path: file, offset: o, size: s, private: attribute == .private, hints: Self.hints)
         } else {

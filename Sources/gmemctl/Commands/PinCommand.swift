@@ -36,10 +36,7 @@ struct PinCommand: ParsableCommand {
     ]
 
     func run() throws {
-        let o = try Input.offset(offset)
-        let s = try Input.size(size)
-        let target = try GmemPath(file, .file)
-        let end = try Input.range(offset: o, size: s, fileSize: target.size, file: file)
+        let (o, s, end) = try Input.fileRange(file, offset: offset, size: size)
         // The reference belongs to this open file description: close-on-exec keeps COMMAND from
         // sharing it (and so from keeping the pages pinned after gmemctl is gone).
         let fd = open(file, O_RDONLY | O_CLOEXEC)

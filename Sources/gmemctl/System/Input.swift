@@ -43,6 +43,16 @@ enum Input {
         return end
     }
 
+    /// The OFFSET and SIZE arguments of a command on FILE (which must be a gmem file), checked
+    /// before anything is sent: page-aligned, non-zero size, inside the file.
+    /// Returns the offset, the size and the end (exclusive).
+    static func fileRange(_ file: String, offset: String, size: String) throws -> (offset: UInt64, size: UInt64, end: UInt64) {
+        let o = try Input.offset(offset)
+        let s = try Input.size(size)
+        let target = try GmemPath(file, .file)
+        return (o, s, try range(offset: o, size: s, fileSize: target.size, file: file))
+    }
+
     /// A file name as `user.gmem.create` accepts it: 1-255 bytes, no `/`, whitespace or control
     /// characters, no leading `.` (the file system's own namespace, `.guest`).
     static func fileName(_ name: String) throws {
