@@ -98,6 +98,17 @@ public final class PipeDrain: @unchecked Sendable {
     }
 }
 
+/// Starts `p` with its stdout and stderr each drained by a ``PipeDrain``; the parent's copies of
+/// the write ends are closed whether or not it starts (so the drains see EOF when the child and
+/// its descendants are done).
+public func launchDrained(_ p: Process) throws -> (out: PipeDrain, err: PipeDrain) {
+    let out = try PipeDrain(), err = try PipeDrain()
+    p.standardOutput = out.writeEnd; p.standardError = err.writeEnd
+    defer { out.closeWriteEnd(); err.closeWriteEnd() }
+    try p.run()
+    return (out, err)
+}
+
 /// Runs `argv` (looked up in PATH) to completion with a deadline (then SIGKILL).
 @discardableResult
 public func run(_ argv: [String], input: Data? = nil, timeout: TimeInterval = 60, environment: [String: String]? = nil) throws -> CommandResult {
@@ -107,13 +118,9 @@ public func run(_ argv: [String], input: Data? = nil, timeout: TimeInterval = 60
     p.arguments = Array(argv.dropFirst())
     if let environment { p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
     // Both pipes are drained while waiting, so a chatty command cannot block on a full pipe.
-    let out = try PipeDrain(), err = try PipeDrain(), inp = Pipe()
-    p.standardOutput = out.writeEnd; p.standardError = err.writeEnd; p.standardInput = inp
-    do { try p.run() } catch {
-        out.closeWriteEnd(); err.closeWriteEnd()
-        throw error
-    }
-    out.closeWriteEnd(); err.closeWriteEnd()
+    let inp = Pipe()
+    p.standardInput = inp
+    let (out, err) = try launchDrained(p)
     if let input { inp.fileHandleForWriting.write(input) }
     try? inp.fileHandleForWriting.close()
     let deadline = Date().addingTimeInterval(timeout)

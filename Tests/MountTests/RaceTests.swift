@@ -44,13 +44,8 @@ struct RaceTests {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: binary)
         p.arguments = [m.file("f"), m.guest("f"), String(Self.seconds)]
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out; p.standardError = err
-        try p.run()
-        nonisolated(unsafe) var outData = Data(), errData = Data()
-        let group = DispatchGroup()
-        group.enter(); DispatchQueue.global().async { outData = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-        group.enter(); DispatchQueue.global().async { errData = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+        // Drained while the run goes on; the watchdog path may return before they end.
+        let (out, err) = try launchDrained(p)
 
         // Watchdog: the run must end within its duration plus a margin; otherwise something is
         // stuck. Record where every daemon and load thread sleeps, then kill.
@@ -72,7 +67,7 @@ struct RaceTests {
             return
         }
         p.waitUntilExit()
-        group.wait()
+        let outData = out.wait(until: .distantFuture) ?? Data(), errData = err.wait(until: .distantFuture) ?? Data()
         let output = String(decoding: outData, as: UTF8.self)
         let details = String(decoding: errData, as: UTF8.self)
         var figures: [String: Double] = [:]
