@@ -35,7 +35,7 @@ for i, (mode, metric, g, c) in enumerate(rows):
     out.append(f'<text x="{x0+bw:.1f}" y="{H-bottom+18}" text-anchor="middle">{names.get(metric, metric)}</text>')
     out.append(f'<text x="{x0+bw:.1f}" y="{H-bottom+34}" text-anchor="middle" fill="#555">{mode}</text>')
 ly = H - 22
-out.append(f'<rect x="{left}" y="{ly-10}" width="12" height="12" fill="#9aa5b1"/><text x="{left+18}" y="{ly}">C baseline (shared/bench/io/cbaseline.c)</text>')
+out.append(f'<rect x="{left}" y="{ly-10}" width="12" height="12" fill="#9aa5b1"/><text x="{left+18}" y="{ly}">C libfuse baseline (benchmark kit, cbaseline.c)</text>')
 out.append(f'<rect x="{left+300}" y="{ly-10}" width="12" height="12" fill="#2b7bb9"/><text x="{left+318}" y="{ly}">gmemfs (release)</text>')
 out.append("</svg>")
 open(sys.argv[2], "w").write("\n".join(out) + "\n")

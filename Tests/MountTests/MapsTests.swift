@@ -7,7 +7,7 @@ import Testing
 import Glibc
 #endif
 
-/// Issue 13: `MOUNTPOINT/.maps/NAME`, the attribute map as a file of any length.
+/// `MOUNTPOINT/.maps/NAME`, the attribute map as a file of any length (docs/trace.md).
 @Suite(.serialized, .enabled(if: FUSE.available))
 struct MapsTests {
     /// 10,001 ranges (200 KiB of text, three times the xattr limit): `wc -l`, `grep` and `cat`

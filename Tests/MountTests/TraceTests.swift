@@ -64,7 +64,7 @@ final class TraceReader {
     }
 }
 
-/// Issue 13: `MOUNTPOINT/.trace`, read with `cat` as the kernel's trace_pipe.
+/// `MOUNTPOINT/.trace`, read with `cat` as the kernel's trace_pipe (docs/trace.md).
 @Suite(.serialized, .enabled(if: FUSE.available))
 struct TraceTests {
     /// Line fields: TIME FILE EVENT START-END PID COMM OUTCOME DURATION [DETAIL...]
