@@ -38,23 +38,35 @@ for t in gmemfs gmemctl; do
 	grep -q "^complete -c .$t" "$root/share/fish/vendor_completions.d/$t.fish" || fail "fish completion of $t"
 done
 
-# The issue's "done when": mount -t fuse.gmemfs with the installed binary, gmemctl --json.
+# What a newcomer does after installing: mount -t fuse.gmemfs with the installed binary,
+# gmemctl --json, and (the release daemon makes it quick) a 400,000-range map read with wc -l
+# from .maps/NAME, which no single xattr value can hold.
 mnt=$destdir/mnt
 mkdir "$mnt"
+cat > "$destdir/alternate.py" <<'PY'
+import os, sys
+# Pages 0, 2, ..., 399998 of a private file made shared: 400,000 ranges.
+for page in range(0, 400000, 2):
+    os.setxattr(sys.argv[1], "user.gmem.set_attributes", b"%d 4096 shared" % (page * 4096))
+PY
 out=$(unshare --mount --propagation private /bin/bash -c "
 	set -euo pipefail
 	trap 'while mountpoint -q \"$mnt\"; do umount -l \"$mnt\"; done' EXIT
 	mount --bind '$root/bin' /usr/local/bin
-	mount -t fuse.gmemfs gmemfs '$mnt' -o file=vm:1G:mmap,guest_view
+	mount -t fuse.gmemfs gmemfs '$mnt' -o file=vm:1G:mmap,file=big:2G,guest_view
 	gmemctl convert shared '$mnt/vm' 0 4K >/dev/null
 	gmemctl stats --json '$mnt/vm' | python3 -m json.tool
-	# retried while EBUSY: the daemon's read-ahead helper may still be in its stat(2) of the mount
+	python3 '$destdir/alternate.py' '$mnt/big'
+	echo \"maps lines: \$(wc -l < '$mnt/.maps/big')\"
+	# retried while EBUSY (a reader of the mount may not have let go yet)
 	for _ in \$(seq 50); do umount '$mnt' 2>/dev/null && exit 0; sleep 0.1; done
 	umount '$mnt'
 ") || fail "mount -t fuse.gmemfs with the installed gmemfs failed: $out"
 echo "$out" | grep -q '"shared_bytes": 4096' || fail "unexpected gmemctl stats --json output: $out"
+echo "$out" | grep -q '^maps lines: 400000$' || fail "a 400,000-range map did not read as 400,000 lines: $(echo "$out" | grep maps)"
 
+rm "$destdir/alternate.py"
 DESTDIR=$destdir PREFIX=/usr/local Scripts/install.sh --uninstall >/dev/null
 left=$(find "$destdir" -type f)
 [ -z "$left" ] || fail "--uninstall left: $left"
-echo "test-install: ok (install, man pages = --help, completions, mount -t fuse.gmemfs, --json, uninstall)"
+echo "test-install: ok (install, man pages = --help, completions, mount -t fuse.gmemfs, --json, a 400,000-line .maps file, uninstall)"
