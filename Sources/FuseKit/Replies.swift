@@ -175,11 +175,11 @@ extension Reply where Kind == CreateReply {
 }
 
 extension Reply where Kind == DataReply {
-    /// Answers with the bytes in `segments`, gathered by `writev` straight from their memory.
-    /// The memory only has to stay valid until this call returns.
-    public consuming func data(_ segments: UnsafeBufferPointer<iovec>) {
-        answer(.data(segments.flatMap { Array(UnsafeRawBufferPointer(start: $0.iov_base, count: $0.iov_len)) })) { req in
-            fuse_reply_iov(req, segments.baseAddress, Int32(segments.count))
+    /// Answers with one contiguous span of bytes, written straight from its memory
+    /// (`fuse_reply_buf`: no copy). The memory only has to stay valid until this call returns.
+    public consuming func data(_ bytes: UnsafeRawBufferPointer) {
+        answer(.data(Array(bytes))) { req in
+            fuse_reply_buf(req, bytes.baseAddress?.assumingMemoryBound(to: CChar.self), bytes.count)
         }
     }
 }

@@ -353,8 +353,7 @@ public final class GmemFilesystem: LowLevelFilesystem {
         var pending: Reply<DataReply>? = consume reply
         do throws(GmemError) {
             try f.file.read(offset: start, count: size, view: view, allowShort: !cached) { bytes in
-                var iov = iovec(iov_base: UnsafeMutableRawPointer(mutating: bytes.baseAddress), iov_len: bytes.count)
-                withUnsafePointer(to: &iov) { pending.take()!.data(UnsafeBufferPointer(start: $0, count: 1)) }
+                pending.take()!.data(bytes)
             }
         } catch {
             if case .privatePage = error {

@@ -55,9 +55,6 @@ final class MapsDirectory: Sendable {
         let start = min(max(0, offset), snapshot.text.count)
         let end = start + min(max(0, size), snapshot.text.count - start)
         var pending: Reply<DataReply>? = consume reply
-        snapshot.text.withUnsafeBytes { bytes in
-            var iov = iovec(iov_base: UnsafeMutableRawPointer(mutating: bytes.baseAddress.map { $0 + start }), iov_len: end - start)
-            withUnsafePointer(to: &iov) { pending.take()!.data(UnsafeBufferPointer(start: $0, count: 1)) }
-        }
+        snapshot.text.withUnsafeBytes { pending.take()!.data(UnsafeRawBufferPointer(rebasing: $0[start..<end])) }
     }
 }

@@ -134,10 +134,7 @@ final class TraceFile: Sendable {
             out.removeSubrange(size...)
         }
         var pending: Reply<DataReply>? = consume reply
-        out.withUnsafeBytes { bytes in
-            var iov = iovec(iov_base: UnsafeMutableRawPointer(mutating: bytes.baseAddress), iov_len: bytes.count)
-            withUnsafePointer(to: &iov) { pending.take()!.data(UnsafeBufferPointer(start: $0, count: 1)) }
-        }
+        out.withUnsafeBytes { pending.take()!.data($0) }
     }
 
     /// FUSE_INTERRUPT for `id` (under the request's libfuse lock).
