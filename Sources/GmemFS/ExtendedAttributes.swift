@@ -22,7 +22,7 @@ extension GmemFilesystem {
                 events.emit(Event(kind: .create, file: request.name, offset: 0, length: request.size, outcome: .ok,
                                   requester: Self.requester(ctx), detail: "flags=" + Self.flagsWord(request.flags)))
             case (.host(let f), GmemXattr.setAttributes), (.guest(let f), GmemXattr.setAttributes):
-                try convert(f, ctx, via: "xattr") { () throws(GmemError) in
+                try convert(f, ctx, via: .xattr) { () throws(GmemError) in
                     try ConversionRequest(xattrValue: Array(value), fileSize: f.file.size)
                 }
             case (.host(let f), GmemXattr.inject), (.guest(let f), GmemXattr.inject):
@@ -171,7 +171,7 @@ extension GmemFilesystem {
             default:
                 var args: KVMMemoryAttributes2?
                 do throws(GmemError) {
-                    try convert(f, ctx, via: "ioctl") { () throws(GmemError) in
+                    try convert(f, ctx, via: .ioctl) { () throws(GmemError) in
                         try AccessMode(handle: file.handle).checkConversion()
                         let decoded = try KVMMemoryAttributes2(bytes: input)
                         args = decoded

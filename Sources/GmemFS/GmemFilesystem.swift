@@ -116,12 +116,10 @@ public final class GmemFilesystem: LowLevelFilesystem {
             st.st_atim = m.atime; st.st_mtim = m.mtime; st.st_ctim = m.ctime
             st.st_nlink = f.lifetime.withLock { $0.unlinked } ? 0 : 1
             st.st_size = Int(f.file.size)
-            if case .host = node {
-                st.st_blocks = options.fidelity.hostBlocks(allocatedBytes: f.file.allocatedBytes)
-            } else if case .guest = node {
+            if case .guest = node {
                 st.st_blocks = 0   // the memory is the host file's: `du` must count it once
             } else {
-                st.st_blocks = Int(f.file.allocatedBytes / 512)
+                st.st_blocks = options.fidelity.hostBlocks(allocatedBytes: f.file.allocatedBytes)
             }
         }
         st.st_blksize = Int(pageSize)
@@ -167,13 +165,22 @@ public final class GmemFilesystem: LowLevelFilesystem {
         trace(since: start, .invalidate, f, offset, length, e.map { .failed($0) } ?? .ok, ctx)
     }
 
+    /// The interface a conversion came through: it names the request in the trace and decides
+    /// the errno a refused caller sees.
+    enum ConversionInterface: String {
+        case xattr, ioctl
+
+        /// The errno `error` reaches the caller as: through `setxattr` EAGAIN becomes EBUSY
+        /// (``GmemError/setxattrErrno``).
+        func errno(_ error: GmemError) -> Errno { self == .xattr ? error.setxattrErrno : error.errno }
+    }
+
     /// Runs a conversion to completion: validate (`make`), update the tree (under the file lock),
     /// then, with no lock held, drop the host's cached copies when pages became private. Returns
     /// once no process can read the converted pages' old contents. A refused conversion (bad
-    /// input, references, an armed fault) throws and changed nothing. `via` names the interface
-    /// (`xattr`, `ioctl`) in the trace; a refusal is traced with the errno the caller sees and,
-    /// when it names a page, its `error_offset`.
-    func convert(_ f: FileNode, _ ctx: RequestContext, via: String,
+    /// input, references, an armed fault) throws and changed nothing. A refusal is traced with
+    /// the errno the caller sees through `via` and, when it names a page, its `error_offset`.
+    func convert(_ f: FileNode, _ ctx: RequestContext, via: ConversionInterface,
                  _ make: () throws(GmemError) -> ConversionRequest) throws(GmemError) {
         let start = events.start()
         var request: ConversionRequest?
@@ -185,19 +192,19 @@ public final class GmemFilesystem: LowLevelFilesystem {
                 invalidateHost(f, offset: r.offset, length: r.size, for: ctx)
             }
             trace(since: start, .convert, f, r.offset, r.size, Event.Outcome(outcome), ctx,
-                  detail: "via=\(via) to=\(r.attributes.name)")
+                  detail: "via=\(via.rawValue) to=\(r.attributes.name)")
             logger.debug("\(f.name): [\(r.offset), +\(r.size)) -> \(r.attributes.name)")
         } catch {
             trace(since: start, .convert, f, request?.offset ?? 0, request?.size ?? 0,
-                  .failed(via == "xattr" ? error.setxattrErrno : error.errno), ctx,
+                  .failed(via.errno(error)), ctx,
                   detail: Self.refusalDetail(via: via, request, error))
             throw error
         }
     }
 
     /// `via=… [to=…] [error_offset=0x… cause=references|injected-…]` for a refused conversion.
-    static func refusalDetail(via: String, _ request: ConversionRequest?, _ error: GmemError) -> String {
-        var s = "via=" + via
+    static func refusalDetail(via: ConversionInterface, _ request: ConversionRequest?, _ error: GmemError) -> String {
+        var s = "via=" + via.rawValue
         if let request { s += " to=" + request.attributes.name }
         if let offset = error.errorOffset { s += " error_offset=0x" + String(offset, radix: 16) }
         switch error {
@@ -358,11 +365,9 @@ public final class GmemFilesystem: LowLevelFilesystem {
         } catch {
             if case .privatePage = error {
                 trace(.readRefused, f, start, UInt64(size), .failed(error.errno), ctx, detail: cached ? "cache=page" : "cache=none")
-            }
-            // Only the page cache faults through READ; a populate loop there never ends by itself.
-            // The kill goes first: the task cannot send another READ before it lands.
-            if cached, case .privatePage = error {
-                populateGuard.refused(tid: ctx.pid, file: f, offset: offset, size: size)?.send()
+                // Only the page cache faults through READ; a populate loop there never ends by
+                // itself. The kill goes first: the task cannot send another READ before it lands.
+                if cached { populateGuard.refused(tid: ctx.pid, file: f, offset: offset, size: size)?.send() }
             }
             pending.take()?.error(error)
         }

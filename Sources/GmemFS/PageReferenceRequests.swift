@@ -50,13 +50,13 @@ extension GmemFilesystem {
             throw error
         }
         switch command {
-        case .clear: trace(.inject, f, 0, 0, .ok, ctx, detail: "clear=all")
-        case .arm(let fault): trace(.inject, f, fault.offset ?? 0, fault.offset == nil ? 0 : pageSize, .ok, ctx,
-                                    detail: "arm=" + fault.failure.rawValue + " count=\(fault.remaining)")
-        }
-        switch command {
-        case .clear: logger.info("\(f.name): injected faults cleared")
-        case .arm(let fault): logger.info("\(f.name): armed \(fault.description)")
+        case .clear:
+            trace(.inject, f, 0, 0, .ok, ctx, detail: "clear=all")
+            logger.info("\(f.name): injected faults cleared")
+        case .arm(let fault):
+            trace(.inject, f, fault.offset ?? 0, fault.offset == nil ? 0 : pageSize, .ok, ctx,
+                  detail: "arm=" + fault.failure.rawValue + " count=\(fault.remaining)")
+            logger.info("\(f.name): armed \(fault.description)")
         }
     }
 }
