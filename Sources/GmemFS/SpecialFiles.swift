@@ -53,7 +53,7 @@ extension GmemFilesystem {
     @inline(__always)
     func trace(since start: UInt64?, _ kind: Event.Kind, _ f: FileNode, _ offset: UInt64, _ length: UInt64,
                _ outcome: @autoclosure () -> Event.Outcome, _ ctx: RequestContext?, detail: @autoclosure () -> String = "") {
-        events.emit(since: start) { _ in
+        events.emit(since: start) {
             Event(kind: kind, file: f.name, offset: offset, length: length, outcome: outcome(),
                   requester: Self.requester(ctx), detail: detail())
         }

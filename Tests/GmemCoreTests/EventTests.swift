@@ -53,7 +53,7 @@ struct EventTests {
         func make(_ i: Int) -> Event { built += 1; return Self.event(i) }
         hub.emit(make(0))
         #expect(built == 0 && !hub.isObserved && hub.start() == nil)
-        hub.emit(since: hub.start()) { _ in make(0) }
+        hub.emit(since: hub.start()) { make(0) }
         #expect(built == 0)
         let a = hub.subscribe()
         hub.emit(make(1))
@@ -66,7 +66,7 @@ struct EventTests {
         hub.unsubscribe(a)   // twice: ignored
         let t0 = hub.start()
         #expect(t0 != nil)
-        hub.emit(since: t0) { _ in make(3) }
+        hub.emit(since: t0) { make(3) }
         #expect(hub.drain(a, max: 10).events.isEmpty)
         let e = hub.drain(b, max: 10).events
         #expect(e.map(\.time) == [3] && e[0].duration == e[0].time &- t0!)

@@ -42,11 +42,11 @@ public final class EventHub: Sendable {
     public func start() -> UInt64? { isObserved ? Event.now() : nil }
 
     /// Records a timed event begun at `start` (nothing when `start` is nil: nobody was
-    /// listening when the work began). `make` receives the duration in nanoseconds.
+    /// listening when the work began); its duration runs from `start` to the event's time.
     @inline(__always)
-    public func emit(since start: UInt64?, _ make: (_ duration: UInt64) -> Event) {
+    public func emit(since start: UInt64?, _ make: () -> Event) {
         guard let start else { return }
-        var event = make(0)
+        var event = make()
         event.duration = event.time &- start
         deliver(event)
     }
