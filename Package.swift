@@ -28,6 +28,8 @@ let package = Package(
         // MARK: - Libraries
         .systemLibrary(name: "CFuse", path: "CFuse", pkgConfig: "fuse3", providers: [.apt(["libfuse3-dev"])]),
         .target(name: "CLinuxSys"),
+        // /proc/self/mountinfo, read without asking any mount: for the daemon and gmemctl alike.
+        .target(name: "LinuxMounts"),
         // The public interface (xattr names, ioctl struct, number grammar, map lines): CGmemABI's
         // header holds the literal values for Swift and the C test programs alike.
         .target(name: "CGmemABI"),
@@ -40,7 +42,7 @@ let package = Package(
             swiftSettings: internalChecks),
         .target(
             name: "FuseKit",
-            dependencies: ["CFuse", "CLinuxSys", .product(name: "SystemPackage", package: "swift-system"),
+            dependencies: ["CFuse", "CLinuxSys", "LinuxMounts", .product(name: "SystemPackage", package: "swift-system"),
                            .product(name: "Logging", package: "swift-log")]),
         .target(
             name: "GmemFS",
@@ -49,12 +51,12 @@ let package = Package(
         // MARK: - Executables
         .executableTarget(
             name: "gmemfs",
-            dependencies: ["GmemFS", "FuseKit", "GmemCore",
+            dependencies: ["GmemFS", "FuseKit", "GmemCore", "GmemABI", "LinuxMounts",
                            .product(name: "ArgumentParser", package: "swift-argument-parser"),
                            .product(name: "Logging", package: "swift-log")]),
         .executableTarget(
             name: "gmemctl",
-            dependencies: ["GmemABI", "GmemDaemonProcess", "CLinuxSys", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+            dependencies: ["GmemABI", "GmemDaemonProcess", "LinuxMounts", "CLinuxSys", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(
             name: "gmem-bench",
             dependencies: ["GmemABI", "GmemCore", "CLinuxSys", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
@@ -65,7 +67,7 @@ let package = Package(
                 path: "Tests/GmemTestSupport",
                 exclude: ["Resources"]),   // prelude.py, read by path
         .testTarget(name: "GmemCoreTests",
-                    dependencies: ["GmemABI", "GmemCore", "GmemTestSupport", "GmemFS", "FuseKit", .product(name: "Logging", package: "swift-log")],
+                    dependencies: ["GmemABI", "GmemCore", "GmemTestSupport", "GmemFS", "FuseKit", "LinuxMounts", .product(name: "Logging", package: "swift-log")],
                     swiftSettings: internalChecks),
         .testTarget(name: "MountTests", dependencies: ["GmemABI", "GmemTestSupport", "CLinuxSys"],
                     exclude: ["Resources"]),   // C load generators, compiled by the tests

@@ -1,5 +1,6 @@
 import CFuse
 import Glibc
+import LinuxMounts
 import SystemPackage
 
 /// Sends kernel cache invalidations for a session (`fuse_lowlevel_notify_inval_inode`).

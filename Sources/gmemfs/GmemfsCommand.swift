@@ -1,6 +1,7 @@
 import ArgumentParser
 import FuseKit
 import Glibc
+import GmemABI
 import GmemCore
 import GmemFS
 import Logging
@@ -145,7 +146,7 @@ struct GmemfsCommand: ParsableCommand {
         }
         // noexec: the kernel refuses executable mappings of a guest_memfd (mmap PROT_EXEC is
         // EPERM, mprotect to PROT_EXEC EACCES); a later "-o exec" overrides it.
-        let mountOptions = ["default_permissions", "noexec", "fsname=gmemfs", "subtype=gmemfs"] + self.mountOptions
+        let mountOptions = ["default_permissions", "noexec", "fsname=gmemfs", "subtype=" + GmemFileSystem.subtype] + self.mountOptions
         let session = try Session(filesystem: fs, notifier: notifier, options: mountOptions, debug: debug)
         try session.mount(at: mountpoint)
         logger.info("mounted on \(mountpoint)")

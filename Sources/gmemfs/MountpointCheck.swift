@@ -1,5 +1,6 @@
-import FuseKit
 import Glibc
+import GmemABI
+import LinuxMounts
 
 /// Why gmemfs will not mount somewhere: one line for the user, exit status 1.
 struct MountRefusal: Error, CustomStringConvertible {
@@ -29,7 +30,7 @@ enum MountpointCheck {
         guard st.st_mode & S_IFMT == S_IFDIR else {
             throw MountRefusal(description: "\(mountpoint) is not a directory: a mountpoint must be an existing directory")
         }
-        if let mounts = MountInfo.current(), let m = MountInfo.mount(at: mountpoint, in: mounts), m.fileSystemType == "fuse.gmemfs" {
+        if let mounts = MountInfo.current(), let m = MountInfo.mount(at: mountpoint, in: mounts), m.fileSystemType == GmemFileSystem.type {
             throw MountRefusal(description: "\(mountpoint) is already a gmemfs mount: unmount it first (fusermount3 -u \(mountpoint)) or choose another directory")
         }
         return mountpoint

@@ -1,5 +1,5 @@
 import Foundation
-import FuseKit
+import LinuxMounts
 import Testing
 
 /// `/proc/PID/mountinfo` parsing (proc(5)): fields, octal escapes, optional fields, and lines
@@ -67,6 +67,23 @@ struct MountInfoTests {
         #expect(MountInfo.mount(at: "/mnt", in: mounts)?.minor == 41)
         #expect(MountInfo.mount(at: "/other", in: mounts)?.isFUSE == true)
         #expect(MountInfo.mount(at: "/nowhere", in: mounts) == nil)
+        // The mount holding a path: the longest mount-point prefix (whole components), the
+        // visible one of a stack.
+        #expect(MountInfo.mount(containing: "/mnt/f", in: mounts)?.id == 31)
+        #expect(MountInfo.mount(containing: "/mnt", in: mounts)?.id == 31)
+        #expect(MountInfo.mount(containing: "/mntx/f", in: mounts)?.id == 25)
+        #expect(MountInfo.mount(containing: "/other/a/b", in: mounts)?.id == 32)
+        #expect(MountInfo.mount(containing: "/x", in: []) == nil)
+    }
+
+    /// `st_dev` of a real path matches its mount's MAJOR:MINOR, and no other's.
+    @Test func deviceOfAPathMatchesItsMount() throws {
+        let mounts = try #require(MountInfo.current())
+        var st = stat()
+        #expect(stat("/proc/self", &st) == 0)
+        let proc = try #require(MountInfo.mount(containing: "/proc/self", in: mounts))
+        #expect(proc.mountPoint == "/proc" && proc.isDevice(st.st_dev))
+        #expect(!(MountInfo.mount(containing: "/", in: mounts)?.isDevice(st.st_dev) ?? true))
     }
 
     /// The real file parses completely, and lists `/`.

@@ -1,5 +1,6 @@
-import Foundation
 import Glibc
+import GmemABI
+import LinuxMounts
 
 /// A path checked to lie on a gmemfs mount, before gmemctl sends anything to it.
 ///
@@ -20,8 +21,6 @@ struct GmemPath {
         case fileOrMountRoot
     }
 
-    static let fileSystemType = "fuse.gmemfs"
-
     /// The path as the user gave it (for messages).
     let path: String
     /// The canonical absolute path (`realpath`).
@@ -41,12 +40,12 @@ struct GmemPath {
         var st = stat()
         guard stat(realPath, &st) == 0 else { throw SystemError("stat \(path)", hints: Self.hints) }
         status = st
-        let mount = Self.mount(containing: realPath)
-        guard let mount, mount.type == Self.fileSystemType, mount.device == Self.device(st.st_dev) else {
-            let what = mount.map { "it is on \($0.type) mounted at \($0.point)" } ?? "no mount found"
+        let mount = MountInfo.mount(containing: realPath, in: MountInfo.current() ?? [])
+        guard let mount, mount.fileSystemType == GmemFileSystem.type, mount.isDevice(st.st_dev) else {
+            let what = mount.map { "it is on \($0.fileSystemType) mounted at \($0.mountPoint)" } ?? "no mount found"
             throw Failure("\(path) is not on a gmemfs mount (\(what)); start gmemfs first or give a path under its mount point")
         }
-        mountPoint = mount.point
+        mountPoint = mount.mountPoint
         let isRoot = realPath == mountPoint
         let isFile = st.st_mode & S_IFMT == S_IFREG
         switch kind {
@@ -67,47 +66,4 @@ struct GmemPath {
 
     /// The file size in bytes.
     var size: UInt64 { UInt64(clamping: status.st_size) }
-
-    /// The mount whose mount point is the longest prefix of `realPath` (the last one listed when
-    /// several are stacked on one point: the visible one), from `/proc/self/mountinfo`.
-    static func mount(containing realPath: String) -> (point: String, type: String, device: String)? {
-        // Foundation reads procfs files (size 0) to their end.
-        guard let text = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else { return nil }
-        var best: (point: String, type: String, device: String)?
-        for line in text.split(separator: "\n") {
-            // ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPEROPTIONS
-            let fields = line.split(separator: " ")
-            guard fields.count >= 7, let dash = fields.firstIndex(of: "-"), dash + 1 < fields.count else { continue }
-            let point = unescape(fields[4])
-            let inside = point == "/" || realPath == point || realPath.hasPrefix(point + "/")
-            if inside, point.count >= (best?.point.count ?? 0) { best = (point, String(fields[dash + 1]), String(fields[2])) }
-        }
-        return best
-    }
-
-    /// `MAJOR:MINOR` of a device number, as mountinfo writes it (glibc's `major`/`minor` encoding).
-    static func device(_ dev: dev_t) -> String {
-        let d = UInt64(dev)
-        let major = ((d >> 8) & 0xfff) | ((d >> 32) & ~0xfff)
-        let minor = (d & 0xff) | ((d >> 12) & ~0xff)
-        return "\(major):\(minor)"
-    }
-
-    /// Undoes mountinfo's octal escapes (`\040` for a space, `\134` for a backslash).
-    static func unescape(_ field: Substring) -> String {
-        var bytes: [UInt8] = []
-        let raw = Array(field.utf8)
-        var i = 0
-        while i < raw.count {
-            if raw[i] == UInt8(ascii: "\\"), i + 3 < raw.count,
-               let v = UInt8(String(decoding: raw[(i + 1)...(i + 3)], as: UTF8.self), radix: 8) {
-                bytes.append(v)
-                i += 4
-            } else {
-                bytes.append(raw[i])
-                i += 1
-            }
-        }
-        return String(decoding: bytes, as: UTF8.self)
-    }
 }

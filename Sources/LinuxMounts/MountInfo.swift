@@ -67,6 +67,24 @@ public struct MountInfo: Sendable, Equatable {
         mounts.last { $0.mountPoint == path }
     }
 
+    /// The visible mount holding `path` (an absolute, resolved path): the one whose mount point
+    /// is the longest prefix of it, the last listed among mounts stacked on that point.
+    public static func mount(containing path: String, in mounts: [MountInfo]) -> MountInfo? {
+        var best: MountInfo?
+        for m in mounts where m.mountPoint == "/" || path == m.mountPoint || path.hasPrefix(m.mountPoint + "/") {
+            if m.mountPoint.utf8.count >= (best?.mountPoint.utf8.count ?? 0) { best = m }
+        }
+        return best
+    }
+
+    /// Whether `dev` (a `st_dev`) is this mount's device (glibc's `major`/`minor` encoding,
+    /// which are macros Swift cannot call).
+    public func isDevice(_ dev: dev_t) -> Bool {
+        let d = UInt64(dev)
+        return major == UInt32(truncatingIfNeeded: ((d >> 8) & 0xfff) | ((d >> 32) & ~0xfff))
+            && minor == UInt32(truncatingIfNeeded: (d & 0xff) | ((d >> 12) & ~0xff))
+    }
+
     /// Whether the file system is served through FUSE (`fuse`, `fuse.SUBTYPE`, `fuseblk`).
     public var isFUSE: Bool { fileSystemType == "fuse" || fileSystemType == "fuseblk" || fileSystemType.hasPrefix("fuse.") }
 
