@@ -35,7 +35,7 @@ let package = Package(
         .target(name: "CGmemABI"),
         .target(name: "GmemABI", dependencies: ["CGmemABI"]),
         // Starts, waits for and stops a gmemfs child: shared by the tests and `gmemctl tour`.
-        .target(name: "GmemDaemonProcess"),
+        .target(name: "GmemDaemonProcess", dependencies: ["LinuxMounts"]),
         .target(
             name: "GmemCore",
             dependencies: ["GmemABI", "CLinuxSys", .product(name: "SystemPackage", package: "swift-system")],
@@ -63,13 +63,13 @@ let package = Package(
 
         // MARK: - Tests
         .target(name: "GmemTestSupport",
-                dependencies: ["GmemABI", "GmemDaemonProcess", "CLinuxSys", .product(name: "SystemPackage", package: "swift-system")],
+                dependencies: ["GmemABI", "GmemDaemonProcess", "LinuxMounts", "CLinuxSys", .product(name: "SystemPackage", package: "swift-system")],
                 path: "Tests/GmemTestSupport",
                 exclude: ["Resources"]),   // prelude.py, read by path
         .testTarget(name: "GmemCoreTests",
                     dependencies: ["GmemABI", "GmemCore", "GmemTestSupport", "GmemFS", "FuseKit", "LinuxMounts", .product(name: "Logging", package: "swift-log")],
                     swiftSettings: internalChecks),
-        .testTarget(name: "MountTests", dependencies: ["GmemABI", "GmemTestSupport", "CLinuxSys"],
+        .testTarget(name: "MountTests", dependencies: ["GmemABI", "GmemTestSupport", "LinuxMounts", "CLinuxSys"],
                     exclude: ["Resources"]),   // C load generators, compiled by the tests
     ],
     swiftLanguageModes: [.v6]

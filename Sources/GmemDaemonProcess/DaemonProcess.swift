@@ -2,6 +2,7 @@ import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
+import LinuxMounts
 
 /// A gmemfs daemon run as a child in the foreground (`-f`), the one way the tests and
 /// `gmemctl tour` start, wait for and stop a daemon. The caller passes `-o auto_unmount` among
@@ -61,10 +62,9 @@ public final class DaemonProcess: @unchecked Sendable {
     public var isRunning: Bool { process.isRunning }
     public var pid: pid_t { process.processIdentifier }
 
-    /// Whether `path` is a mount point now (an exact match in `/proc/mounts`).
+    /// Whether `path` is a mount point now (an exact match in `/proc/self/mountinfo`).
     public static func isMounted(_ path: String) -> Bool {
-        guard let mounts = try? String(contentsOfFile: "/proc/mounts", encoding: .utf8) else { return false }
-        return mounts.split(separator: "\n").contains { $0.split(separator: " ").dropFirst().first.map(String.init) == path }
+        MountInfo.current()?.contains { $0.mountPoint == path } ?? false
     }
 
     /// Stops the daemon and makes sure the mount is gone. Returns the daemon's exit status, or

@@ -1,6 +1,7 @@
 import Foundation
 import GmemABI
 import GmemTestSupport
+import LinuxMounts
 import Testing
 
 /// Guarantee G10 (docs/security.md): every way a mount ends leaves no dead mount behind.
@@ -129,12 +130,9 @@ struct LifecycleTests {
     /// then detaches the mount lazily. Never touches the mount itself (that could hang).
     static func forceCleanup(_ mnt: String, pid: pid_t) {
         if pid > 0 { kill(pid, SIGKILL) }
-        let mountinfo = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
-        for line in mountinfo.split(separator: "\n") where line.split(separator: " ").dropFirst(4).first.map(String.init) == mnt {
-            if let minor = line.split(separator: " ")[2].split(separator: ":").last {
-                let abort = open("/sys/fs/fuse/connections/\(minor)/abort", O_WRONLY)
-                if abort >= 0 { _ = write(abort, "1", 1); close(abort) }
-            }
+        for m in MountInfo.current() ?? [] where m.mountPoint == mnt {
+            let abort = open("/sys/fs/fuse/connections/\(m.minor)/abort", O_WRONLY)
+            if abort >= 0 { _ = write(abort, "1", 1); close(abort) }
         }
         for argv in [["umount", "-l", mnt], ["fusermount3", "-u", "-z", mnt]] where GmemMount.isMounted(mnt) {
             _ = try? run(argv, timeout: 10)
