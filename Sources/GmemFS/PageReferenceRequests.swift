@@ -16,8 +16,9 @@ extension GmemFilesystem {
         var range: (offset: UInt64, length: UInt64) = (0, 0)
         let pages: ClosedRange<UInt64>
         do throws(GmemError) {
-            pages = try GmemPageReference(bytes: input).pages(fileSize: f.file.size)
-            range = (pages.lowerBound << gmemPageShift, (pages.upperBound - pages.lowerBound + 1) << gmemPageShift)
+            let request = try GmemPageReference(bytes: input)
+            pages = try request.pages(fileSize: f.file.size)
+            range = (request.offset, request.size)
             let view: GuestMemFile.View
             if case .guest = n { view = .guest } else { view = .host }
             if pin {
