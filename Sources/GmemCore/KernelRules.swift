@@ -1,5 +1,6 @@
 import CLinuxSys
 import Glibc
+import GmemABI
 
 // The guest_memfd rules a request meets before it reaches a file, as the kernel applies them
 // (kvm_gmem_fallocate, kvm_gmem_setattr, the VFS checks around llseek and open). Each decoder
@@ -144,4 +145,28 @@ public struct AttributeChanges: Sendable, Equatable {
     public var size: Bool
     public var ownerOrMode: Bool
     public init(size: Bool, ownerOrMode: Bool) { self.size = size; self.ownerOrMode = ownerOrMode }
+}
+
+/// Whether the conversion interface exists: the kernel's `kvm.gmem_in_place_conversion` module
+/// parameter (read-only; off on arm64 and on x86 builds without a confidential-VM type).
+/// `gmemfs --no-in-place` plays a kernel where it is off, so that a VMM's fallback path can be
+/// tested; nothing but the conversion changes.
+public enum InPlaceConversion: Sendable, Equatable {
+    case enabled
+    case disabled
+
+    /// Where a conversion request came from (each has its own errno for "no such operation").
+    public enum Interface: Sendable, Equatable { case ioctl, xattr }
+
+    /// `.disabled`: `KVM_SET_MEMORY_ATTRIBUTES2` is ENOTTY, as `kvm_gmem_ioctl` answers before
+    /// it looks at the argument; `user.gmem.set_attributes` is EOPNOTSUPP, setxattr's "this
+    /// attribute cannot be set here" (ENOTTY is no setxattr errno, and EINVAL would blame the
+    /// value). Checked before anything else about the request.
+    public func checkConversion(via interface: Interface) throws(GmemError) {
+        guard self == .disabled else { return }
+        switch interface {
+        case .ioctl: throw .unknownIoctl(KVMMemoryAttributes2.ioctlNumber)
+        case .xattr: throw .notSupported("in-place conversion is off (--no-in-place)")
+        }
+    }
 }

@@ -15,6 +15,9 @@ public struct GmemOptions: Sendable {
     public var maxMemory: UInt64?
     /// How closely host files follow the kernel's guest_memfd (`--kernel-compat`).
     public var fidelity: Fidelity = .tools
+    /// Whether conversions exist (`--no-in-place` turns them off, as on a kernel without
+    /// in-place conversion).
+    public var inPlaceConversion: InPlaceConversion = .enabled
     /// The absolute path the file system is mounted on (to recognise the requester's file).
     public var mountpoint = "/"
     public init(guestView: Bool = false, maxMemory: UInt64? = nil, fidelity: Fidelity = .tools) {
@@ -170,12 +173,16 @@ public final class GmemFilesystem: LowLevelFilesystem {
     enum ConversionInterface: String {
         case xattr, ioctl
 
+        /// The interface as the kernel rules name it.
+        var rules: InPlaceConversion.Interface { self == .xattr ? .xattr : .ioctl }
+
         /// The errno `error` reaches the caller as: through `setxattr` EAGAIN becomes EBUSY
         /// (``GmemError/setxattrErrno``).
         func errno(_ error: GmemError) -> Errno { self == .xattr ? error.setxattrErrno : error.errno }
     }
 
-    /// Runs a conversion to completion: validate (`make`), update the tree (under the file lock),
+    /// Runs a conversion to completion: refuse it when conversions are off (`--no-in-place`),
+    /// validate (`make`), update the tree (under the file lock),
     /// then, with no lock held, drop the host's cached copies when pages became private. Returns
     /// once no process can read the converted pages' old contents. A refused conversion (bad
     /// input, references, an armed fault) throws and changed nothing. A refusal is traced with
@@ -185,6 +192,7 @@ public final class GmemFilesystem: LowLevelFilesystem {
         let start = events.start()
         var request: ConversionRequest?
         do throws(GmemError) {
+            try options.inPlaceConversion.checkConversion(via: via.rules)
             let r = try make()
             request = r
             let outcome = try f.file.setAttributes(r)

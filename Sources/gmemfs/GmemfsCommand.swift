@@ -51,6 +51,9 @@ struct GmemfsCommand: ParsableCommand {
     @Flag(name: .customLong("kernel-compat"), help: "Answer as the kernel's guest_memfd wherever FUSE allows: read/write EINVAL, lseek/pread/pwrite ESPIPE, fsync and chmod/chown/touch EINVAL, st_blocks 0.")
     var kernelCompat = false
 
+    @Flag(name: .customLong("no-in-place"), help: "Play a kernel without in-place conversion (module parameter kvm.gmem_in_place_conversion off): KVM_SET_MEMORY_ATTRIBUTES2 fails with ENOTTY and user.gmem.set_attributes with EOPNOTSUPP; everything else is unchanged.")
+    var noInPlace = false
+
     @Option(name: .customLong("max-memory"), help: ArgumentHelp("Cap on allocated page memory (ENOSPC past it); 0 means no cap (the default).", valueName: "SIZE"),
             transform: GmemfsCommand.size)
     var maxMemory: UInt64?
@@ -140,6 +143,7 @@ struct GmemfsCommand: ParsableCommand {
         var options = GmemOptions(guestView: guestView, maxMemory: maxMemory == 0 ? nil : maxMemory,
                                   fidelity: kernelCompat ? .kernel : .tools)
         options.mountpoint = mountpoint
+        options.inPlaceConversion = noInPlace ? .disabled : .enabled
         let fs = GmemFilesystem(options: options, notifier: notifier, logger: logger)
         for r in requests {
             do { try fs.createFile(r) } catch { throw ValidationError("cannot create \(r.name): \(error)") }

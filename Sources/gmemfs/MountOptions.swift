@@ -31,6 +31,7 @@ enum MountOptions {
         },
         Word(name: "guest_view", value: nil, long: "--guest-view") { c, _ in c.guestView = true },
         Word(name: "kernel_compat", value: nil, long: "--kernel-compat") { c, _ in c.kernelCompat = true },
+        Word(name: "no_in_place", value: nil, long: "--no-in-place") { c, _ in c.noInPlace = true },
         Word(name: "max_memory", value: "SIZE", long: "--max-memory") { c, v in
             c.maxMemory = try GmemfsCommand.size(v)
         },

@@ -16,8 +16,11 @@ import Testing
     let ctx = RequestContext(uid: 0, gid: 0, pid: 0)
 
     /// A file system with one 8-page file `f` (host inode 16, guest inode 17).
-    func filesystem(_ fidelity: Fidelity = .tools, flags: GmemFlags = [.mmap, .initShared]) throws -> (GmemFilesystem, GuestMemFile) {
-        let fs = GmemFilesystem(options: GmemOptions(guestView: true, fidelity: fidelity), notifier: Notifier(), logger: Logger(label: "test"))
+    func filesystem(_ fidelity: Fidelity = .tools, flags: GmemFlags = [.mmap, .initShared],
+                    inPlace: InPlaceConversion = .enabled) throws -> (GmemFilesystem, GuestMemFile) {
+        var options = GmemOptions(guestView: true, fidelity: fidelity)
+        options.inPlaceConversion = inPlace
+        let fs = GmemFilesystem(options: options, notifier: Notifier(), logger: Logger(label: "test"))
         return (fs, try fs.createFile(CreateRequest(name: "f", size: 8 * pageSize, flags: flags)))
     }
 
@@ -111,6 +114,37 @@ import Testing
         guard case .ioctl(0, let output)? = call(convert, host, O_WRONLY) else { Issue.record("conversion refused"); return }
         #expect(output.isEmpty)
         #expect(f.attributes(at: 0) == .private)
+    }
+
+    /// `--no-in-place`: the conversion ioctl is ENOTTY before anything else (a read-only handle
+    /// or a malformed struct included) and copies nothing back; the xattr is EOPNOTSUPP on both
+    /// views; nothing changes. Pins, injection and the map are unchanged.
+    @Test func noInPlaceRefusesEveryConversion() throws {
+        let (fs, f) = try filesystem(inPlace: .disabled)
+        let good = KVMMemoryAttributes2(offset: 0, size: pageSize, attributes: GmemAttributeName.privateBit).encode()
+        let bad = KVMMemoryAttributes2(offset: 1, size: pageSize, attributes: 0, flags: 1).encode()
+        for (bytes, flags) in [(good, O_RDWR), (good, O_RDONLY), (bad, O_RDWR), ([UInt8](repeating: 0, count: 8), O_RDWR)] {
+            let got = bytes.withUnsafeBytes { input in
+                answer { fs.ioctl(ctx, inode: host, command: KVMMemoryAttributes2.ioctlNumber, input: input, outputSize: 128, file: handle(flags), reply: $0) }
+            }
+            guard case .error(.inappropriateIOCTLForDevice)? = got else { Issue.record("ioctl: \(String(describing: got))"); continue }
+        }
+        for inode in [host, guest] {
+            let got = Array("0 4096 private".utf8).withUnsafeBytes { value in
+                answer { fs.setxattr(ctx, inode: inode, name: GmemXattr.setAttributes, value: value, flags: 0, reply: $0) }
+            }
+            #expect(got?.errno == .notSupported)
+        }
+        #expect(f.attributes(at: 0) == .shared && f.stats.conversions == 0)
+        let pin = GmemPageReference(offset: 0, size: pageSize).encode()
+        let pinned = pin.withUnsafeBytes { input in
+            answer { fs.ioctl(ctx, inode: host, command: GmemPageReference.pinNumber, input: input, outputSize: 64, file: handle(O_RDWR), reply: $0) }
+        }
+        guard case .ioctl(0, _)? = pinned else { Issue.record("pin refused: \(String(describing: pinned))"); return }
+        let armed = Array("enomem".utf8).withUnsafeBytes { value in
+            answer { fs.setxattr(ctx, inode: host, name: GmemXattr.inject, value: value, flags: 0, reply: $0) }
+        }
+        guard case .success? = armed else { Issue.record("inject refused: \(String(describing: armed))"); return }
     }
 
     /// A pin through one handle refuses a to-private conversion with the struct copied back

@@ -121,4 +121,18 @@ import Testing
         #expect(throws: GmemError.self) { try GuestMemFile.offset(-1) }
         #expect(throws: GmemError.self) { try GuestMemFile.offset(.min) }
     }
+
+    /// `kvm.gmem_in_place_conversion` off (`--no-in-place`): the ioctl is ENOTTY (kvm_gmem_ioctl
+    /// answers before reading its argument), the xattr EOPNOTSUPP; on, both pass.
+    @Test func conversionsWithoutInPlaceConversion() throws {
+        for interface in [InPlaceConversion.Interface.ioctl, .xattr] {
+            try InPlaceConversion.enabled.checkConversion(via: interface)
+        }
+        do { try InPlaceConversion.disabled.checkConversion(via: .ioctl); Issue.record("ioctl passed") } catch {
+            #expect(error.errno == .inappropriateIOCTLForDevice)
+        }
+        do { try InPlaceConversion.disabled.checkConversion(via: .xattr); Issue.record("xattr passed") } catch {
+            #expect(error.errno == .notSupported)
+        }
+    }
 }
