@@ -104,7 +104,8 @@ public enum AccessMode: UInt64, Sendable, Equatable {
     public func handle(serial: UInt64) -> UInt64 { serial << 2 | rawValue }
 
     /// A conversion changes the file: like `write(2)` it needs a file opened for writing
-    /// (`KVM_SET_MEMORY_ATTRIBUTES2` on a guest_memfd checks `FMODE_WRITE`: EBADF otherwise).
+    /// (EBADF otherwise, as `write(2)` answers). gmemfs's own rule: a guest_memfd is always open
+    /// read-write and cannot be reopened, so the kernel never meets a read-only descriptor.
     /// Read-only and `O_ACCMODE` opens (Linux gives the latter neither read nor write access)
     /// are refused.
     public func checkConversion() throws(GmemError) {

@@ -147,6 +147,29 @@ import Testing
         guard case .success? = armed else { Issue.record("inject refused: \(String(describing: armed))"); return }
     }
 
+    /// The kernel answers EAGAIN only to a to-private conversion; an armed `eagain` never fails
+    /// a to-shared one, in `--kernel-compat` mode as in the default (the ioctl succeeds, the fault
+    /// stays armed for the next to-private request, which gets it with the struct copied back).
+    @Test(arguments: [Fidelity.tools, .kernel])
+    func injectedEagainNeverFailsAToSharedConversion(fidelity: Fidelity) throws {
+        let (fs, f) = try filesystem(fidelity, flags: [.mmap])
+        let armed = Array("eagain 0x1000 count 2".utf8).withUnsafeBytes { value in
+            answer { fs.setxattr(ctx, inode: host, name: GmemXattr.inject, value: value, flags: 0, reply: $0) }
+        }
+        guard case .success? = armed else { Issue.record("inject refused: \(String(describing: armed))"); return }
+        func convert(_ attributes: UInt64) -> RecordedReply? {
+            KVMMemoryAttributes2(offset: 0, size: 4 * pageSize, attributes: attributes).encode().withUnsafeBytes { input in
+                answer { fs.ioctl(ctx, inode: host, command: KVMMemoryAttributes2.ioctlNumber, input: input, outputSize: 128, file: handle(O_RDWR), reply: $0) }
+            }
+        }
+        guard case .ioctl(0, _)? = convert(0) else { Issue.record("to-shared refused"); return }
+        #expect(f.attributes(at: pageSize) == .shared && f.armedFaults.first?.remaining == 2)
+        guard case .ioctlFailure(.resourceTemporarilyUnavailable, let back)? = convert(GmemAttributeName.privateBit) else {
+            Issue.record("to-private not refused"); return
+        }
+        #expect(back == KVMMemoryAttributes2(offset: 0, size: 4 * pageSize, attributes: GmemAttributeName.privateBit, errorOffset: pageSize).encode())
+    }
+
     /// A pin through one handle refuses a to-private conversion with the struct copied back
     /// (error_offset = the pinned page); the copy-back needs room for the struct; release drops it.
     @Test func pinnedPageFailsTheIoctlWithErrorOffset() throws {

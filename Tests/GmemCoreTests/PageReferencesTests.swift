@@ -107,6 +107,19 @@ import Testing
         #expect(try f.setAttributes(try request(0, 16, .private, f)) == .becamePrivate)
     }
 
+    /// The kernel's early return comes before its reference check and its failure points: a
+    /// to-private request whose range is already private succeeds even with a referenced page in
+    /// it (a guest-view pin), and consumes no armed fault.
+    @Test func earlyReturnIgnoresReferencesAndArmedFaults() throws {
+        let f = try file(shared: false)
+        try f.pin(2...3, holder: 1, view: .guest)
+        try f.inject(try InjectionCommand(xattrValue: Array("enomem".utf8), fileSize: f.size))
+        #expect(try f.setAttributes(try request(0, 16, .private, f)) == .unchanged)
+        #expect(f.armedFaults.count == 1 && f.stats.referenceRefusals == 0 && f.stats.injectedFailures == 0)
+        #expect(throws: GmemError.injected(.enomem, errorOffset: 0)) { try f.setAttributes(try request(0, 4, .shared, f)) }
+        #expect(map(f) == "0-16 private\n")
+    }
+
     @Test func hostViewCannotPinPrivatePages() throws {
         let f = try file(shared: false)
         #expect(throws: GmemError.badAddress(offset: 0)) { try f.pin(0...1, holder: 1, view: .host) }

@@ -51,7 +51,7 @@ private func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
                 try encode(words).withUnsafeBytes { try KVMMemoryAttributes2(bytes: $0) }.request(fileSize: 1 << 20)
             }
         }
-        // error_offset is not validated (v8 behaviour).
+        // an input error_offset is not checked (the kernel's rule).
         _ = try encode([0, 4096, 8, 0, 12345]).withUnsafeBytes { try KVMMemoryAttributes2(bytes: $0) }.request(fileSize: 1 << 20)
         #expect(throws: GmemError.self) { try [UInt8](repeating: 0, count: 64).withUnsafeBytes { try KVMMemoryAttributes2(bytes: $0) } }
     }

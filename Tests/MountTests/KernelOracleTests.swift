@@ -51,7 +51,7 @@ struct KernelOracleTests {
     static func parse(_ output: String) -> [String: String] {
         var outcomes: [String: String] = [:]
         var variant = "create"
-        for line in output.split(separator: "\n") {
+        for line in output.split(separator: "\n") where !line.hasPrefix("# ") {
             if line.hasPrefix("== ") { variant = String(line.dropFirst(3)); continue }
             guard let colon = line.range(of: ": ") else { continue }
             var key = "\(variant) \(line[..<colon.lowerBound])"

@@ -31,10 +31,13 @@ struct PageReferenceTests {
         return false
     }
 
-    @Test func cProgramPinsConvertsAndInjects() throws {
+    /// The same in `--kernel-compat` mode: the conversion rules (EAGAIN only to private, the
+    /// early return, error_offset) do not depend on the mode.
+    @Test(arguments: [[], ["--kernel-compat"]])
+    func cProgramPinsConvertsAndInjects(mode: [String]) throws {
         let binary = try RaceTests.compile("page_refs.c")
         defer { unlink(binary) }
-        let m = try GmemMount(["--file", "g:64K:mmap,init-shared"])
+        let m = try GmemMount(["--file", "g:64K:mmap,init-shared"] + mode)
         defer { m.unmount() }
         let r = try run([binary, "abi", m.file("g")])
         #expect(r.succeeded, "\(r)\n\(r.output)")

@@ -5,6 +5,10 @@
 //   gmem_oracle kernel            fresh KVM_CREATE_GUEST_MEMFD files (needs /dev/kvm)
 //   gmem_oracle gmemfs ROOT       fresh files created on the gmemfs mount ROOT (user.gmem.create)
 //
+// Lines starting with "# " describe the run ("# NAME: VALUE"): the kernel's release, machine and
+// guest_memfd flags, and whether KVM_SET_MEMORY_ATTRIBUTES2 exists (in-place conversion; a
+// kernel without it answers ENOTTY, as gmemfs --no-in-place does).
+//
 // Every case gets a fresh file of 4 pages (or the size it tests), so no case sees another's
 // state. Outcomes: "ok", "ok=VALUE", "ERRNO-NAME", "SIGBUS"/"SIGSEGV" (a fault, caught in
 // process), "killed=SIG"/"timeout" (a child that ran a populate case). Cases that may loop in
@@ -26,6 +30,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -37,6 +42,8 @@
 #define KVM_CHECK_EXTENSION _IO(KVMIO, 0x03)
 #define KVM_CAP_GUEST_MEMFD 234
 #define KVM_CAP_GUEST_MEMFD_FLAGS 244
+#define KVM_CAP_VM_TYPES 235
+#define KVM_X86_SW_PROTECTED_VM 1
 struct kvm_create_guest_memfd { uint64_t size, flags, reserved[6]; };
 #define KVM_CREATE_GUEST_MEMFD _IOWR(KVMIO, 0xd4, struct kvm_create_guest_memfd)
 #define FLAG_MMAP GUEST_MEMFD_FLAG_MMAP
@@ -55,6 +62,7 @@ struct kvm_create_guest_memfd { uint64_t size, flags, reserved[6]; };
 
 static long P;                 // page size
 static int vm_fd = -1;         // kernel mode
+static int private_vm_fd = -1; // kernel mode: a VM with private memory (conversions), if any
 static const char *root;       // gmemfs mode
 static int serial;
 #define MAX_FDS 1024
@@ -83,11 +91,16 @@ static void rc(const char *group, const char *name, long r, int show_value) {
 	else out(group, name, "ok");
 }
 
+static int make_on(int vm, uint64_t size, uint64_t flags);
+
 /// A fresh file; returns the fd or -errno.
-static int make(uint64_t size, uint64_t flags) {
-	if (vm_fd >= 0) {
+static int make(uint64_t size, uint64_t flags) { return make_on(vm_fd, size, flags); }
+
+/// A fresh file of the VM `vm` (kernel mode) or of the mount (gmemfs mode).
+static int make_on(int vm, uint64_t size, uint64_t flags) {
+	if (vm >= 0) {
 		struct kvm_create_guest_memfd a = { .size = size, .flags = flags };
-		int fd = ioctl(vm_fd, KVM_CREATE_GUEST_MEMFD, &a);
+		int fd = ioctl(vm, KVM_CREATE_GUEST_MEMFD, &a);
 		return fd < 0 ? -errno : fd;
 	}
 	char name[64], value[192], path[4096];
@@ -485,6 +498,69 @@ static void populate_cases(uint64_t flags) {
 	}
 }
 
+
+/// KVM_SET_MEMORY_ATTRIBUTES2 on the file itself: the validation order, the early return, what
+/// is copied back (error_offset is printed after every call: the kernel copies the struct back
+/// only for failures that name a page, so an input error_offset survives success and EINVAL),
+/// and the effect on faults. Kernel mode uses a VM with private memory when there is one (the
+/// ioctl is EINVAL on a VM without it).
+static void convert_cases(uint64_t flags) {
+	const char *g = "convert";
+	const uint64_t PRIV = KVM_MEMORY_ATTRIBUTE_PRIVATE, p = (uint64_t)P;
+	struct { const char *name; uint64_t offset, size, attributes, flags, reserved0, error_offset; } cases[] = {
+		{"to-private-0+p", 0, p, PRIV, 0, 0, 0}, {"to-shared-0+p", 0, p, 0, 0, 0, 0},
+		{"to-private-0+4p", 0, 4 * p, PRIV, 0, 0, 0}, {"to-shared-0+4p", 0, 4 * p, 0, 0, 0, 0},
+		{"to-private-error-offset-in", 0, p, PRIV, 0, 0, 0x1234}, {"to-shared-error-offset-in", 0, p, 0, 0, 0, 0x1234},
+		{"flags-1", 0, p, 0, 1, 0, 0x1234}, {"reserved0-1", 0, p, 0, 0, 1, 0x1234},
+		{"attribute-bit0", 0, p, 1, 0, 0, 0}, {"attribute-bit63", 0, p, 1ULL << 63, 0, 0, 0},
+		{"size-0", 0, 0, PRIV, 0, 0, 0}, {"overflow", ~(p - 1), 2 * p, PRIV, 0, 0, 0},
+		{"unaligned-offset", 1, p, PRIV, 0, 0, 0}, {"unaligned-size", 0, p + 1, PRIV, 0, 0, 0},
+		{"at-eof", 4 * p, p, PRIV, 0, 0, 0}, {"crossing-eof", 3 * p, 2 * p, PRIV, 0, 0, 0},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+		int fd = make_on(private_vm_fd >= 0 ? private_vm_fd : vm_fd, 4 * P, flags);
+		if (fd < 0) { out(g, cases[i].name, "create %s", errname(-fd)); continue; }
+		struct kvm_memory_attributes2 a;
+		memset(&a, 0, sizeof a);
+		a.offset = cases[i].offset; a.size = cases[i].size; a.attributes = cases[i].attributes;
+		a.flags = cases[i].flags; a.reserved[0] = cases[i].reserved0; a.error_offset = cases[i].error_offset;
+		long r = ioctl(fd, KVM_SET_MEMORY_ATTRIBUTES2, &a);
+		const char *e = r < 0 ? errname(errno) : "ok";
+		out(g, cases[i].name, "%s error_offset=0x%llx", e, (unsigned long long)a.error_offset);
+		// The page's state afterwards, through a mapping (files that can be mapped).
+		if (flags & FLAG_MMAP) {
+			unsigned char *m = mmap(NULL, P, PROT_READ, MAP_SHARED, fd, 0);
+			char b[32];
+			if (m != MAP_FAILED) { out(g, cases[i].name, "read-page0 %s", touch(m, 0, 0, b)); munmap(m, P); }
+		}
+		done(fd);
+	}
+	// Twice the same request: the second returns at once (the range already holds it).
+	int fd = make_on(private_vm_fd >= 0 ? private_vm_fd : vm_fd, 4 * P, flags);
+	if (fd >= 0) {
+		for (int round = 0; round < 2; round++) {
+			struct kvm_memory_attributes2 a;
+			memset(&a, 0, sizeof a);
+			a.size = 2 * p; a.attributes = PRIV;
+			rc(g, round ? "to-private-again" : "to-private-first", ioctl(fd, KVM_SET_MEMORY_ATTRIBUTES2, &a), 1);
+		}
+		done(fd);
+	}
+}
+
+/// Whether KVM_SET_MEMORY_ATTRIBUTES2 exists: a kernel without in-place conversion answers
+/// ENOTTY before it reads the argument; any other answer (EINVAL for flags = 1) means it does.
+static const char *in_place_conversion(void) {
+	int fd = make_on(private_vm_fd >= 0 ? private_vm_fd : vm_fd, P, 0);
+	if (fd < 0) return "unknown";
+	struct kvm_memory_attributes2 a;
+	memset(&a, 0, sizeof a);
+	a.size = (uint64_t)P; a.flags = 1;
+	int r = ioctl(fd, KVM_SET_MEMORY_ATTRIBUTES2, &a), e = errno;
+	done(fd);
+	return r < 0 && e == ENOTTY ? "no" : "yes";
+}
+
 int main(int argc, char **argv) {
 	P = sysconf(_SC_PAGESIZE);
 	if (argc == 2 && strcmp(argv[1], "kernel") == 0) {
@@ -494,6 +570,13 @@ int main(int argc, char **argv) {
 		if ((ioctl(kvm, KVM_CHECK_EXTENSION, KVM_CAP_GUEST_MEMFD_FLAGS) & 3) != 3) { printf("SKIP: guest_memfd lacks MMAP|INIT_SHARED\n"); return 0; }
 		vm_fd = ioctl(kvm, KVM_CREATE_VM, 0);
 		if (vm_fd < 0) { printf("SKIP: KVM_CREATE_VM: %s\n", strerror(errno)); return 0; }
+		int types = ioctl(kvm, KVM_CHECK_EXTENSION, KVM_CAP_VM_TYPES);
+		if (types > 0 && (types & (1 << KVM_X86_SW_PROTECTED_VM))) private_vm_fd = ioctl(kvm, KVM_CREATE_VM, KVM_X86_SW_PROTECTED_VM);
+		struct utsname u;
+		uname(&u);
+		printf("# kernel-release: %s\n# machine: %s\n", u.release, u.machine);
+		printf("# guest-memfd-flags: 0x%x\n", ioctl(kvm, KVM_CHECK_EXTENSION, KVM_CAP_GUEST_MEMFD_FLAGS));
+		printf("# private-memory-vm: %s\n", private_vm_fd >= 0 ? "sw-protected" : "none");
 	} else if (argc == 3 && strcmp(argv[1], "gmemfs") == 0) {
 		root = argv[2];
 	} else {
@@ -511,6 +594,7 @@ int main(int argc, char **argv) {
 	sigaction(SIGSEGV, &sa, NULL);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 
+	printf("# in-place-conversion: %s\n", in_place_conversion());
 	create_cases();
 	uint64_t variants[] = { 0, FLAG_MMAP, FLAG_MMAP | FLAG_INIT_SHARED };
 	const char *vnames[] = { "flags=0", "flags=mmap", "flags=mmap,init-shared" };
@@ -526,6 +610,7 @@ int main(int argc, char **argv) {
 		mmap_cases(variants[v]);
 		fault_cases(variants[v]);
 		populate_cases(variants[v]);
+		convert_cases(variants[v]);
 	}
 	return 0;
 }

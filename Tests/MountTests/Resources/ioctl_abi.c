@@ -126,7 +126,7 @@ int main(int argc, char **argv)
 	check(convert(fd, args(0, 4096, 0)) == 0, "[0, 4K) -> shared again");
 	check(pread(fd, buf, 3, 0) == 3 && memcmp(buf, "abc", 3) == 0, "contents kept across private and back");
 	a = args(0x40000, 4096, 0);
-	a.error_offset = 0x1234; /* an input error_offset is not validated (v8) */
+	a.error_offset = 0x1234; /* an input error_offset is not checked (the kernel's rule) */
 	check(convert(fd, a) == 0, "[0x40000, +4K) -> shared with error_offset set");
 	check(convert(guest, args(0x30000, 8192, 0)) == 0, "guest view: [0x30000, +8K) -> shared");
 
