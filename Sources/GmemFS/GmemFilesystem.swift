@@ -365,17 +365,26 @@ public final class GmemFilesystem: LowLevelFilesystem {
         // A short reply is fine without the page cache; with it, the kernel would take a short
         // read for EOF and shrink the file (docs/fuse-kernel-notes.md, "Short reads"), so those
         // get EACCES instead.
+        // Under a memory cap, what enters the page cache is allocated first (docs/semantics.md,
+        // "Memory"): a mapping can store to a cached page without asking the daemon.
+        let allocating = cached && budget.limitPages != nil
         var pending: Reply<DataReply>? = consume reply
         do throws(GmemError) {
-            try f.file.read(offset: start, count: size, view: view, allowShort: !cached) { bytes in
+            try f.file.read(offset: start, count: size, view: view, allowShort: !cached, allocating: allocating) { bytes in
                 pending.take()!.data(bytes)
             }
         } catch {
-            if case .privatePage = error {
+            switch error {
+            case .privatePage:
                 trace(.readRefused, f, start, UInt64(size), .failed(error.errno), ctx, detail: cached ? "cache=page" : "cache=none")
                 // Only the page cache faults through READ; a populate loop there never ends by
                 // itself. The kill goes first: the task cannot send another READ before it lands.
-                if cached { populateGuard.refused(tid: ctx.pid, file: f, offset: offset, size: size)?.send() }
+                if cached { populateGuard.refused(tid: ctx.pid, file: f, offset: offset, size: size, why: "a private page")?.send() }
+            case .noSpace where allocating && size <= Int(pageSize):
+                // One page past the cap: a fault gets SIGBUS; a populate loop retries forever.
+                populateGuard.refused(tid: ctx.pid, file: f, offset: offset, size: size, why: "a page past the memory cap")?.send()
+            default:
+                break
             }
             pending.take()?.error(error)
         }

@@ -8,7 +8,8 @@ import Synchronization
 /// and locking private pages"): the looping task gets SIGKILL, the one signal that ends it.
 /// The thread is identified by the request's pid, which FUSE fills with the caller's thread id.
 ///
-/// Consulted only for refused host READs of buffered files; the bookkeeping lock is held for a
+/// Consulted only for refused host READs of buffered files (a private page, or a page past the
+/// memory cap); the bookkeeping lock is held for a
 /// dictionary update, never across a system call.
 final class PopulateGuard: Sendable {
     /// A SIGKILL decided while the requester waits for the reply. Sent before the reply: the
@@ -29,9 +30,10 @@ final class PopulateGuard: Sendable {
 
     init(logger: Logger) { self.logger = logger }
 
-    /// A host READ of `f` was refused for a private page. Call before replying: the requester
-    /// `tid` is then blocked in the kernel on this very request, so its syscall is stable.
-    func refused(tid: pid_t, file f: FileNode, offset: Int, size: Int) -> PendingKill? {
+    /// A host READ of `f` was refused (`why`: for a private page, or for a page past the memory
+    /// cap). Call before replying: the requester `tid` is then blocked in the kernel on this very
+    /// request, so its syscall is stable.
+    func refused(tid: pid_t, file f: FileNode, offset: Int, size: Int, why: String) -> PendingKill? {
         guard tid > 0 else { return nil }   // 0: the requester is outside the daemon's pid namespace
         let request = RetryStormDetector.Request(inode: f.hostInode, offset: offset, size: size)
         guard detector.withLock({ $0.refused(tid: tid, request: request, now: Self.now()) }) else { return nil }
@@ -51,7 +53,7 @@ final class PopulateGuard: Sendable {
         }
         kills.add(1, ordering: .relaxed)
         let comm = Self.readProc("/proc/\(tid)/comm")?.split(separator: "\n").first.map(String.init) ?? "?"
-        logger.info("SIGKILL to task \(tid) (\(comm)): \(state), retrying private page of \(f.name) at offset \(offset) endlessly")
+        logger.info("SIGKILL to task \(tid) (\(comm)): \(state), retrying \(why) of \(f.name) at offset \(offset) endlessly")
         return PendingKill(pidfd: pidfd)
     }
 

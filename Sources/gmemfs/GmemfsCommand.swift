@@ -54,7 +54,7 @@ struct GmemfsCommand: ParsableCommand {
     @Flag(name: .customLong("no-in-place"), help: "Play a kernel without in-place conversion (module parameter kvm.gmem_in_place_conversion off): KVM_SET_MEMORY_ATTRIBUTES2 fails with ENOTTY and user.gmem.set_attributes with EOPNOTSUPP; everything else is unchanged.")
     var noInPlace = false
 
-    @Option(name: .customLong("max-memory"), help: ArgumentHelp("Cap on allocated page memory (ENOSPC past it); 0 means no cap (the default).", valueName: "SIZE"),
+    @Option(name: .customLong("max-memory"), help: ArgumentHelp("Cap on allocated page memory: past it, writes and fallocate fail with ENOSPC and a fault through a mapping gets SIGBUS; 0 means no cap (the default).", valueName: "SIZE"),
             transform: GmemfsCommand.size)
     var maxMemory: UInt64?
 

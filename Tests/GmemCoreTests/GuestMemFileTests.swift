@@ -56,6 +56,31 @@ private func map(_ f: GuestMemFile) -> [String] {
         #expect(try read(f, 0, 4 * page, .guest) == Array(repeating: 7, count: 4 * page))
     }
 
+    /// A read into the page cache under a cap allocates what it returns, one hole at a time:
+    /// a read needing two or more holes is ENOSPC allocating nothing (readahead), a hole past the
+    /// cap is ENOSPC, allocated pages cost nothing, private pages are refused first.
+    @Test func allocatingReadChargesOneHoleAtATime() throws {
+        let budget = MemoryBudget(limitBytes: UInt64(2 * page))
+        let f = try file(8, [.mmap, .initShared], budget: budget)
+        func read(_ first: Int, _ count: Int) throws(GmemError) -> Int {
+            try f.read(offset: UInt64(first * page), count: count * page, view: .host, allowShort: false, allocating: true) { $0.count }
+        }
+        #expect(throws: GmemError.noSpace("a read would allocate 2 pages at once (readahead)")) { try read(0, 2) }
+        #expect(f.allocatedBytes == 0)
+        #expect(try read(0, 1) == page && f.allocatedBytes == UInt64(page))
+        #expect(try read(0, 1) == page && f.allocatedBytes == UInt64(page))
+        #expect(try read(0, 2) == 2 * page && f.allocatedBytes == UInt64(2 * page))   // one hole: fine
+        #expect(try read(0, 2) == 2 * page && budget.usedPages == 2)
+        #expect(throws: GmemError.noSpace("memory limit reached")) { try read(2, 1) }
+        try f.setAttributes(try ConversionRequest(offset: UInt64(3 * page), size: UInt64(page), attributes: 8, fileSize: f.size))
+        #expect(throws: GmemError.privatePage(offset: UInt64(3 * page))) { try read(3, 1) }
+        // Without allocating (no cap, or read(2) of a file without a page cache): nothing charged.
+        #expect(try f.read(offset: UInt64(4 * page), count: 4 * page, view: .host, allowShort: false) { $0.count } == 4 * page)
+        #expect(budget.usedPages == 2)
+        try f.punchHole(offset: 0, length: UInt64(page))
+        #expect(try read(2, 1) == page && budget.usedPages == 2)
+    }
+
     @Test func hostWriteStopsAtPrivatePage() throws {
         let f = try file(4, [.initShared])
         try convert(f, 2 * page, page, .private)

@@ -128,7 +128,14 @@ public final class GuestMemFile: Sendable {
     ///   that page (a short read) when `allowShort`, and fails otherwise (buffered FUSE files must
     ///   not reply short: the kernel would shrink the file).
     /// - At or past the end of the file: zero bytes.
-    public func read<R>(offset: UInt64, count: Int, view: View, allowShort: Bool,
+    /// - `allocating` (a read that fills the host's page cache under a memory cap): the pages
+    ///   returned are allocated first, as the kernel's guest_memfd allocates a page when it is
+    ///   faulted in, because a cached page can later be stored to through a mapping without the
+    ///   daemon hearing of it until writeback, too late to refuse. A read that would allocate
+    ///   more than one page fails with ENOSPC allocating nothing (the kernel's readahead: it then
+    ///   reads the page it needs alone, so only pages really touched are charged); one that would
+    ///   take the budget past the cap fails with ENOSPC. Allocated pages cost nothing more.
+    public func read<R>(offset: UInt64, count: Int, view: View, allowShort: Bool, allocating: Bool = false,
                         _ body: (UnsafeRawBufferPointer) -> R) throws(GmemError) -> R {
         guard let pages = pages(offset: offset, count: UInt64(count)) else { return body(UnsafeRawBufferPointer(start: nil, count: 0)) }
         return try attributes.withReadLock { (tree) throws(GmemError) -> R in
@@ -137,6 +144,14 @@ public final class GuestMemFile: Sendable {
                 let boundary = p << pageShift
                 guard allowShort, boundary > offset else { throw .privatePage(offset: max(boundary, offset)) }
                 end = boundary
+            }
+            if allocating {
+                try allocation.withLock { (a: inout AllocationMap) throws(GmemError) in
+                    let returned = (offset >> pageShift)...((end - 1) >> pageShift)
+                    let holes = a.holes(in: returned)
+                    guard holes <= 1 else { throw .noSpace("a read would allocate \(holes) pages at once (readahead)") }
+                    try a.allocate(returned, budget: budget)
+                }
             }
             return body(UnsafeRawBufferPointer(store.bytes(at: offset, count: Int(end - offset))))
         }
@@ -301,6 +316,9 @@ struct AllocationMap: ~Copyable {
         }
         return n
     }
+
+    /// Unallocated pages in `pages`.
+    func holes(in pages: ClosedRange<UInt64>) -> UInt64 { count(pages, Self.hole) }
 
     mutating func allocate(_ pages: ClosedRange<UInt64>, budget: MemoryBudget) throws(GmemError) {
         if map.holds(pages, Self.allocated) { return }
