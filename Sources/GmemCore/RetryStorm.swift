@@ -112,6 +112,10 @@ public struct RetryStormDetector: Sendable {
         return true
     }
 
+    /// Forgets `tid`: its next refusal starts a new storm (after a storm was answered some other
+    /// way than by ending the task).
+    public mutating func forget(tid: Int32) { records[tid] = nil }
+
     mutating func evictOldest() {
         if let oldest = records.min(by: { $0.value.last < $1.value.last }) { records[oldest.key] = nil }
     }

@@ -104,6 +104,8 @@ extension GmemFilesystem {
             var s = "files=\(files)\nallocated_bytes=\(budget.usedPages * pageSize)\n"
             s += "max_memory=\(budget.limitPages.map { String($0 * pageSize) } ?? "none")\n"
             s += "populate_kills=\(populateGuard.kills.load(ordering: .relaxed))\n"
+            s += "populate_zero_answers=\(populateGuard.zeroAnswers.load(ordering: .relaxed))\n"
+            s += "populate_pending=\(populateGuard.pendingGhosts)\n"
             return s
         case .host(let f), .guest(let f):
             let file = f.file

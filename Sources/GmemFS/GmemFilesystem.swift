@@ -63,7 +63,10 @@ public final class GmemFilesystem: LowLevelFilesystem {
         self.notifier = notifier
         self.logger = logger
         budget = MemoryBudget(limitBytes: options.maxMemory)
-        populateGuard = PopulateGuard(logger: logger)
+        populateGuard = PopulateGuard(logger: logger) { f, page in
+            let e = notifier.invalidate(inode: f.hostInode, offset: Int(page << gmemPageShift), length: Int(pageSize))
+            if let e { logger.warning("dropping the zero page answered for \(f.name) at offset \(page << gmemPageShift) failed: \(e)") }
+        }
         trace = TraceFile(events: events)
         rootMetadata = Mutex(Metadata(mode: S_IFDIR | 0o755, uid: getuid(), gid: getgid()))
     }
@@ -198,6 +201,10 @@ public final class GmemFilesystem: LowLevelFilesystem {
             let outcome = try f.file.setAttributes(r)
             if outcome == .becamePrivate {
                 invalidateHost(f, offset: r.offset, length: r.size, for: ctx)
+            } else if outcome == .becameShared, !f.ghostPages(in: r.pages).isEmpty {
+                // Zero pages a populate loop was answered with must not pass for the contents.
+                invalidateHost(f, offset: r.offset, length: r.size, for: ctx)
+                f.ghosts.withLock { map in map = map.filter { !r.pages.contains($0.key) } }
             }
             trace(since: start, .convert, f, r.offset, r.size, Event.Outcome(outcome), ctx,
                   detail: "via=\(via.rawValue) to=\(r.attributes.name)")
@@ -376,13 +383,24 @@ public final class GmemFilesystem: LowLevelFilesystem {
         } catch {
             switch error {
             case .privatePage:
-                trace(.readRefused, f, start, UInt64(size), .failed(error.errno), ctx, detail: cached ? "cache=page" : "cache=none")
                 // Only the page cache faults through READ; a populate loop there never ends by
-                // itself. The kill goes first: the task cannot send another READ before it lands.
-                if cached { populateGuard.refused(tid: ctx.pid, file: f, offset: offset, size: size, why: "a private page")?.send() }
+                // itself: it gets zeros for the page, dropped once it has left the syscall
+                // (PopulateGuard), or as a last resort SIGKILL. The kill goes first: the task
+                // cannot send another READ before it lands.
+                if cached {
+                    switch populateGuard.refusedPrivate(tid: ctx.pid, file: f, offset: offset, size: size) {
+                    case .zeros:
+                        trace(.readRefused, f, start, UInt64(size), .ok, ctx, detail: "cache=page populate=zeros")
+                        let count = Int(min(UInt64(size), f.file.size - min(start, f.file.size)))
+                        return [UInt8](repeating: 0, count: count).withUnsafeBytes { pending.take()!.data($0) }
+                    case .kill(let k): k.send()
+                    case .refuse: break
+                    }
+                }
+                trace(.readRefused, f, start, UInt64(size), .failed(error.errno), ctx, detail: cached ? "cache=page" : "cache=none")
             case .noSpace where allocating && size <= Int(pageSize):
                 // One page past the cap: a fault gets SIGBUS; a populate loop retries forever.
-                populateGuard.refused(tid: ctx.pid, file: f, offset: offset, size: size, why: "a page past the memory cap")?.send()
+                populateGuard.refusedPastCap(tid: ctx.pid, file: f, offset: offset, size: size)?.send()
             default:
                 break
             }
@@ -401,7 +419,7 @@ public final class GmemFilesystem: LowLevelFilesystem {
                 try options.fidelity.checkHostWrite(writepage: file.isWritepage)
                 let written: Int
                 do throws(GmemError) {
-                    written = try f.file.write(offset: start, data, view: .host, writepage: file.isWritepage)
+                    written = try writeHost(f, offset: start, data, writepage: file.isWritepage)
                 } catch .noSpace(let why) where file.isWritepage {
                     // Nobody waits for a writeback's reply: keep the error for fsync and close.
                     f.writebackFailed.store(true, ordering: .relaxed)
@@ -435,6 +453,31 @@ public final class GmemFilesystem: LowLevelFilesystem {
             }
             reply.error(error)
         }
+    }
+
+    /// A host write; a writeback (`writepage`) skips the ghost pages in its range (zeros a
+    /// populate loop was answered with for private pages: what was stored there never reaches
+    /// the file, as the kernel would have refused the store with SIGBUS) and reports them written.
+    func writeHost(_ f: FileNode, offset: UInt64, _ data: UnsafeRawBufferPointer, writepage: Bool) throws(GmemError) -> Int {
+        guard writepage, !data.isEmpty, offset < f.file.size else {
+            return try f.file.write(offset: offset, data, view: .host, writepage: writepage)
+        }
+        let last = (min(offset + UInt64(data.count), f.file.size) - 1) >> gmemPageShift
+        let ghosts = Set(f.ghostPages(in: (offset >> gmemPageShift)...last))
+        guard !ghosts.isEmpty else { return try f.file.write(offset: offset, data, view: .host, writepage: true) }
+        var at = offset
+        let end = offset + UInt64(data.count)
+        while at < end {
+            let next = min(end, ((at >> gmemPageShift) + 1) << gmemPageShift)
+            if !ghosts.contains(at >> gmemPageShift) {
+                let part = UnsafeRawBufferPointer(rebasing: data[Int(at - offset)..<Int(next - offset)])
+                _ = try f.file.write(offset: at, part, view: .host, writepage: true)
+            } else {
+                logger.info("\(f.name): a store into the zero page answered for private offset \(at & ~(pageSize - 1)) discarded at writeback")
+            }
+            at = next
+        }
+        return data.count
     }
 
     public func fallocate(_ ctx: RequestContext, inode: UInt64, mode: Int32, offset: Int, length: Int, file: FileInfo, reply: consuming Reply<EmptyReply>) {

@@ -45,6 +45,15 @@ final class FileNode: Sendable {
     /// A writeback of mapped pages failed with ENOSPC (the memory cap) and no `fsync` or close
     /// has reported it yet (the kernel's `AS_ENOSPC`).
     let writebackFailed = Atomic<Bool>(false)
+    /// Ghosts: private pages whose READ a populate loop got answered with zeros, by page, with
+    /// the number of answers not yet dropped (``PopulateGuard``). A writeback into one is
+    /// discarded; a conversion to shared drops them first.
+    let ghosts = Mutex<[UInt64: Int]>([:])
+
+    /// The ghost pages in `pages`.
+    func ghostPages(in pages: ClosedRange<UInt64>) -> [UInt64] {
+        ghosts.withLock { map in map.isEmpty ? [] : map.keys.filter { pages.contains($0) } }
+    }
 
     init(name: String, file: GuestMemFile, hostInode: UInt64, metadata: Metadata) {
         self.name = name; self.file = file; self.hostInode = hostInode; guestInode = hostInode + 1

@@ -170,6 +170,34 @@ import Testing
         #expect(back == KVMMemoryAttributes2(offset: 0, size: 4 * pageSize, attributes: GmemAttributeName.privateBit, errorOffset: pageSize).encode())
     }
 
+    /// A ghost (a private page a populate loop was answered with zeros) never takes a store:
+    /// a writeback over it stores the pages around it and reports the whole write; a
+    /// conversion to shared forgets it (after dropping the cached zeros).
+    @Test func writebackSkipsGhostPagesAndConversionToSharedForgetsThem() throws {
+        let (fs, f) = try filesystem(flags: [.mmap])
+        try f.setAttributes(try ConversionRequest(offset: 0, size: 8 * pageSize, attributes: 0, fileSize: f.size))
+        let node = try #require(fs.namespace.withLock { $0["f"] })
+        try f.setAttributes(try ConversionRequest(offset: pageSize, size: pageSize, attributes: 8, fileSize: f.size))
+        node.ghosts.withLock { $0[1] = 1 }
+        let data = [UInt8](repeating: 0x5a, count: 3 * Int(pageSize))
+        let writeback = FileInfo(handle: AccessMode.readWrite.handle(serial: 1), flags: O_RDWR, isWritepage: true)
+        let w = data.withUnsafeBytes { b in answer { fs.write(ctx, inode: host, offset: 0, data: b, file: writeback, reply: $0) } }
+        guard case .written(let n)? = w else { Issue.record("writeback: \(String(describing: w))"); return }
+        #expect(n == data.count)
+        func guestBytes(_ page: UInt64) throws -> [UInt8] {
+            try f.read(offset: page * pageSize, count: 2, view: .guest, allowShort: true) { Array($0) }
+        }
+        #expect(try guestBytes(0) == [0x5a, 0x5a] && guestBytes(1) == [0, 0] && guestBytes(2) == [0x5a, 0x5a])
+        let shared = Array("4096 4096 shared".utf8).withUnsafeBytes { value in
+            answer { fs.setxattr(ctx, inode: host, name: GmemXattr.setAttributes, value: value, flags: 0, reply: $0) }
+        }
+        guard case .success? = shared else { Issue.record("conversion: \(String(describing: shared))"); return }
+        #expect(node.ghosts.withLock { $0.isEmpty })
+        let again = data.withUnsafeBytes { b in answer { fs.write(ctx, inode: host, offset: 0, data: b, file: writeback, reply: $0) } }
+        guard case .written? = again else { Issue.record("writeback: \(String(describing: again))"); return }
+        #expect(try guestBytes(1) == [0x5a, 0x5a])
+    }
+
     /// A pin through one handle refuses a to-private conversion with the struct copied back
     /// (error_offset = the pinned page); the copy-back needs room for the struct; release drops it.
     @Test func pinnedPageFailsTheIoctlWithErrorOffset() throws {

@@ -78,4 +78,20 @@ struct RetryStormTests {
         let v12 = d.refused(tid: 100, request: r, now: 0)
         #expect(!v12)
     }
+
+    /// A storm answered another way (zeros) is forgotten: the task's next refusals start over.
+    @Test func forgetStartsOver() {
+        var d = RetryStormDetector(repeats: 2, window: 100, capacity: 4)
+        let r = RetryStormDetector.Request(inode: 1, offset: 0, size: 4096)
+        let a = d.refused(tid: 7, request: r, now: 1), b = d.refused(tid: 7, request: r, now: 2)
+        #expect(!a && b)
+        let first = d.decide(tid: 7, state: .populating(syscall: 149))
+        #expect(first)
+        d.forget(tid: 7)
+        #expect(d.trackedTasks == 0)
+        let c = d.refused(tid: 7, request: r, now: 3), e = d.refused(tid: 7, request: r, now: 4)
+        #expect(!c && e)
+        let second = d.decide(tid: 7, state: .populating(syscall: 149))
+        #expect(second)   // not "ended once": the storm was forgotten
+    }
 }

@@ -150,7 +150,7 @@ struct XattrTests {
         #expect(s["flags"] == "mmap init-shared")
         #expect(s["references"] == "0" && s["referenced_bytes"] == "0" && s["eagain_refusals"] == "0" && s["injected_failures"] == "0")
         let root = try #require((try? Sys.getxattr(m.path, GmemXattr.stats)))
-        #expect(root == "files=3\nallocated_bytes=8192\nmax_memory=1048576\npopulate_kills=0\n")
+        #expect(root == "files=3\nallocated_bytes=8192\nmax_memory=1048576\npopulate_kills=0\npopulate_zero_answers=0\npopulate_pending=0\n")
         #expect((try? Sys.listxattr(m.file("a"))) == [GmemXattr.attributes, GmemXattr.flags, GmemXattr.stats, GmemXattr.inject])
         #expect((try? Sys.listxattr(m.path)) == [GmemXattr.stats])
         let tool = try run(["getfattr", "-d", "-m", "-", m.file("b")])
