@@ -63,9 +63,9 @@ public final class GmemFilesystem: LowLevelFilesystem {
         self.notifier = notifier
         self.logger = logger
         budget = MemoryBudget(limitBytes: options.maxMemory)
-        populateGuard = PopulateGuard(logger: logger) { f, page in
-            let e = notifier.invalidate(inode: f.hostInode, offset: Int(page << gmemPageShift), length: Int(pageSize))
-            if let e { logger.warning("dropping the zero page answered for \(f.name) at offset \(page << gmemPageShift) failed: \(e)") }
+        populateGuard = PopulateGuard(logger: logger) { f, first, count in
+            let e = notifier.invalidate(inode: f.hostInode, offset: Int(first << gmemPageShift), length: Int(count << gmemPageShift))
+            if let e { logger.warning("dropping the zero pages answered for \(f.name) at offset \(first << gmemPageShift) failed: \(e)") }
         }
         trace = TraceFile(events: events)
         rootMetadata = Mutex(Metadata(mode: S_IFDIR | 0o755, uid: getuid(), gid: getgid()))
@@ -389,10 +389,19 @@ public final class GmemFilesystem: LowLevelFilesystem {
                 // cannot send another READ before it lands.
                 if cached {
                     switch populateGuard.refusedPrivate(tid: ctx.pid, file: f, offset: offset, size: size) {
-                    case .zeros:
-                        trace(.readRefused, f, start, UInt64(size), .ok, ctx, detail: "cache=page populate=zeros")
-                        let count = Int(min(UInt64(size), f.file.size - min(start, f.file.size)))
-                        return [UInt8](repeating: 0, count: count).withUnsafeBytes { pending.take()!.data($0) }
+                    case .zeros(let syscall):
+                        // The ghosts are marked under the file's lock, before the reply: a
+                        // conversion to shared sees them, a writeback into them is discarded.
+                        let answered = f.file.readHidingPrivate(offset: start, count: size, allocating: allocating) { bytes, hidden in
+                            f.ghosts.withLock { map in for p in hidden { map[p, default: 0] += 1 } }
+                            pending.take()!.data(bytes)
+                            return hidden
+                        }
+                        if let hidden = answered {
+                            trace(.readRefused, f, start, UInt64(size), .ok, ctx, detail: "cache=page populate=zeros")
+                            populateGuard.answered(tid: ctx.pid, syscall: syscall, file: f, pages: hidden)
+                            return
+                        }
                     case .kill(let k): k.send()
                     case .refuse: break
                     }

@@ -17,8 +17,9 @@ import Synchronization
 /// and gets SIGBUS. Until then the ghost reads as zeros; a store into it is discarded at
 /// writeback (``FileNode/ghosts``) and a conversion to shared drops it first.
 ///
-/// SIGKILL stays the last resort, for what zeros cannot answer: a READ storm of more than one
-/// page, and a page past the memory cap (zeros there would be a page no store may land in).
+/// SIGKILL stays the last resort, for what zeros cannot answer: an unaligned READ storm (page
+/// cache READs are page-aligned), and a page past the memory cap (zeros there would be a page
+/// no store may land in).
 ///
 /// The thread is identified by the request's pid, which FUSE fills with the caller's thread id.
 /// Consulted only for refused host READs of buffered files; the bookkeeping locks are held for
@@ -38,8 +39,10 @@ final class PopulateGuard: Sendable {
     enum Answer: ~Copyable {
         /// Refuse it (the errno the caller would get anyway).
         case refuse
-        /// Answer with zeros: the page becomes a ghost (already registered).
-        case zeros
+        /// Answer with the range's bytes, zeros for its private pages
+        /// (``GuestMemFile/readHidingPrivate(offset:count:allocating:_:)``), mark those pages
+        /// as ghosts before replying, then hand them to ``answered(tid:syscall:file:pages:)``.
+        case zeros(syscall: Int)
         /// End the task, then refuse.
         case kill(PendingKill)
     }
@@ -48,16 +51,19 @@ final class PopulateGuard: Sendable {
     struct Ghost: Sendable {
         let id: UInt64
         let tid: pid_t
+        /// -1 when the thread could not be pinned (then dropped at once).
         let pidfd: Int32
         let syscall: Int
         let file: FileNode
-        let page: UInt64
+        let pages: [UInt64]
         let since: UInt64
     }
 
-    /// The longest a ghost lives while its thread still looks busy in the syscall (a populate
-    /// loop maps an answered page within microseconds and never goes back to it).
-    static let ghostLifetime: UInt64 = 50_000_000
+    /// The longest a ghost lives while its thread cannot be seen out of the syscall (`/proc`
+    /// says only "running" for a thread on a CPU, in the syscall or not). A populate loop maps
+    /// an answered page within microseconds and never goes back to it; dropping a ghost too
+    /// early costs one more READ, answered at once.
+    static let ghostLifetime: UInt64 = 10_000_000
     /// How often pending ghosts are checked.
     static let pollInterval = DispatchTimeInterval.milliseconds(1)
 
@@ -69,8 +75,8 @@ final class PopulateGuard: Sendable {
     let nextGhost = Atomic<UInt64>(0)
     let reaping = Atomic<Bool>(false)
     let queue = DispatchQueue(label: "gmemfs.populate-ghosts")
-    /// Drops one page of a file from the host's page cache and mappings.
-    let drop: @Sendable (FileNode, UInt64) -> Void
+    /// Drops pages `[first, first + count)` of a file from the host's page cache and mappings.
+    let drop: @Sendable (FileNode, _ first: UInt64, _ count: UInt64) -> Void
     /// Tasks ended so far (`user.gmem.stats` on the root: `populate_kills`).
     let kills = Atomic<Int>(0)
     /// READs answered with zeros so far (`populate_zero_answers`).
@@ -78,7 +84,7 @@ final class PopulateGuard: Sendable {
     let warnedUnreadable = Atomic<Bool>(false)
     let logger: Logger
 
-    init(logger: Logger, drop: @escaping @Sendable (FileNode, UInt64) -> Void) {
+    init(logger: Logger, drop: @escaping @Sendable (FileNode, _ first: UInt64, _ count: UInt64) -> Void) {
         self.logger = logger
         self.drop = drop
     }
@@ -88,24 +94,41 @@ final class PopulateGuard: Sendable {
 
     /// A host READ of `f` was refused for a private page. Call before replying: the requester
     /// `tid` is then blocked in the kernel on this very request, so its syscall is stable.
+    /// `.zeros` for a thread in a populate syscall: at once for one already answered in it (any
+    /// page-aligned READ, readahead included), else after a storm of identical refusals.
     func refusedPrivate(tid: pid_t, file f: FileNode, offset: Int, size: Int) -> Answer {
         guard tid > 0 else { return .refuse }   // 0: the requester is outside the daemon's pid namespace
         let now = Self.now()
-        let singlePage = offset >= 0 && size > 0 && size <= Int(pageSize) && offset % Int(pageSize) == 0
+        let aligned = offset >= 0 && size > 0 && offset % Int(pageSize) == 0
         // A thread already answered in this syscall: check it at once.
-        if singlePage, let known = populating.withLock({ $0[tid] }), now - known.last <= detector.withLock({ $0.window }),
+        if aligned, let known = populating.withLock({ $0[tid] }), Self.elapsed(since: known.last, now: now) <= detector.withLock({ $0.window }),
            let text = Self.readProc("/proc/\(tid)/syscall"), RequesterState(procSyscall: text) == .populating(syscall: known.syscall) {
-            return answerWithZeros(tid: tid, syscall: known.syscall, file: f, page: UInt64(offset) >> gmemPageShift, now: now) ? .zeros : .refuse
+            populating.withLock { $0[tid] = (known.syscall, now) }
+            return .zeros(syscall: known.syscall)
         }
         guard let (pidfd, state) = inspectStorm(tid: tid, file: f, offset: offset, size: size, now: now) else { return .refuse }
-        guard singlePage, case .populating(let syscall) = state else {
-            return kill(pidfd: pidfd, tid: tid, state: state, why: "a READ of \(size) bytes over a private page", file: f, offset: offset)
+        guard aligned, case .populating(let syscall) = state else {
+            return kill(pidfd: pidfd, tid: tid, state: state, why: "an unaligned READ over a private page", file: f, offset: offset)
         }
         close(pidfd)
         detector.withLock { $0.forget(tid: tid) }
+        populating.withLock { $0[tid] = (syscall, now) }
         let comm = Self.readProc("/proc/\(tid)/comm")?.split(separator: "\n").first.map(String.init) ?? "?"
         logger.info("task \(tid) (\(comm)) retries the private page of \(f.name) at offset \(offset) endlessly (\(state)): answering with zeros, dropped once it leaves the syscall")
-        return answerWithZeros(tid: tid, syscall: syscall, file: f, page: UInt64(offset) >> gmemPageShift, now: now) ? .zeros : .refuse
+        return .zeros(syscall: syscall)
+    }
+
+    /// The READ was answered with zeros for `pages` (already marked in `f.ghosts`): drop them
+    /// once `tid` has left `syscall`.
+    func answered(tid: pid_t, syscall: Int, file f: FileNode, pages: [UInt64]) {
+        guard !pages.isEmpty else { return }
+        var pidfd = pidfd_open(tid, UInt32(CLINUX_PIDFD_THREAD))
+        if pidfd < 0 && errno == EINVAL { pidfd = pidfd_open(tid, 0) }
+        let ghost = Ghost(id: nextGhost.add(1, ordering: .relaxed).newValue, tid: tid, pidfd: pidfd, syscall: syscall,
+                          file: f, pages: pages, since: Self.now())
+        ghosts.withLock { $0.append(ghost) }
+        zeroAnswers.add(1, ordering: .relaxed)
+        startReaping()
     }
 
     /// A host READ of `f` was refused for a page past the memory cap: a populate loop there is
@@ -145,21 +168,6 @@ final class PopulateGuard: Sendable {
         return .kill(PendingKill(pidfd: pidfd))
     }
 
-    /// Registers the ghost (false if the thread cannot be pinned: then refuse).
-    private func answerWithZeros(tid: pid_t, syscall: Int, file f: FileNode, page: UInt64, now: UInt64) -> Bool {
-        var pidfd = pidfd_open(tid, UInt32(CLINUX_PIDFD_THREAD))
-        if pidfd < 0 && errno == EINVAL { pidfd = pidfd_open(tid, 0) }
-        guard pidfd >= 0 else { return false }
-        populating.withLock { $0[tid] = (syscall, now) }
-        f.ghosts.withLock { $0[page, default: 0] += 1 }
-        let ghost = Ghost(id: nextGhost.add(1, ordering: .relaxed).newValue, tid: tid, pidfd: pidfd, syscall: syscall,
-                          file: f, page: page, since: now)
-        ghosts.withLock { $0.append(ghost) }
-        zeroAnswers.add(1, ordering: .relaxed)
-        startReaping()
-        return true
-    }
-
     private func startReaping() {
         guard !reaping.exchange(true, ordering: .acquiringAndReleasing) else { return }
         queue.asyncAfter(deadline: .now() + Self.pollInterval) { [self] in reap() }
@@ -180,14 +188,26 @@ final class PopulateGuard: Sendable {
                 gone = Self.hasLeft(pidfd: g.pidfd, tid: g.tid, syscall: g.syscall)
                 left[g.tid] = gone
             }
-            if gone || now - g.since > Self.ghostLifetime { done.insert(g.id) }
+            if gone || Self.elapsed(since: g.since, now: now) > Self.ghostLifetime { done.insert(g.id) }
+        }
+        // One drop per run of consecutive pages of a file.
+        var byFile: [ObjectIdentifier: (file: FileNode, pages: [UInt64])] = [:]
+        for g in pending where done.contains(g.id) { byFile[ObjectIdentifier(g.file), default: (g.file, [])].pages += g.pages }
+        for (_, entry) in byFile {
+            let pages = Set(entry.pages).sorted()
+            var i = 0
+            while i < pages.count {
+                var j = i
+                while j + 1 < pages.count, pages[j + 1] == pages[j] + 1 { j += 1 }
+                drop(entry.file, pages[i], UInt64(j - i + 1))
+                i = j + 1
+            }
         }
         for g in pending where done.contains(g.id) {
-            drop(g.file, g.page)
             g.file.ghosts.withLock { map in
-                if let n = map[g.page] { map[g.page] = n > 1 ? n - 1 : nil }
+                for page in g.pages { if let n = map[page] { map[page] = n > 1 ? n - 1 : nil } }
             }
-            close(g.pidfd)
+            if g.pidfd >= 0 { close(g.pidfd) }
         }
         for (tid, gone) in left where gone { populating.withLock { _ = $0.removeValue(forKey: tid) } }
         let remaining = ghosts.withLock { list in
@@ -206,6 +226,7 @@ final class PopulateGuard: Sendable {
     /// Whether the thread has exited or is no longer in `syscall` (a running thread, which
     /// `/proc` cannot tell apart, counts as still in it).
     static func hasLeft(pidfd: Int32, tid: pid_t, syscall: Int) -> Bool {
+        guard pidfd >= 0 else { return true }
         var p = pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)
         if poll(&p, 1, 0) > 0 { return true }   // exited
         guard let text = readProc("/proc/\(tid)/syscall") else { return true }
@@ -215,6 +236,9 @@ final class PopulateGuard: Sendable {
         case .userFault, .otherSyscall: return true
         }
     }
+
+    /// `now - since`, 0 when `since` is later (taken by another thread after `now`).
+    static func elapsed(since: UInt64, now: UInt64) -> UInt64 { now >= since ? now - since : 0 }
 
     static func now() -> UInt64 {
         var ts = timespec()

@@ -81,6 +81,23 @@ private func map(_ f: GuestMemFile) -> [String] {
         #expect(try read(2, 1) == page && budget.usedPages == 2)
     }
 
+    /// What a populate loop gets: shared bytes, zeros for private pages (never their bytes),
+    /// and the zeroed pages; nil under a cap when a shared page of the range is unallocated.
+    @Test func readHidingPrivateZeroesPrivatePagesOnly() throws {
+        let f = try file(4, [.mmap, .initShared], budget: MemoryBudget(limitBytes: UInt64(8 * page)))
+        let data = [UInt8](repeating: 0x11, count: 4 * page)
+        _ = try data.withUnsafeBytes { try f.write(offset: 0, $0, view: .host) }
+        try f.setAttributes(try ConversionRequest(offset: UInt64(page), size: UInt64(2 * page), attributes: 8, fileSize: f.size))
+        let got = f.readHidingPrivate(offset: 0, count: 4 * page, allocating: false) { (Array($0), $1) }
+        #expect(got?.1 == [1, 2])
+        #expect(got?.0 == [UInt8](repeating: 0x11, count: page) + [UInt8](repeating: 0, count: 2 * page) + [UInt8](repeating: 0x11, count: page))
+        #expect(f.readHidingPrivate(offset: UInt64(page), count: 100, allocating: true) { (Array($0), $1) }?.0 == [UInt8](repeating: 0, count: 100))
+        try f.punchHole(offset: 0, length: UInt64(page))
+        #expect(f.readHidingPrivate(offset: 0, count: 2 * page, allocating: true) { $1 } == nil)
+        #expect(f.readHidingPrivate(offset: 0, count: 2 * page, allocating: false) { $1 } == [1])
+        #expect(f.readHidingPrivate(offset: UInt64(4 * page), count: page, allocating: false) { b, _ in b.count } == 0)
+    }
+
     @Test func hostWriteStopsAtPrivatePage() throws {
         let f = try file(4, [.initShared])
         try convert(f, 2 * page, page, .private)

@@ -198,6 +198,12 @@ import Testing
         #expect(try guestBytes(1) == [0x5a, 0x5a])
     }
 
+    /// Times taken by different threads may be out of order: elapsed time never underflows.
+    @Test func populateGuardElapsedNeverUnderflows() {
+        #expect(PopulateGuard.elapsed(since: 5, now: 9) == 4)
+        #expect(PopulateGuard.elapsed(since: 9, now: 5) == 0)
+    }
+
     /// A pin through one handle refuses a to-private conversion with the struct copied back
     /// (error_offset = the pinned page); the copy-back needs room for the struct; release drops it.
     @Test func pinnedPageFailsTheIoctlWithErrorOffset() throws {

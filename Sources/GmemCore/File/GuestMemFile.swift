@@ -157,6 +157,40 @@ public final class GuestMemFile: Sendable {
         }
     }
 
+    /// A read of the host view that answers **zeros for every private page** instead of
+    /// refusing: what the daemon gives the kernel's populate loop, which would otherwise retry a
+    /// refused page forever (docs/semantics.md, "Populating and locking private pages"). Shared
+    /// pages read as usual. `body` gets the bytes and the private pages zeroed, **while the lock
+    /// is held shared**, so a conversion cannot happen between the check and the copy (the
+    /// caller records the zeroed pages there). Nil, reading nothing, when `allocating` (a memory
+    /// cap) and a shared page of the range is unallocated: such a page must be charged first,
+    /// which is the ordinary read's job. At or past the end of the file: zero bytes.
+    public func readHidingPrivate<R>(offset: UInt64, count: Int, allocating: Bool,
+                                     _ body: (UnsafeRawBufferPointer, [UInt64]) -> R) -> R? {
+        guard let pages = pages(offset: offset, count: UInt64(count)) else { return body(UnsafeRawBufferPointer(start: nil, count: 0), []) }
+        return attributes.withReadLock { (tree) -> R? in
+            let end = min(size, (pages.upperBound + 1) << pageShift, offset + UInt64(count))
+            var hidden: [UInt64] = []
+            var sharedPages: [ClosedRange<UInt64>] = []
+            tree.forEachRange(overlapping: pages) { r, v in
+                let clipped = max(r.lowerBound, pages.lowerBound)...min(r.upperBound, pages.upperBound)
+                if v == MemoryAttributes.shared.rawValue { sharedPages.append(clipped) } else { hidden += Array(clipped) }
+                return true
+            }
+            if allocating, sharedPages.contains(where: { r in allocation.withLock { $0.holes(in: r) } > 0 }) { return nil }
+            // Zeros, then the shared ranges copied in: a private byte is never read.
+            var bytes = [UInt8](repeating: 0, count: Int(end - offset))
+            for r in sharedPages {
+                let from = max(r.lowerBound << pageShift, offset), to = min((r.upperBound + 1) << pageShift, end)
+                guard from < to else { continue }
+                bytes.withUnsafeMutableBytes { b in
+                    b.baseAddress!.advanced(by: Int(from - offset)).copyMemory(from: store.bytes(at: from, count: Int(to - from)).baseAddress!, byteCount: Int(to - from))
+                }
+            }
+            return bytes.withUnsafeBytes { body($0, hidden) }
+        }
+    }
+
     /// Writes `data` at `offset`; returns the number of bytes stored.
     ///
     /// - At or past the end of the file: ENOSPC (the size never changes); a write crossing the
