@@ -132,7 +132,7 @@ extension GmemError: CustomStringConvertible {
         case .bufferTooSmall(let n): what = "value needs \(n) bytes"
         case .valueTooLarge(let n): what = "value of \(n) bytes exceeds the 64 KiB xattr limit"
         case .noSuchOffset(let o): what = "no data or hole at or after \(o)"
-        case .fileTooLarge(let s): what = "\(s) bytes exceeds the 64 TiB file limit"
+        case .fileTooLarge(let s): what = "\(s) bytes exceeds the \(GmemLimit.fileSizeMax >> 40) TiB file limit"
         }
         return "\(what) (\(errno))"
     }

@@ -101,10 +101,12 @@ extension GmemFilesystem {
         switch n {
         case .root where name == GmemXattr.stats:
             let files = namespace.withLock { $0.count }
-            var s = "files=\(files)\nallocated_bytes=\(budget.usedPages * pageSize)\n"
-            s += "max_memory=\(budget.limitPages.map { String($0 * pageSize) } ?? "none")\n"
-            s += "populate_kills=\(populateGuard.kills.load(ordering: .relaxed))\n"
-            return s
+            return GmemStats([
+                (.files, String(files)),
+                (.allocatedBytes, String(budget.usedPages * pageSize)),
+                (.maxMemory, budget.limitPages.map { String($0 * pageSize) } ?? GmemStats.noLimit),
+                (.populateKills, String(populateGuard.kills.load(ordering: .relaxed))),
+            ]).text
         case .host(let f), .guest(let f):
             let file = f.file
             switch name {
@@ -112,20 +114,19 @@ extension GmemFilesystem {
                 return file.flags.description
             case GmemXattr.stats:
                 let s = file.stats
-                return """
-                    size=\(s.size)
-                    allocated_bytes=\(s.allocatedBytes)
-                    private_bytes=\(s.privateBytes)
-                    shared_bytes=\(s.size - s.privateBytes)
-                    ranges=\(s.ranges)
-                    conversions=\(s.conversions)
-                    references=\(s.references)
-                    referenced_bytes=\(s.referencedBytes)
-                    eagain_refusals=\(s.referenceRefusals)
-                    injected_failures=\(s.injectedFailures)
-                    flags=\(file.flags.description)
-
-                    """
+                return GmemStats([
+                    (.size, String(s.size)),
+                    (.allocatedBytes, String(s.allocatedBytes)),
+                    (.privateBytes, String(s.privateBytes)),
+                    (.sharedBytes, String(s.size - s.privateBytes)),
+                    (.ranges, String(s.ranges)),
+                    (.conversions, String(s.conversions)),
+                    (.references, String(s.references)),
+                    (.referencedBytes, String(s.referencedBytes)),
+                    (.eagainRefusals, String(s.referenceRefusals)),
+                    (.injectedFailures, String(s.injectedFailures)),
+                    (.flags, file.flags.description),
+                ]).text
             case GmemXattr.attributes:
                 return attributesText(file, start: 0, end: file.size)
             case GmemXattr.inject:

@@ -27,6 +27,22 @@ import Testing
         #expect(GmemCreateFlag.allCases.map(\.bit) == [1, 2])
     }
 
+    @Test func statsKeysAndLimitsAreTheDocumentedOnes() {
+        #expect(GmemStatsKey.file.map(\.name) == ["size", "allocated_bytes", "private_bytes", "shared_bytes", "ranges",
+                                                  "conversions", "references", "referenced_bytes", "eagain_refusals",
+                                                  "injected_failures", "flags"])
+        #expect(GmemStatsKey.root.map(\.name) == ["files", "allocated_bytes", "max_memory", "populate_kills"])
+        #expect(GmemStats.noLimit == "none")
+        #expect(GmemStats([(.files, "3"), (.maxMemory, "none")]).text == "files=3\nmax_memory=none\n")
+        let parsed = GmemStats(parsing: "files=3\nnot a pair\nmax_memory=none\nfuture_key=7\n")
+        #expect(parsed[.files] == "3" && parsed[.maxMemory] == "none" && parsed[.ranges] == nil)
+        #expect(parsed.pairs.map(\.key) == ["files", "max_memory", "future_key"])
+        #expect(GmemStatsKey.file.filter(\.isByteCount) == [.size, .allocatedBytes, .privateBytes, .sharedBytes, .referencedBytes])
+        #expect(GmemLimit.fileSizeMax == 1 << 46)
+        #expect(GmemLimit.referencesPerPageMax == 65536)
+        #expect(GmemLimit.injectedFailuresMax == 16)
+    }
+
     @Test func structFieldsSitAtTheDocumentedOffsets() throws {
         typealias O = KVMMemoryAttributes2.Offset
         #expect([O.offset, O.size, O.attributes, O.flags, O.errorOffset, O.reserved] == [0, 8, 16, 24, 32, 40])

@@ -50,7 +50,7 @@ struct PopulateTests {
         usleep(500_000)
         // A storm keeps a daemon thread busy (≥ 50 ticks in 0.5 s); idle is a few ticks at most.
         #expect(cpuTicks(m.pid) - before < 20, "daemon still busy", sourceLocation: sourceLocation)
-        #expect(m.isAlive && stats(f)["size"] != nil, sourceLocation: sourceLocation)
+        #expect(m.isAlive && stats(f)[.size] != nil, sourceLocation: sourceLocation)
     }
 
     @Test(arguments: calls)
@@ -64,7 +64,7 @@ struct PopulateTests {
             let r = try Python.run(Self.populate, [m.file(name), call, "65536"], timeout: 10)
             #expect(r.signal == SIGKILL, "\(call) on \(name): \(r)")
             kills += 1
-            #expect(stats(m.path)["populate_kills"] == "\(kills)")
+            #expect(stats(m.path)[.populateKills] == "\(kills)")
             Self.expectIdleAndServing(m, m.file(name))
         }
         #expect(m.log.contains("SIGKILL to task"))
@@ -88,7 +88,7 @@ struct PopulateTests {
         #expect(throws: Never.self) { try convert(f, "32K 4K shared") }
         let whole = try Python.run(Self.populate, [f, call, "65536"], timeout: 10)
         #expect(whole.succeeded && whole.output == "shared\n", "\(call): \(whole)")
-        #expect(stats(m.path)["populate_kills"] == "0")
+        #expect(stats(m.path)[.populateKills] == "0")
     }
 
     @Test func preadLoopOnAPrivatePageRunsToCompletion() throws {
@@ -105,7 +105,7 @@ struct PopulateTests {
             print(denied)
             """, [m.file("p")], timeout: 120)
         #expect(r.succeeded && r.output == "20000\n", "\(r)")
-        #expect(stats(m.path)["populate_kills"] == "0")
+        #expect(stats(m.path)[.populateKills] == "0")
     }
 
     /// The other paths into a mapping of a private page retry once with the lock held and fail.
@@ -144,7 +144,7 @@ struct PopulateTests {
             print(' '.join(out))
             """, [m.file("p"), m.file("d")], timeout: 10)
         #expect(r.succeeded && r.output == "EFAULT EFAULT EFAULT EFAULT EIO EFAULT EFAULT\n", "\(r) \(r.output)")
-        #expect(stats(m.path)["populate_kills"] == "0")
+        #expect(stats(m.path)[.populateKills] == "0")
         Self.expectIdleAndServing(m, m.file("p"))
     }
 }

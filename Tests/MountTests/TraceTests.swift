@@ -241,7 +241,7 @@ struct TraceTests {
             print('%.3f' % (time.monotonic() - t))
             """, [m.file("f")], timeout: 60)
         #expect(py.succeeded, "\(py)")
-        #expect(stats(m.file("f"))["conversions"] == "6000")
+        #expect(stats(m.file("f"))[.conversions] == "6000")
         kill(reader.process.processIdentifier, SIGCONT)
         func count(_ lines: [[String]]) -> (events: Int, lost: Int) {
             (lines.filter { $0.count >= 8 }.count, lines.filter { $0.first == "lost" }.reduce(0) { $0 + (Int($1[1]) ?? 0) })

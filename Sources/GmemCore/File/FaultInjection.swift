@@ -107,7 +107,7 @@ public enum InjectionCommand: Equatable, Sendable {
 /// behind a leaf mutex.
 public struct FaultInjector: Sendable {
     /// Faults armed at once on one file; arming one more is ENOSPC.
-    public static let maximumArmed = 16
+    public static let maximumArmed = GmemLimit.injectedFailuresMax
     public private(set) var armed: [InjectedFault] = []
 
     public init() {}

@@ -2,7 +2,8 @@ import Foundation
 
 /// `--json` output of stats, map and watch: stable shapes, stated in each command's help.
 ///
-/// - Keys are sorted; offsets and sizes are JSON numbers in bytes (exact up to 2^53, far past
+/// - Keys are sorted and snake_case (`sharedBytes` is `shared_bytes`, the `user.gmem.stats`
+///   spelling; the stats keys, already snake_case, pass unchanged); offsets and sizes are JSON numbers in bytes (exact up to 2^53, far past
 ///   any gmem file).
 /// - `map --json` and each line of `watch --json` is one ``MapJSON`` object.
 enum JSONOutput {
@@ -28,11 +29,6 @@ enum JSONOutput {
             sharedBytes = map.sharedBytes
             privateBytes = map.privateBytes
             ranges = map.ranges.map { Range(offset: $0.start, size: $0.size, end: $0.end, attribute: $0.name) }
-        }
-
-        enum CodingKeys: String, CodingKey {
-            case path, size, ranges
-            case sharedBytes = "shared_bytes", privateBytes = "private_bytes"
         }
     }
 
@@ -66,17 +62,13 @@ enum JSONOutput {
         var sharedBytes: UInt64
         var privateBytes: UInt64
         var ranges: Int
-
-        enum CodingKeys: String, CodingKey {
-            case name, size, ranges
-            case sharedBytes = "shared_bytes", privateBytes = "private_bytes"
-        }
     }
 
     /// `value` as one line of JSON (no newline).
     static func line(_ value: some Encodable) throws -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        encoder.keyEncodingStrategy = .convertToSnakeCase
         return String(decoding: try encoder.encode(value), as: UTF8.self)
     }
 }
