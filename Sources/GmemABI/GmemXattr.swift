@@ -127,3 +127,27 @@ public enum GmemCreateFlag: String, CaseIterable, Sendable {
 public let gmemPageSize: UInt64 = GMEM_PAGE_SIZE
 /// log2 of ``gmemPageSize``.
 public let gmemPageShift: UInt64 = GMEM_PAGE_SHIFT
+
+/// The rule for a gmem file's name (`user.gmem.create`'s NAME), checked by the daemon and by
+/// gmemctl alike: 1-255 bytes of UTF-8; no `/`, space (the value's word separator), C0 or C1
+/// control character or DEL; no leading `.` (the file system's own names: ``GmemSpecialName``).
+public enum GmemFileName {
+    public static let maxBytes = 255
+
+    /// Why a name is refused.
+    public enum Problem: Equatable, Sendable {
+        case length
+        case reservedPrefix
+        case forbiddenCharacter
+    }
+
+    /// What is wrong with `name`, nil when it is a valid name.
+    public static func problem(_ name: String) -> Problem? {
+        guard !name.isEmpty, name.utf8.count <= maxBytes else { return .length }
+        guard !name.hasPrefix(".") else { return .reservedPrefix }
+        guard !name.unicodeScalars.contains(where: { $0 == "/" || $0.value <= 0x20 || (0x7f...0x9f).contains($0.value) }) else {
+            return .forbiddenCharacter
+        }
+        return nil
+    }
+}

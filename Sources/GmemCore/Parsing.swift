@@ -97,13 +97,14 @@ public struct CreateRequest: Equatable, Sendable {
     public let size: UInt64
     public let flags: GmemFlags
 
-    /// Names are 1-255 bytes of UTF-8 without `/`, NUL or control characters, and may not
-    /// start with `.` (that namespace is the file system's: `.guest`).
+    /// ``GmemFileName``'s rule: 1-255 bytes of UTF-8 without `/`, spaces or control
+    /// characters, not starting with `.` (that namespace is the file system's: `.guest`).
     public static func validate(name: String) throws(GmemError) {
-        guard !name.isEmpty, name.utf8.count <= 255 else { throw .invalidArgument("name must be 1-255 bytes") }
-        guard !name.hasPrefix(".") else { throw .invalidArgument("names starting with '.' are reserved") }
-        guard !name.unicodeScalars.contains(where: { $0 == "/" || $0.value < 0x20 || (0x7f...0x9f).contains($0.value) }) else {
-            throw .invalidArgument("name contains '/' or control characters")
+        switch GmemFileName.problem(name) {
+        case nil: return
+        case .length?: throw .invalidArgument("name must be 1-\(GmemFileName.maxBytes) bytes")
+        case .reservedPrefix?: throw .invalidArgument("names starting with '.' are reserved")
+        case .forbiddenCharacter?: throw .invalidArgument("name contains '/', a space or a control character")
         }
     }
 

@@ -43,6 +43,17 @@ import Testing
         #expect(GmemLimit.injectedFailuresMax == 16)
     }
 
+    @Test func fileNameRule() {
+        #expect(GmemFileName.problem("vm-0_a.b") == nil)
+        #expect(GmemFileName.problem(String(repeating: "x", count: 255)) == nil)
+        #expect(GmemFileName.problem("") == .length)
+        #expect(GmemFileName.problem(String(repeating: "é", count: 128)) == .length)   // 256 bytes
+        #expect(GmemFileName.problem(".guest") == .reservedPrefix)
+        for bad in ["a/b", "a b", "a\tb", "a\u{1}", "a\u{7f}", "a\u{85}"] {
+            #expect(GmemFileName.problem(bad) == .forbiddenCharacter, "\(bad.debugDescription)")
+        }
+    }
+
     @Test func structFieldsSitAtTheDocumentedOffsets() throws {
         typealias O = KVMMemoryAttributes2.Offset
         #expect([O.offset, O.size, O.attributes, O.flags, O.errorOffset, O.reserved] == [0, 8, 16, 24, 32, 40])

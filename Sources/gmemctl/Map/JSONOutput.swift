@@ -1,4 +1,5 @@
 import Foundation
+import GmemABI
 
 /// `--json` output of stats, map and watch: stable shapes, stated in each command's help.
 ///
@@ -62,6 +63,28 @@ enum JSONOutput {
         var sharedBytes: UInt64
         var privateBytes: UInt64
         var ranges: Int
+    }
+
+    /// One event of `trace --json`; absent values are `null`, the detail an object.
+    struct TraceEventJSON: Encodable {
+        let event: TraceEvent
+        init(_ event: TraceEvent) { self.event = event }
+
+        enum CodingKeys: CodingKey { case time, file, event, start, end, pid, comm, outcome, durationUs, detail }
+
+        func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(event.seconds, forKey: .time)
+            try c.encode(event.file, forKey: .file)
+            try c.encode(event.event, forKey: .event)
+            try c.encode(event.start, forKey: .start)
+            try c.encode(event.end, forKey: .end)
+            try c.encode(event.pid, forKey: .pid)
+            try c.encode(event.comm, forKey: .comm)
+            try c.encode(event.outcome, forKey: .outcome)
+            try c.encode(event.durationMicroseconds, forKey: .durationUs)
+            try c.encode(Dictionary(event.detail, uniquingKeysWith: { _, last in last }), forKey: .detail)
+        }
     }
 
     /// `value` as one line of JSON (no newline).

@@ -53,13 +53,13 @@ enum Input {
         return (o, s, try range(offset: o, size: s, fileSize: target.size, file: file))
     }
 
-    /// A file name as `user.gmem.create` accepts it: 1-255 bytes, no `/`, whitespace or control
-    /// characters, no leading `.` (the file system's own namespace, `.guest`).
+    /// A file name as `user.gmem.create` accepts it (``GmemFileName``).
     static func fileName(_ name: String) throws {
-        guard !name.isEmpty, name.utf8.count <= 255 else { throw UsageFailure("name must be 1 to 255 bytes") }
-        guard !name.hasPrefix(".") else { throw UsageFailure("name '\(name)' starts with '.': such names are reserved (.guest)") }
-        guard !name.unicodeScalars.contains(where: { $0 == "/" || $0.value <= 0x20 || (0x7f...0x9f).contains($0.value) }) else {
-            throw UsageFailure("name '\(name)' contains '/', a space or a control character")
+        switch GmemFileName.problem(name) {
+        case nil: return
+        case .length?: throw UsageFailure("name must be 1 to \(GmemFileName.maxBytes) bytes")
+        case .reservedPrefix?: throw UsageFailure("name '\(name)' starts with '.': such names are reserved (.guest)")
+        case .forbiddenCharacter?: throw UsageFailure("name '\(name)' contains '/', a space or a control character")
         }
     }
 
