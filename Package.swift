@@ -2,9 +2,10 @@
 //
 // gmemfs: a userspace guest_memfd-like file system served through FUSE.
 //
-// Read bottom-up: CFuse (shim) -> FuseKit (typed libfuse, knows nothing of gmem)
-// -> GmemCore (attribute tree, page store, file semantics; no FUSE) -> GmemFS (bridge)
-// -> thin executables.
+// Read bottom-up: CFuse (shim) -> FuseKit (typed libfuse, knows nothing of gmem);
+// LinuxMounts (mountinfo) beside it; GmemABI (the public interface, values in CGmemABI's
+// header) -> GmemCore (attribute tree, page store, file semantics; no FUSE) -> GmemFS
+// (bridge) -> thin executables (gmemfs, gmemctl, gmem-bench).
 //
 // Debug builds define GMEM_INTERNAL_CHECKS: the attribute tree validates all of its
 // invariants after every mutation (O(n) per store). Release builds compile the checks away.
