@@ -1,8 +1,8 @@
 import GmemABI
 
-/// Parsers for the text and binary requests users send (xattr values, the ioctl struct,
-/// command-line sizes). Every parser is total: any input yields a value or a
-/// ``GmemError/invalidArgument(_:)``; no input can trap.
+// Parsers for the text and binary requests users send (xattr values, the ioctl struct,
+// command-line sizes). Every parser is total: any input yields a value or a
+// `GmemError.invalidArgument`; no input can trap.
 
 /// Parses a number in the interface's grammar (``GmemNumber``); failures are EINVAL.
 public func parseNumber<S: StringProtocol>(_ text: S) throws(GmemError) -> UInt64 {

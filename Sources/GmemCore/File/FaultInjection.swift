@@ -1,6 +1,6 @@
-/// Error injection for conversions: failures the kernel can return but no real machine produces
-/// on demand, armed per file with `user.gmem.inject` (docs/xattr-interface.md) so that VMM code
-/// can exercise its error paths.
+// Error injection for conversions: failures the kernel can return but no real machine produces
+// on demand, armed per file with `user.gmem.inject` (docs/xattr-interface.md) so that VMM code
+// can exercise its error paths.
 
 import GmemABI
 
