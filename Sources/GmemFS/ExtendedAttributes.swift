@@ -197,8 +197,8 @@ extension GmemFilesystem {
 
     /// The ioctls of a gmem file, by their uAPI names (for refusal log lines).
     static let ioctlNames: [UInt32: String] = [
-        KVMMemoryAttributes2.ioctlNumber: "KVM_SET_MEMORY_ATTRIBUTES2",
-        GmemPageReference.pinNumber: "GMEM_PIN_PAGES",
-        GmemPageReference.unpinNumber: "GMEM_UNPIN_PAGES",
+        KVMMemoryAttributes2.ioctlNumber: KVMMemoryAttributes2.ioctlName,
+        GmemPageReference.pinNumber: GmemPageReference.pinName,
+        GmemPageReference.unpinNumber: GmemPageReference.unpinName,
     ]
 }
