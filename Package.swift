@@ -29,6 +29,8 @@ let package = Package(
         // MARK: - Libraries
         .systemLibrary(name: "CFuse", path: "CFuse", pkgConfig: "fuse3", providers: [.apt(["libfuse3-dev"])]),
         .target(name: "CLinuxSys"),
+        // RWLocked: a value reachable only under its lock, for GmemCore and FuseKit alike.
+        .target(name: "Locking"),
         // /proc/self/mountinfo, read without asking any mount: for the daemon and gmemctl alike.
         .target(name: "LinuxMounts"),
         // The public interface (xattr names, ioctl struct, number grammar, map lines): CGmemABI's
@@ -39,11 +41,11 @@ let package = Package(
         .target(name: "GmemDaemonProcess", dependencies: ["LinuxMounts"]),
         .target(
             name: "GmemCore",
-            dependencies: ["GmemABI", "CLinuxSys", .product(name: "SystemPackage", package: "swift-system")],
+            dependencies: ["GmemABI", "CLinuxSys", "Locking", .product(name: "SystemPackage", package: "swift-system")],
             swiftSettings: internalChecks),
         .target(
             name: "FuseKit",
-            dependencies: ["CFuse", "CLinuxSys", "LinuxMounts", .product(name: "SystemPackage", package: "swift-system"),
+            dependencies: ["CFuse", "CLinuxSys", "LinuxMounts", "Locking", .product(name: "SystemPackage", package: "swift-system"),
                            .product(name: "Logging", package: "swift-log")]),
         .target(
             name: "GmemFS",
