@@ -72,6 +72,11 @@ let package = Package(
         .testTarget(name: "GmemCoreTests",
                     dependencies: ["GmemABI", "GmemCore", "GmemTestSupport", "GmemFS", "FuseKit", "LinuxMounts", .product(name: "Logging", package: "swift-log")],
                     swiftSettings: internalChecks),
+        // The bridge, mount-free: GmemFS handlers answering into FuseKit's ReplyRecorder.
+        .testTarget(name: "GmemFSTests",
+                    dependencies: ["GmemABI", "GmemCore", "GmemFS", "FuseKit", "GmemTestSupport", "CLinuxSys",
+                                   .product(name: "Logging", package: "swift-log"), .product(name: "SystemPackage", package: "swift-system")],
+                    swiftSettings: internalChecks),
         .testTarget(name: "MountTests", dependencies: ["GmemABI", "GmemTestSupport", "LinuxMounts", "CLinuxSys"],
                     exclude: ["Resources"]),   // C load generators, compiled by the tests
     ],
