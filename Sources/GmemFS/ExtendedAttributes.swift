@@ -61,12 +61,10 @@ extension GmemFilesystem {
         do throws(GmemError) {
             let value = try xattrValue(of: n, name: name)
             guard value.utf8.count <= GmemXattr.sizeMax else { throw GmemError.valueTooLarge(value.utf8.count) }
-            if size == 0 { return reply.size(value.utf8.count) }
-            guard value.utf8.count <= size else { throw GmemError.bufferTooSmall(needed: value.utf8.count) }
-            reply.value(Array(value.utf8))
+            reply.value(Array(value.utf8), requested: size)
         } catch {
-            // Sizing probes (ERANGE) and unknown names (ENODATA) are routine for getfattr.
-            if name.hasPrefix(GmemXattr.prefix), error.errno != .outOfRange, error.errno != .noData {
+            // Unknown names (ENODATA) are routine for getfattr.
+            if name.hasPrefix(GmemXattr.prefix), error.errno != .noData {
                 var hint = ""
                 if case .valueTooLarge = error, name == GmemXattr.attributes {
                     hint = "; read it in windows with \(GmemXattr.attributes):START-END (hex byte offsets, see docs/xattr-interface.md)"
@@ -86,9 +84,7 @@ extension GmemFilesystem {
         case .guestDirectory, .trace, .mapsDirectory, .map: names = []
         }
         let bytes = names.reduce(into: [UInt8]()) { $0 += Array($1.utf8) + [0] }
-        if size == 0 { return reply.size(bytes.count) }
-        guard bytes.count <= size else { return reply.error(.bufferTooSmall(needed: bytes.count)) }
-        reply.value(bytes)
+        reply.value(bytes, requested: size)
     }
 
     public func removexattr(_ ctx: RequestContext, inode: UInt64, name: String, reply: consuming Reply<EmptyReply>) {
