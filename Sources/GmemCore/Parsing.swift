@@ -116,22 +116,9 @@ public struct CreateRequest: Equatable, Sendable {
         guard size <= UInt64(Int64.max) else { throw .invalidArgument("size must be below 2^63") }
     }
 
-    /// FLAGS: a comma list of `mmap`, `init-shared` (also `init_shared`; any case, as the
-    /// attribute words of `user.gmem.set_attributes`), or a number (bit 0 mmap, bit 1
-    /// init-shared). Unknown names or bits are EINVAL.
+    /// FLAGS in ``GmemCreateFlag/parseList(_:)``'s grammar; unknown names or bits are EINVAL.
     public static func parseFlags<S: StringProtocol>(_ text: S) throws(GmemError) -> GmemFlags {
-        if let first = text.first, first.isNumber {
-            let bits = try parseNumber(text)
-            guard bits & ~GmemFlags.all.rawValue == 0 else { throw .invalidArgument("unknown flag bits in \(text)") }
-            return GmemFlags(rawValue: bits)
-        }
-        var flags: GmemFlags = []
-        for part in text.split(separator: ",", omittingEmptySubsequences: false) {
-            let key = String(part).lowercased().replacing("_", with: "-")
-            guard let f = GmemFlags.names.first(where: { $0.0 == key }) else { throw .invalidArgument("unknown flag '\(part)'") }
-            flags.insert(f.1)
-        }
-        return flags
+        do { return GmemFlags(try GmemCreateFlag.parseList(text)) } catch { throw GmemError(error) }
     }
 
     public init(name: String, size: UInt64, flags: GmemFlags) throws(GmemError) {

@@ -43,6 +43,19 @@ import Testing
         #expect(GmemLimit.injectedFailuresMax == 16)
     }
 
+    @Test func createFlagGrammar() throws {
+        #expect(try GmemCreateFlag.parseList("mmap") == [.mmap])
+        #expect(try GmemCreateFlag.parseList("INIT_shared,mmap,mmap") == [.mmap, .initShared])
+        #expect(try GmemCreateFlag.parseList("3") == [.mmap, .initShared])
+        #expect(try GmemCreateFlag.parseList("0x2") == [.initShared])
+        #expect(try GmemCreateFlag.parseList("0") == [])
+        #expect(throws: GmemABIError.unknownFlag("bogus")) { try GmemCreateFlag.parseList("mmap,bogus") }
+        #expect(throws: GmemABIError.unknownFlag("")) { try GmemCreateFlag.parseList("mmap,") }
+        #expect(throws: GmemABIError.unknownFlagBits("4")) { try GmemCreateFlag.parseList("4") }
+        #expect(GmemABIError.unknownFlagBits("4").description == "flags 4 has unknown bits (bit 0 mmap, bit 1 init-shared)")
+        #expect(GmemCreateFlag.word([]) == "none" && GmemCreateFlag.word([.mmap, .initShared]) == "mmap,init-shared")
+    }
+
     @Test func fileNameRule() {
         #expect(GmemFileName.problem("vm-0_a.b") == nil)
         #expect(GmemFileName.problem(String(repeating: "x", count: 255)) == nil)

@@ -63,23 +63,10 @@ enum Input {
         }
     }
 
-    /// FLAGS for `user.gmem.create`: a comma list of `mmap`, `init-shared` (case-insensitive,
-    /// `_` for `-`) or a number (bit 0 mmap, bit 1 init-shared). Returns the canonical list.
+    /// FLAGS for `user.gmem.create` (``GmemCreateFlag/parseList(_:)``'s grammar), as the
+    /// canonical list.
     static func flags(_ text: String) throws -> [GmemCreateFlag] {
-        if text.first?.isNumber == true {
-            let bits = try number(text, "flags")
-            guard bits & ~GmemCreateFlag.allBits == 0 else { throw UsageFailure("flags \(text) has unknown bits (bit 0 mmap, bit 1 init-shared)") }
-            return GmemCreateFlag.allCases.filter { bits & $0.bit != 0 }
-        }
-        var result: [GmemCreateFlag] = []
-        for part in text.split(separator: ",", omittingEmptySubsequences: false) {
-            guard let flag = GmemCreateFlag(rawValue: part.lowercased().replacing("_", with: "-")) else {
-                let known = GmemCreateFlag.allCases.map(\.rawValue).joined(separator: ", ")
-                throw UsageFailure("unknown flag '\(part)' (known: \(known))")
-            }
-            if !result.contains(flag) { result.append(flag) }
-        }
-        return result
+        do { return try GmemCreateFlag.parseList(text) } catch { throw UsageFailure(error.description) }
     }
 
     /// The first argument before `--` that reads as a negative number (`-4K`, `-0x1000`, `-1`).
