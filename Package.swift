@@ -2,9 +2,10 @@
 //
 // gmemfs: a userspace guest_memfd-like file system served through FUSE.
 //
-// Read bottom-up: CFuse (shim) -> FuseKit (typed libfuse, knows nothing of gmem)
-// -> GmemCore (attribute tree, page store, file semantics; no FUSE) -> GmemFS (bridge)
-// -> thin executables.
+// Read bottom-up: CFuse (shim) -> FuseKit (typed libfuse, knows nothing of gmem);
+// LinuxMounts (mountinfo) beside it; GmemABI (the public interface, values in CGmemABI's
+// header) -> GmemCore (attribute tree, page store, file semantics; no FUSE) -> GmemFS
+// (bridge) -> thin executables (gmemfs, gmemctl, gmem-bench).
 //
 // Debug builds define GMEM_INTERNAL_CHECKS: the attribute tree validates all of its
 // invariants after every mutation (O(n) per store). Release builds compile the checks away.
@@ -28,6 +29,8 @@ let package = Package(
         // MARK: - Libraries
         .systemLibrary(name: "CFuse", path: "CFuse", pkgConfig: "fuse3", providers: [.apt(["libfuse3-dev"])]),
         .target(name: "CLinuxSys"),
+        // RWLocked: a value reachable only under its lock, for GmemCore and FuseKit alike.
+        .target(name: "Locking"),
         // /proc/self/mountinfo, read without asking any mount: for the daemon and gmemctl alike.
         .target(name: "LinuxMounts"),
         // The public interface (xattr names, ioctl struct, number grammar, map lines): CGmemABI's
@@ -38,11 +41,11 @@ let package = Package(
         .target(name: "GmemDaemonProcess", dependencies: ["LinuxMounts"]),
         .target(
             name: "GmemCore",
-            dependencies: ["GmemABI", "CLinuxSys", .product(name: "SystemPackage", package: "swift-system")],
+            dependencies: ["GmemABI", "CLinuxSys", "Locking", .product(name: "SystemPackage", package: "swift-system")],
             swiftSettings: internalChecks),
         .target(
             name: "FuseKit",
-            dependencies: ["CFuse", "CLinuxSys", "LinuxMounts", .product(name: "SystemPackage", package: "swift-system"),
+            dependencies: ["CFuse", "CLinuxSys", "LinuxMounts", "Locking", .product(name: "SystemPackage", package: "swift-system"),
                            .product(name: "Logging", package: "swift-log")]),
         .target(
             name: "GmemFS",
@@ -68,6 +71,11 @@ let package = Package(
                 exclude: ["Resources"]),   // prelude.py, read by path
         .testTarget(name: "GmemCoreTests",
                     dependencies: ["GmemABI", "GmemCore", "GmemTestSupport", "GmemFS", "FuseKit", "LinuxMounts", .product(name: "Logging", package: "swift-log")],
+                    swiftSettings: internalChecks),
+        // The bridge, mount-free: GmemFS handlers answering into FuseKit's ReplyRecorder.
+        .testTarget(name: "GmemFSTests",
+                    dependencies: ["GmemABI", "GmemCore", "GmemFS", "FuseKit", "GmemTestSupport", "CLinuxSys",
+                                   .product(name: "Logging", package: "swift-log"), .product(name: "SystemPackage", package: "swift-system")],
                     swiftSettings: internalChecks),
         .testTarget(name: "MountTests", dependencies: ["GmemABI", "GmemTestSupport", "LinuxMounts", "CLinuxSys"],
                     exclude: ["Resources"]),   // C load generators, compiled by the tests

@@ -1,15 +1,16 @@
 # Scripts/lib/daemon.sh: start, wait for and stop FUSE daemons from a shell script, with the
 # contract of the Swift harness (Sources/GmemDaemonProcess, used by the tests and the tour):
-# a start returns only once the mount is in /proc/mounts, and every daemon and mount is gone
+# a start returns only once the mount is in mountinfo, and every daemon and mount is gone
 # after daemon_stop_all, whatever path the script takes (call it from an EXIT trap).
 # Source it: . "$(dirname "$0")/lib/daemon.sh"
 
 DAEMON_PIDS=()
 DAEMON_MOUNTS=()
 
-# daemon_is_mounted DIR: whether DIR is a mount point now.
+# daemon_is_mounted DIR: whether DIR is a mount point now (util-linux's mountpoint(1) reads
+# mountinfo and decodes its escapes: a grep of /proc/mounts misses paths with spaces).
 daemon_is_mounted() {
-	grep -q " $1 " /proc/mounts
+	mountpoint -q "$1"
 }
 
 # daemon_start DIR CMD...: runs `CMD... DIR` in the background (the command runs in the

@@ -202,6 +202,15 @@ extension Reply where Kind == XattrReply {
             bytes.withUnsafeBytes { _ = fuse_reply_buf(req, $0.baseAddress?.assumingMemoryBound(to: CChar.self), $0.count) }
         }
     }
+
+    /// The getxattr/listxattr size protocol in one place: a request for `requested == 0` bytes
+    /// is a size probe (answered with the length), a value longer than `requested` is ERANGE,
+    /// anything else is answered with the value.
+    public consuming func value(_ bytes: [UInt8], requested: Int) {
+        if requested == 0 { return size(bytes.count) }
+        guard bytes.count <= requested else { return error(.outOfRange) }
+        value(bytes)
+    }
 }
 
 extension Reply where Kind == LseekReply {

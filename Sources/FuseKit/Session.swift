@@ -1,6 +1,7 @@
 import CFuse
 import Glibc
 import LinuxMounts
+import Locking
 import SystemPackage
 
 /// Sends kernel cache invalidations for a session (`fuse_lowlevel_notify_inval_inode`).
@@ -12,25 +13,15 @@ import SystemPackage
 ///
 /// The session is attached by `Session.init` and detached before the session is destroyed:
 /// an invalidation after that (or before any session) does nothing. Invalidations in flight
-/// hold `lock` shared, so detaching waits for them and they never touch a destroyed session.
-public final class Notifier: @unchecked Sendable {
-    private let lock: UnsafeMutablePointer<pthread_rwlock_t>
-    private var session: OpaquePointer?   // guarded by lock
+/// hold the session's lock shared, so detaching waits for them and they never touch a destroyed
+/// session.
+public final class Notifier: Sendable {
+    private let session = RWLocked<OpaquePointer?>(nil)
 
-    public init() {
-        lock = .allocate(capacity: 1)
-        pthread_rwlock_init(lock, nil)
-    }
-
-    deinit {
-        pthread_rwlock_destroy(lock)
-        lock.deallocate()
-    }
+    public init() {}
 
     fileprivate func attach(_ se: OpaquePointer?) {
-        pthread_rwlock_wrlock(lock)
-        session = se
-        pthread_rwlock_unlock(lock)
+        session.withWriteLock { $0 = se }
     }
 
     /// Drops the kernel's cached pages of `inode` in `[offset, offset + length)` and unmaps them
@@ -39,12 +30,12 @@ public final class Notifier: @unchecked Sendable {
     /// file system is being unmounted: ENOENT, EBADF, ENODEV) are not reported.
     @discardableResult
     public func invalidate(inode: UInt64, offset: Int, length: Int) -> Errno? {
-        pthread_rwlock_rdlock(lock)
-        defer { pthread_rwlock_unlock(lock) }
-        guard let se = session else { return nil }
-        let rc = fuse_lowlevel_notify_inval_inode(se, inode, offset, length)
-        if rc == 0 || [ENOENT, EBADF, ENODEV].contains(-rc) { return nil }
-        return Errno(rawValue: -rc)
+        session.withReadLock { se -> Errno? in
+            guard let se else { return nil }
+            let rc = fuse_lowlevel_notify_inval_inode(se, inode, offset, length)
+            if rc == 0 || [ENOENT, EBADF, ENODEV].contains(-rc) { return nil }
+            return Errno(rawValue: -rc)
+        }
     }
 }
 

@@ -12,6 +12,10 @@ public enum GmemABIError: Error, Equatable, Sendable {
     case malformedWindow(String)
     /// Not a `START-END private|shared` attribute line.
     case malformedLine(String)
+    /// A creation-flag name that does not exist (``GmemCreateFlag``).
+    case unknownFlag(String)
+    /// A creation-flag number with bits no flag has.
+    case unknownFlagBits(String)
 }
 
 extension GmemABIError: CustomStringConvertible {
@@ -22,6 +26,9 @@ extension GmemABIError: CustomStringConvertible {
         case .wrongSize(let expected, let n): "argument is \(n) bytes, expected \(expected)"
         case .malformedWindow: "window must be START-END in hex with START < END"
         case .malformedLine(let l): "'\(l)' is not a 'START-END private|shared' line"
+        case .unknownFlag(let t): "unknown flag '\(t)' (known: \(GmemCreateFlag.allCases.map(\.rawValue).joined(separator: ", ")))"
+        case .unknownFlagBits(let t):
+            "flags \(t) has unknown bits (\(GmemCreateFlag.allCases.map { "bit \($0.bit.trailingZeroBitCount) \($0.rawValue)" }.joined(separator: ", ")))"
         }
     }
 }

@@ -19,6 +19,8 @@ public struct GmemPageReference: Equatable, Sendable {
     public static let pinNumber = UInt32(GMEM_PIN_PAGES)
     /// `_IOW('G', 0x02, struct gmem_page_reference)` = 0x40404702.
     public static let unpinNumber = UInt32(GMEM_UNPIN_PAGES)
+    /// The uAPI names of ``pinNumber`` and ``unpinNumber``, for messages and logs.
+    public static let pinName = "GMEM_PIN_PAGES", unpinName = "GMEM_UNPIN_PAGES"
     public static let byteCount = MemoryLayout<gmem_page_reference>.size
     public static let reservedCount = 5
 

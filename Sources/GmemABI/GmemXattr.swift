@@ -121,9 +121,58 @@ public enum GmemCreateFlag: String, CaseIterable, Sendable {
 
     /// Every known bit; any other is EINVAL.
     public static let allBits: UInt64 = allCases.reduce(0) { $0 | $1.bit }
+
+    /// The flags of `bits`, in bit order (unknown bits are left out).
+    public static func flags(bits: UInt64) -> [GmemCreateFlag] { allCases.filter { bits & $0.bit != 0 } }
+
+    /// FLAGS as the interface writes them: a comma list of names (`mmap,init-shared`; any case,
+    /// `_` for `-`, repeats allowed) or a number in the ``GmemNumber`` grammar (bit 0 mmap,
+    /// bit 1 init-shared). Returns the flags in bit order; unknown names or bits are refused.
+    public static func parseList<S: StringProtocol>(_ text: S) throws(GmemABIError) -> [GmemCreateFlag] {
+        if let first = text.first, first.isNumber {
+            let bits = try GmemNumber.parse(text)
+            guard bits & ~allBits == 0 else { throw .unknownFlagBits(String(text)) }
+            return flags(bits: bits)
+        }
+        var bits: UInt64 = 0
+        for part in text.split(separator: ",", omittingEmptySubsequences: false) {
+            guard let flag = GmemCreateFlag(rawValue: part.lowercased().replacing("_", with: "-")) else { throw .unknownFlag(String(part)) }
+            bits |= flag.bit
+        }
+        return flags(bits: bits)
+    }
+
+    /// `mmap,init-shared` (the create value's and the `-o file=` option's spelling), or `none`.
+    public static func word(_ flags: [GmemCreateFlag]) -> String {
+        flags.isEmpty ? "none" : flags.map(\.rawValue).joined(separator: ",")
+    }
 }
 
 /// Size of a page in bytes; every offset and size of a conversion or hole punch is a multiple of it.
 public let gmemPageSize: UInt64 = GMEM_PAGE_SIZE
 /// log2 of ``gmemPageSize``.
 public let gmemPageShift: UInt64 = GMEM_PAGE_SHIFT
+
+/// The rule for a gmem file's name (`user.gmem.create`'s NAME), checked by the daemon and by
+/// gmemctl alike: 1-255 bytes of UTF-8; no `/`, space (the value's word separator), C0 or C1
+/// control character or DEL; no leading `.` (the file system's own names: ``GmemSpecialName``).
+public enum GmemFileName {
+    public static let maxBytes = 255
+
+    /// Why a name is refused.
+    public enum Problem: Equatable, Sendable {
+        case length
+        case reservedPrefix
+        case forbiddenCharacter
+    }
+
+    /// What is wrong with `name`, nil when it is a valid name.
+    public static func problem(_ name: String) -> Problem? {
+        guard !name.isEmpty, name.utf8.count <= maxBytes else { return .length }
+        guard !name.hasPrefix(".") else { return .reservedPrefix }
+        guard !name.unicodeScalars.contains(where: { $0 == "/" || $0.value <= 0x20 || (0x7f...0x9f).contains($0.value) }) else {
+            return .forbiddenCharacter
+        }
+        return nil
+    }
+}

@@ -14,6 +14,8 @@ import CGmemABI
 public struct KVMMemoryAttributes2: Equatable, Sendable {
     /// `_IOWR(KVMIO=0xAE, 0xd2, struct kvm_memory_attributes2)` = 0xC080AED2.
     public static let ioctlNumber = UInt32(KVM_SET_MEMORY_ATTRIBUTES2)
+    /// The uAPI name of ``ioctlNumber``, for messages and logs.
+    public static let ioctlName = "KVM_SET_MEMORY_ATTRIBUTES2"
     public static let byteCount = MemoryLayout<kvm_memory_attributes2>.size
     public static let reservedCount = 11
 

@@ -1,20 +1,4 @@
-/// The file system's own names in the mount root. gmem file names cannot start with `.`, so
-/// these never collide with a file.
-/// How a gmemfs mount shows in `/proc/self/mountinfo`: mounted with `subtype=`\(``subtype``),
-/// so its file system type is ``type``. Tools recognise a gmemfs mount by it.
-public enum GmemFileSystem {
-    public static let subtype = "gmemfs"
-    public static let type = "fuse." + subtype
-}
-
-public enum GmemSpecialName {
-    /// `MOUNTPOINT/.guest/NAME`: the guest's view (with `--guest-view`).
-    public static let guest = ".guest"
-    /// `MOUNTPOINT/.trace`: the live event trace (docs/trace.md).
-    public static let trace = ".trace"
-    /// `MOUNTPOINT/.maps/NAME`: a file's attribute map as a file, of any length.
-    public static let maps = ".maps"
-}
+import Glibc
 
 /// What a trace line reports happened. The raw value is the EVENT field of a ``TraceLine``.
 ///
@@ -51,12 +35,28 @@ public enum GmemTraceKind: String, CaseIterable, Sendable {
     case inject
 }
 
-/// The symbolic names of the errnos gmemfs answers, as the trace's OUTCOME field shows them.
+/// The OUTCOME of a trace line that is not an errno (``GmemErrnoName``).
+public enum GmemTraceOutcome: String, CaseIterable, Sendable {
+    /// Done (an event that is not a conversion).
+    case ok
+    /// A conversion that found the range already holding the attributes.
+    case unchanged
+    case becamePrivate = "became-private"
+    case becameShared = "became-shared"
+}
+
+/// The symbolic names of errnos: the trace's OUTCOME field and gmemctl's messages (the one
+/// table; an errno outside it is written `E` and its number).
 public enum GmemErrnoName {
     static let names: [Int32: String] = [
-        1: "EPERM", 2: "ENOENT", 4: "EINTR", 5: "EIO", 6: "ENXIO", 7: "E2BIG", 9: "EBADF", 11: "EAGAIN",
-        12: "ENOMEM", 13: "EACCES", 14: "EFAULT", 16: "EBUSY", 17: "EEXIST", 21: "EISDIR", 22: "EINVAL", 25: "ENOTTY", 27: "EFBIG",
-        28: "ENOSPC", 29: "ESPIPE", 34: "ERANGE", 38: "ENOSYS", 61: "ENODATA", 95: "EOPNOTSUPP",
+        EPERM: "EPERM", ENOENT: "ENOENT", ESRCH: "ESRCH", EINTR: "EINTR", EIO: "EIO", ENXIO: "ENXIO",
+        E2BIG: "E2BIG", EBADF: "EBADF", ECHILD: "ECHILD", EAGAIN: "EAGAIN", ENOMEM: "ENOMEM",
+        EACCES: "EACCES", EFAULT: "EFAULT", EBUSY: "EBUSY", EEXIST: "EEXIST", EXDEV: "EXDEV",
+        ENODEV: "ENODEV", ENOTDIR: "ENOTDIR", EISDIR: "EISDIR", EINVAL: "EINVAL", ENFILE: "ENFILE",
+        EMFILE: "EMFILE", ENOTTY: "ENOTTY", EFBIG: "EFBIG", ENOSPC: "ENOSPC", ESPIPE: "ESPIPE",
+        EROFS: "EROFS", EMLINK: "EMLINK", EPIPE: "EPIPE", ERANGE: "ERANGE", ENAMETOOLONG: "ENAMETOOLONG",
+        ENOSYS: "ENOSYS", ENODATA: "ENODATA", EOVERFLOW: "EOVERFLOW", EOPNOTSUPP: "EOPNOTSUPP",
+        ENOTCONN: "ENOTCONN", ETIMEDOUT: "ETIMEDOUT", ECONNABORTED: "ECONNABORTED",
     ]
     static let numbers = Dictionary(uniqueKeysWithValues: names.map { ($1, $0) })
 
@@ -86,9 +86,6 @@ public enum GmemErrnoName {
 public enum TraceLine: Equatable, Sendable {
     case event(TraceEvent)
     case lost(UInt64)
-
-    /// The outcomes that are not errnos.
-    public static let outcomes = ["ok", "unchanged", "became-private", "became-shared"]
 
     /// The line, with its newline.
     public var text: String {
@@ -198,7 +195,7 @@ public struct TraceEvent: Equatable, Sendable {
     public var pid: Int32?
     /// nil: the process was gone.
     public var comm: String?
-    /// One of ``TraceLine/outcomes`` or an errno symbol.
+    /// A ``GmemTraceOutcome`` raw value or an errno symbol (``GmemErrnoName``).
     public var outcome: String
     /// The DURATION field (`38.2us`), nil for `-`.
     public var durationText: String?

@@ -14,13 +14,13 @@ public struct GmemFlags: OptionSet, Sendable, Hashable {
     public static let initShared = GmemFlags(rawValue: GmemCreateFlag.initShared.bit)
     public static let all: GmemFlags = [.mmap, .initShared]
 
-    /// The names used on the command line and in xattrs, in bit order.
-    public static let names: [(String, GmemFlags)] = GmemCreateFlag.allCases.map { ($0.rawValue, GmemFlags(rawValue: $0.bit)) }
+    public init(_ flags: [GmemCreateFlag]) { rawValue = flags.reduce(0) { $0 | $1.bit } }
+
+    /// The flags by their interface names, in bit order.
+    public var createFlags: [GmemCreateFlag] { GmemCreateFlag.flags(bits: rawValue) }
 
     /// Space-separated names, empty when none (the `user.gmem.flags` value).
-    public var description: String {
-        Self.names.filter { contains($0.1) }.map(\.0).joined(separator: " ")
-    }
+    public var description: String { createFlags.map(\.rawValue).joined(separator: " ") }
 }
 
 /// Per-page memory attributes (`KVM_MEMORY_ATTRIBUTE_*`).

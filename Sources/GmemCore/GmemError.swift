@@ -31,8 +31,6 @@ public enum GmemError: Error, Equatable, Sendable {
     case notSupported(String)
     /// An unknown `user.gmem.*` name was read.
     case noData(String)
-    /// The value does not fit the caller's buffer (getxattr `ERANGE`).
-    case bufferTooSmall(needed: Int)
     /// The value exceeds the 64 KiB xattr limit.
     case valueTooLarge(Int)
     /// SEEK_DATA/SEEK_HOLE found nothing at or after the offset (or the offset is negative).
@@ -70,7 +68,6 @@ public enum GmemError: Error, Equatable, Sendable {
         case .noSpace: .noSpace
         case .notSupported: .notSupported
         case .noData: .noData
-        case .bufferTooSmall: .outOfRange
         case .valueTooLarge: .argListTooLong
         case .noSuchOffset: .noSuchAddressOrDevice
         case .fileTooLarge: .fileTooLarge
@@ -129,10 +126,9 @@ extension GmemError: CustomStringConvertible {
         case .exists(let n): what = "'\(n)' exists"
         case .notFound(let n): what = "no \(n)"
         case .noData(let n): what = "no attribute \(n)"
-        case .bufferTooSmall(let n): what = "value needs \(n) bytes"
         case .valueTooLarge(let n): what = "value of \(n) bytes exceeds the 64 KiB xattr limit"
         case .noSuchOffset(let o): what = "no data or hole at or after \(o)"
-        case .fileTooLarge(let s): what = "\(s) bytes exceeds the 64 TiB file limit"
+        case .fileTooLarge(let s): what = "\(s) bytes exceeds the \(GmemLimit.fileSizeMax >> 40) TiB file limit"
         }
         return "\(what) (\(errno))"
     }

@@ -1,8 +1,8 @@
 import GmemABI
 
-/// Parsers for the text and binary requests users send (xattr values, the ioctl struct,
-/// command-line sizes). Every parser is total: any input yields a value or a
-/// ``GmemError/invalidArgument(_:)``; no input can trap.
+// Parsers for the text and binary requests users send (xattr values, the ioctl struct,
+// command-line sizes). Every parser is total: any input yields a value or a
+// `GmemError.invalidArgument`; no input can trap.
 
 /// Parses a number in the interface's grammar (``GmemNumber``); failures are EINVAL.
 public func parseNumber<S: StringProtocol>(_ text: S) throws(GmemError) -> UInt64 {
@@ -97,13 +97,14 @@ public struct CreateRequest: Equatable, Sendable {
     public let size: UInt64
     public let flags: GmemFlags
 
-    /// Names are 1-255 bytes of UTF-8 without `/`, NUL or control characters, and may not
-    /// start with `.` (that namespace is the file system's: `.guest`).
+    /// ``GmemFileName``'s rule: 1-255 bytes of UTF-8 without `/`, spaces or control
+    /// characters, not starting with `.` (that namespace is the file system's: `.guest`).
     public static func validate(name: String) throws(GmemError) {
-        guard !name.isEmpty, name.utf8.count <= 255 else { throw .invalidArgument("name must be 1-255 bytes") }
-        guard !name.hasPrefix(".") else { throw .invalidArgument("names starting with '.' are reserved") }
-        guard !name.unicodeScalars.contains(where: { $0 == "/" || $0.value < 0x20 || (0x7f...0x9f).contains($0.value) }) else {
-            throw .invalidArgument("name contains '/' or control characters")
+        switch GmemFileName.problem(name) {
+        case nil: return
+        case .length?: throw .invalidArgument("name must be 1-\(GmemFileName.maxBytes) bytes")
+        case .reservedPrefix?: throw .invalidArgument("names starting with '.' are reserved")
+        case .forbiddenCharacter?: throw .invalidArgument("name contains '/', a space or a control character")
         }
     }
 
@@ -115,22 +116,9 @@ public struct CreateRequest: Equatable, Sendable {
         guard size <= UInt64(Int64.max) else { throw .invalidArgument("size must be below 2^63") }
     }
 
-    /// FLAGS: a comma list of `mmap`, `init-shared` (also `init_shared`; any case, as the
-    /// attribute words of `user.gmem.set_attributes`), or a number (bit 0 mmap, bit 1
-    /// init-shared). Unknown names or bits are EINVAL.
+    /// FLAGS in ``GmemCreateFlag/parseList(_:)``'s grammar; unknown names or bits are EINVAL.
     public static func parseFlags<S: StringProtocol>(_ text: S) throws(GmemError) -> GmemFlags {
-        if let first = text.first, first.isNumber {
-            let bits = try parseNumber(text)
-            guard bits & ~GmemFlags.all.rawValue == 0 else { throw .invalidArgument("unknown flag bits in \(text)") }
-            return GmemFlags(rawValue: bits)
-        }
-        var flags: GmemFlags = []
-        for part in text.split(separator: ",", omittingEmptySubsequences: false) {
-            let key = String(part).lowercased().replacing("_", with: "-")
-            guard let f = GmemFlags.names.first(where: { $0.0 == key }) else { throw .invalidArgument("unknown flag '\(part)'") }
-            flags.insert(f.1)
-        }
-        return flags
+        do { return GmemFlags(try GmemCreateFlag.parseList(text)) } catch { throw GmemError(error) }
     }
 
     public init(name: String, size: UInt64, flags: GmemFlags) throws(GmemError) {

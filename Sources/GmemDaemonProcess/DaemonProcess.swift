@@ -10,7 +10,7 @@ import LinuxMounts
 ///
 /// Contract:
 /// - ``init(executable:arguments:mountpoint:logPath:timeout:started:)`` returns only once `mountpoint`
-///   is in `/proc/mounts`; if the daemon exits first or the deadline passes it stops the
+///   is in `/proc/self/mountinfo` (LinuxMounts); if the daemon exits first or the deadline passes it stops the
 ///   daemon (``stop(signal:)``) and throws, so no path leaves a mount or a process behind.
 /// - ``stop(signal:)`` is idempotent: the signal (SIGTERM: the daemon unmounts and exits 0),
 ///   after 10 s SIGKILL, then `fusermount3 -u -z` if the mount is still there.

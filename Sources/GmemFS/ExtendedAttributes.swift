@@ -61,12 +61,10 @@ extension GmemFilesystem {
         do throws(GmemError) {
             let value = try xattrValue(of: n, name: name)
             guard value.utf8.count <= GmemXattr.sizeMax else { throw GmemError.valueTooLarge(value.utf8.count) }
-            if size == 0 { return reply.size(value.utf8.count) }
-            guard value.utf8.count <= size else { throw GmemError.bufferTooSmall(needed: value.utf8.count) }
-            reply.value(Array(value.utf8))
+            reply.value(Array(value.utf8), requested: size)
         } catch {
-            // Sizing probes (ERANGE) and unknown names (ENODATA) are routine for getfattr.
-            if name.hasPrefix(GmemXattr.prefix), error.errno != .outOfRange, error.errno != .noData {
+            // Unknown names (ENODATA) are routine for getfattr.
+            if name.hasPrefix(GmemXattr.prefix), error.errno != .noData {
                 var hint = ""
                 if case .valueTooLarge = error, name == GmemXattr.attributes {
                     hint = "; read it in windows with \(GmemXattr.attributes):START-END (hex byte offsets, see docs/xattr-interface.md)"
@@ -86,9 +84,7 @@ extension GmemFilesystem {
         case .guestDirectory, .trace, .mapsDirectory, .map: names = []
         }
         let bytes = names.reduce(into: [UInt8]()) { $0 += Array($1.utf8) + [0] }
-        if size == 0 { return reply.size(bytes.count) }
-        guard bytes.count <= size else { return reply.error(.bufferTooSmall(needed: bytes.count)) }
-        reply.value(bytes)
+        reply.value(bytes, requested: size)
     }
 
     public func removexattr(_ ctx: RequestContext, inode: UInt64, name: String, reply: consuming Reply<EmptyReply>) {
@@ -101,12 +97,14 @@ extension GmemFilesystem {
         switch n {
         case .root where name == GmemXattr.stats:
             let files = namespace.withLock { $0.count }
-            var s = "files=\(files)\nallocated_bytes=\(budget.usedPages * pageSize)\n"
-            s += "max_memory=\(budget.limitPages.map { String($0 * pageSize) } ?? "none")\n"
-            s += "populate_kills=\(populateGuard.kills.load(ordering: .relaxed))\n"
-            s += "populate_zero_answers=\(populateGuard.zeroAnswers.load(ordering: .relaxed))\n"
-            s += "populate_pending=\(populateGuard.pendingGhosts)\n"
-            return s
+            return GmemStats([
+                (.files, String(files)),
+                (.allocatedBytes, String(budget.usedPages * pageSize)),
+                (.maxMemory, budget.limitPages.map { String($0 * pageSize) } ?? GmemStats.noLimit),
+                (.populateKills, String(populateGuard.kills.load(ordering: .relaxed))),
+                (.populateZeroAnswers, String(populateGuard.zeroAnswers.load(ordering: .relaxed))),
+                (.populatePending, String(populateGuard.pendingGhosts)),
+            ]).text
         case .host(let f), .guest(let f):
             let file = f.file
             switch name {
@@ -114,20 +112,19 @@ extension GmemFilesystem {
                 return file.flags.description
             case GmemXattr.stats:
                 let s = file.stats
-                return """
-                    size=\(s.size)
-                    allocated_bytes=\(s.allocatedBytes)
-                    private_bytes=\(s.privateBytes)
-                    shared_bytes=\(s.size - s.privateBytes)
-                    ranges=\(s.ranges)
-                    conversions=\(s.conversions)
-                    references=\(s.references)
-                    referenced_bytes=\(s.referencedBytes)
-                    eagain_refusals=\(s.referenceRefusals)
-                    injected_failures=\(s.injectedFailures)
-                    flags=\(file.flags.description)
-
-                    """
+                return GmemStats([
+                    (.size, String(s.size)),
+                    (.allocatedBytes, String(s.allocatedBytes)),
+                    (.privateBytes, String(s.privateBytes)),
+                    (.sharedBytes, String(s.size - s.privateBytes)),
+                    (.ranges, String(s.ranges)),
+                    (.conversions, String(s.conversions)),
+                    (.references, String(s.references)),
+                    (.referencedBytes, String(s.referencedBytes)),
+                    (.eagainRefusals, String(s.referenceRefusals)),
+                    (.injectedFailures, String(s.injectedFailures)),
+                    (.flags, file.flags.description),
+                ]).text
             case GmemXattr.attributes:
                 return attributesText(file, start: 0, end: file.size)
             case GmemXattr.inject:
@@ -198,8 +195,8 @@ extension GmemFilesystem {
 
     /// The ioctls of a gmem file, by their uAPI names (for refusal log lines).
     static let ioctlNames: [UInt32: String] = [
-        KVMMemoryAttributes2.ioctlNumber: "KVM_SET_MEMORY_ATTRIBUTES2",
-        GmemPageReference.pinNumber: "GMEM_PIN_PAGES",
-        GmemPageReference.unpinNumber: "GMEM_UNPIN_PAGES",
+        KVMMemoryAttributes2.ioctlNumber: KVMMemoryAttributes2.ioctlName,
+        GmemPageReference.pinNumber: GmemPageReference.pinName,
+        GmemPageReference.unpinNumber: GmemPageReference.unpinName,
     ]
 }

@@ -36,10 +36,7 @@ extension GmemFilesystem {
     static let commCache = Mutex<[pid_t: (comm: String, time: UInt64)]>([:])
 
     /// `mmap,init-shared`, or `none`.
-    static func flagsWord(_ flags: GmemFlags) -> String {
-        let names = GmemCreateFlag.allCases.filter { flags.rawValue & $0.bit != 0 }.map(\.rawValue)
-        return names.isEmpty ? "none" : names.joined(separator: ",")
-    }
+    static func flagsWord(_ flags: GmemFlags) -> String { GmemCreateFlag.word(flags.createFlags) }
 
     /// Emits an untimed event (one atomic load when nobody traces).
     @inline(__always)

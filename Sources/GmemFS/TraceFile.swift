@@ -34,8 +34,9 @@ final class TraceFile: Sendable {
     /// How often a READ kept parked after a stop signal is checked for a later fatal one.
     static let signalRecheck: UInt64 = 100_000_000   // ns
 
-    /// One open of `.trace`. Its fields are guarded by ``TraceFile/readers``.
-    final class Reader: @unchecked Sendable {
+    /// One open of `.trace`. Not Sendable: it lives in ``TraceFile/readers``' table and is
+    /// reached only inside that lock (the compiler keeps it there).
+    final class Reader {
         let subscription: EventHub.Subscription
         /// Formatted text that did not fit the last reply.
         var carry: [UInt8] = []
@@ -77,11 +78,11 @@ final class TraceFile: Sendable {
 
     /// Subscribes a new reader; returns its handle.
     func open() -> UInt64 {
-        let reader = Reader(events.subscribe())
+        let subscription = events.subscribe()
         let (handle, startFlusher) = readers.withLock { r -> (UInt64, Bool) in
             let h = r.nextHandle
             r.nextHandle += 1
-            r.byHandle[h] = reader
+            r.byHandle[h] = Reader(subscription)
             defer { r.flusherRunning = true }
             return (h, !r.flusherRunning)
         }
@@ -92,10 +93,13 @@ final class TraceFile: Sendable {
     }
 
     func release(handle: UInt64) {
-        guard let reader = readers.withLock({ $0.byHandle.removeValue(forKey: handle) }) else { return }
-        events.unsubscribe(reader.subscription)
-        // The kernel releases only once every READ of the file has returned.
-        readers.withLock { _ in reader.parked.take()?.error(.interrupted("the reader closed .trace")) }
+        let subscription = readers.withLock { r -> EventHub.Subscription? in
+            guard let reader = r.byHandle.removeValue(forKey: handle) else { return nil }
+            // The kernel releases only once every READ of the file has returned.
+            reader.parked.take()?.error(.interrupted("the reader closed .trace"))
+            return reader.subscription
+        }
+        if let subscription { events.unsubscribe(subscription) }
     }
 
     func read(_ ctx: RequestContext, handle: UInt64, size: Int, reply: consuming Reply<DataReply>) {

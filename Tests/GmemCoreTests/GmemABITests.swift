@@ -27,6 +27,46 @@ import Testing
         #expect(GmemCreateFlag.allCases.map(\.bit) == [1, 2])
     }
 
+    @Test func statsKeysAndLimitsAreTheDocumentedOnes() {
+        #expect(GmemStatsKey.file.map(\.name) == ["size", "allocated_bytes", "private_bytes", "shared_bytes", "ranges",
+                                                  "conversions", "references", "referenced_bytes", "eagain_refusals",
+                                                  "injected_failures", "flags"])
+        #expect(GmemStatsKey.root.map(\.name) == ["files", "allocated_bytes", "max_memory", "populate_kills", "populate_zero_answers", "populate_pending"])
+        #expect(GmemStats.noLimit == "none")
+        #expect(GmemStats([(.files, "3"), (.maxMemory, "none")]).text == "files=3\nmax_memory=none\n")
+        let parsed = GmemStats(parsing: "files=3\nnot a pair\nmax_memory=none\nfuture_key=7\n")
+        #expect(parsed[.files] == "3" && parsed[.maxMemory] == "none" && parsed[.ranges] == nil)
+        #expect(parsed.pairs.map(\.key) == ["files", "max_memory", "future_key"])
+        #expect(GmemStatsKey.file.filter(\.isByteCount) == [.size, .allocatedBytes, .privateBytes, .sharedBytes, .referencedBytes])
+        #expect(GmemLimit.fileSizeMax == 1 << 46)
+        #expect(GmemLimit.referencesPerPageMax == 65536)
+        #expect(GmemLimit.injectedFailuresMax == 16)
+    }
+
+    @Test func createFlagGrammar() throws {
+        #expect(try GmemCreateFlag.parseList("mmap") == [.mmap])
+        #expect(try GmemCreateFlag.parseList("INIT_shared,mmap,mmap") == [.mmap, .initShared])
+        #expect(try GmemCreateFlag.parseList("3") == [.mmap, .initShared])
+        #expect(try GmemCreateFlag.parseList("0x2") == [.initShared])
+        #expect(try GmemCreateFlag.parseList("0") == [])
+        #expect(throws: GmemABIError.unknownFlag("bogus")) { try GmemCreateFlag.parseList("mmap,bogus") }
+        #expect(throws: GmemABIError.unknownFlag("")) { try GmemCreateFlag.parseList("mmap,") }
+        #expect(throws: GmemABIError.unknownFlagBits("4")) { try GmemCreateFlag.parseList("4") }
+        #expect(GmemABIError.unknownFlagBits("4").description == "flags 4 has unknown bits (bit 0 mmap, bit 1 init-shared)")
+        #expect(GmemCreateFlag.word([]) == "none" && GmemCreateFlag.word([.mmap, .initShared]) == "mmap,init-shared")
+    }
+
+    @Test func fileNameRule() {
+        #expect(GmemFileName.problem("vm-0_a.b") == nil)
+        #expect(GmemFileName.problem(String(repeating: "x", count: 255)) == nil)
+        #expect(GmemFileName.problem("") == .length)
+        #expect(GmemFileName.problem(String(repeating: "é", count: 128)) == .length)   // 256 bytes
+        #expect(GmemFileName.problem(".guest") == .reservedPrefix)
+        for bad in ["a/b", "a b", "a\tb", "a\u{1}", "a\u{7f}", "a\u{85}"] {
+            #expect(GmemFileName.problem(bad) == .forbiddenCharacter, "\(bad.debugDescription)")
+        }
+    }
+
     @Test func structFieldsSitAtTheDocumentedOffsets() throws {
         typealias O = KVMMemoryAttributes2.Offset
         #expect([O.offset, O.size, O.attributes, O.flags, O.errorOffset, O.reserved] == [0, 8, 16, 24, 32, 40])

@@ -17,8 +17,8 @@ public enum Python {
         ("P", String(gmemPageSize)),
         ("XATTR_CREATE", GmemXattr.create), ("XATTR_SET_ATTRIBUTES", GmemXattr.setAttributes),
         ("XATTR_ATTRIBUTES", GmemXattr.attributes), ("XATTR_FLAGS", GmemXattr.flags), ("XATTR_STATS", GmemXattr.stats),
-        ("XATTR_INJECT", GmemXattr.inject), ("KVM_SET_MEMORY_ATTRIBUTES2", String(KVMMemoryAttributes2.ioctlNumber)),
-        ("GMEM_PIN_PAGES", String(GmemPageReference.pinNumber)), ("GMEM_UNPIN_PAGES", String(GmemPageReference.unpinNumber)),
+        ("XATTR_INJECT", GmemXattr.inject), (KVMMemoryAttributes2.ioctlName, String(KVMMemoryAttributes2.ioctlNumber)),
+        (GmemPageReference.pinName, String(GmemPageReference.pinNumber)), (GmemPageReference.unpinName, String(GmemPageReference.unpinNumber)),
         ("FALLOC_FL_KEEP_SIZE", String(Falloc.keepSize)), ("FALLOC_FL_PUNCH_HOLE", String(Falloc.punchHole)),
     ]
 

@@ -14,7 +14,7 @@ struct DaemonTests {
         defer { m.unmount() }
         #expect((try? write(m.file("a"), Array(repeating: 1, count: 8192), at: 0)) == 8192)
         #expect((try? write(m.file("b"), Array(repeating: 2, count: 8192), at: 0)) == 8192)
-        #expect(stats(m.path)["allocated_bytes"] == "16384")
+        #expect(stats(m.path)[.allocatedBytes] == "16384")
         #expect(throws: Errno.noSpace) { try write(m.file("b"), [3], at: 8192) }
         #expect(throws: Errno.noSpace) { try write(m.file("a"), [3], at: 32768) }
         #expect(throws: Errno.noSpace) { try Sys.withFD(m.file("a"), O_RDWR) { try Sys.fallocate($0, mode: Falloc.keepSize, offset: 16384, length: 4096) } }
@@ -26,11 +26,11 @@ struct DaemonTests {
         #expect((try? contents(m.file("a"), count: 8192)) == [9] + Array(repeating: 1, count: 8191))
         // dd rewrote the two allocated pages with zeros before failing on the third.
         #expect((try? contents(m.file("b"), count: 8192)) == Array(repeating: 0, count: 8192))
-        #expect(stats(m.path)["allocated_bytes"] == "16384")
+        #expect(stats(m.path)[.allocatedBytes] == "16384")
         // Punching frees budget.
         #expect(try run(["fallocate", "-p", "-o", "0", "-l", "8K", m.file("b")]).succeeded)
         #expect((try? write(m.file("a"), [4], at: 32768)) == 1)
-        #expect(stats(m.path)["allocated_bytes"] == "12288")
+        #expect(stats(m.path)[.allocatedBytes] == "12288")
     }
 
     @Test func sigtermExitsZeroAndUnmounts() throws {

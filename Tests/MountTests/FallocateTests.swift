@@ -19,7 +19,7 @@ struct FallocateTests {
         let tool = try run(["fallocate", "--punch-hole", "--offset", "4096", "--length", "8192", f])
         #expect(tool.succeeded, "\(tool.stderr)")
         #expect(attributes(f) == map)
-        #expect(stats(f)["allocated_bytes"] == "8192")
+        #expect(stats(f)[.allocatedBytes] == "8192")
         #expect((try? contents(f, count: 4096)) == Array(repeating: 0xaa, count: 4096))
         #expect((try? contents(f, count: 4096, offset: 4096)) == Array(repeating: 0, count: 4096))
         #expect(throws: Errno.permissionDenied) { try contents(f, count: 4096, offset: 8192) }   // still private
@@ -54,7 +54,7 @@ struct FallocateTests {
                     #expect(failure { try Sys.fallocate(fd, mode: mode, offset: offset, length: length) }?.rawValue ?? 0 == expected, "\(what)")
                 }
             }
-            #expect(stats(f)["allocated_bytes"] == (name == "f" ? "4096" : "0"))
+            #expect(stats(f)[.allocatedBytes] == (name == "f" ? "4096" : "0"))
             if name == "f" { #expect((try? contents(f, count: 3)) == [1, 2, 3]) }
             // KEEP_SIZE inside the file allocates (st_blocks grows), but reads still give zeros.
             #expect(try run(["fallocate", "--keep-size", "-o", "4096", "-l", "8192", f]).succeeded)

@@ -115,8 +115,8 @@ struct GmemctlInputTests {
         #expect(wide.output.contains("  " + String(repeating: "#", count: 1008) + "\n"), "16 pages x 63 cells: \(wide.output.prefix(300))")
         // Nothing was sent.
         #expect(attributes(f) == "0-10000 private\n")
-        #expect(stats(m.path)["files"] == "1")
-        #expect(stats(f)["conversions"] == "0")
+        #expect(stats(m.path)[.files] == "1")
+        #expect(stats(f)[.conversions] == "0")
         // A count within bounds reads (shared page), in one line.
         #expect(try Self.ctl(["convert", "shared", f, "0", "64K"]).succeeded)
         let peek = try Self.ctl(["peek", f, "0", "--count", "65536"])

@@ -22,8 +22,8 @@ struct GmemctlPinInjectTests {
         #expect(inner.stderr.contains("(error_offset 0x1000): EAGAIN"), "\(inner.stderr)")
         #expect(inner.stderr.contains("[0x1000, 0x3000) (2 pages) pinned"))
         #expect(inner.stderr.contains("unpinned"))
-        #expect(stats(f)["references"] == "0")
-        #expect(stats(f)["eagain_refusals"] == "1")
+        #expect(stats(f)[.references] == "0")
+        #expect(stats(f)[.eagainRefusals] == "1")
         try GmemctlJSONTests.check(["stats", "--json", f], "docs[0]['stats']['eagain_refusals'] == 1")
         #expect(attributes(f) == "0-10000 shared\n")
         // The command's exit status, and 128+N for a signal.
@@ -36,7 +36,7 @@ struct GmemctlPinInjectTests {
         #expect(try Self.ctl(["pin", f, "60K", "8K"]).status == 64)
         let onPrivate = try Self.ctl(["pin", f, "0", "4K", "--", "true"])
         #expect(onPrivate.status == 1 && onPrivate.stderr.contains("EFAULT"), "\(onPrivate)")
-        #expect(stats(f)["references"] == "0")
+        #expect(stats(f)[.references] == "0")
     }
 
     @Test func pinWithoutCommandHoldsUntilSigterm() throws {
@@ -54,7 +54,7 @@ struct GmemctlPinInjectTests {
         kill(p.processIdentifier, SIGTERM)
         p.waitUntilExit()
         #expect(p.terminationStatus == 0 && p.terminationReason == .exit)
-        #expect(stats(f)["references"] == "0")   // unpinned before exit, not at release
+        #expect(stats(f)[.references] == "0")   // unpinned before exit, not at release
         try convert(f, "0 64K private")
     }
 
@@ -74,7 +74,7 @@ struct GmemctlPinInjectTests {
         #expect(try Self.ctl(["inject", "list", f]).output == "\(f): armed\n  enomem count 1 range 0x0 0x2000\n")
         #expect(try Self.ctl(["inject", "clear", f]).output == "\(f): nothing armed\n")
         #expect(try Self.ctl(["convert", "private", f, "0", "16K"]).succeeded)
-        #expect(stats(f)["injected_failures"] == "2")
+        #expect(stats(f)[.injectedFailures] == "2")
         // stats --json carries the reference and injection counters, as numbers.
         try GmemctlJSONTests.check(["stats", "--json", f], """
             docs[0]["stats"]["injected_failures"] == 2 and docs[0]["stats"]["references"] == 0 \

@@ -19,15 +19,9 @@ func attributes(_ path: String, sourceLocation: SourceLocation = #_sourceLocatio
     }
 }
 
-/// `user.gmem.stats` of `path` as a dictionary (empty when it cannot be read).
-func stats(_ path: String) -> [String: String] {
-    guard let s = try? Sys.getxattr(path, GmemXattr.stats) else { return [:] }
-    var d: [String: String] = [:]
-    for line in s.split(separator: "\n") {
-        let kv = line.split(separator: "=", maxSplits: 1)
-        if kv.count == 2 { d[String(kv[0])] = String(kv[1]) }
-    }
-    return d
+/// `user.gmem.stats` of `path` (no lines when it cannot be read).
+func stats(_ path: String) -> GmemStats {
+    GmemStats(parsing: (try? Sys.getxattr(path, GmemXattr.stats)) ?? "")
 }
 
 /// `user.gmem.set_attributes` with a raw value.

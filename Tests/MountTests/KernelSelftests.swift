@@ -32,7 +32,7 @@ struct GuestMemfdSelftests {
             let rc = failure { try Sys.setxattr(m.path, GmemXattr.create, "f\(bit) 4096 \(flag)") }
             #expect(rc == (bit < 2 ? nil : .invalidArgument), "bit \(bit)")
         }
-        #expect(stats(m.path)["files"] == "3")
+        #expect(stats(m.path)[.files] == "3")
         #expect((try? Sys.getxattr(m.file("f0"), GmemXattr.flags)) == "mmap")
         #expect((try? Sys.getxattr(m.file("f1"), GmemXattr.flags)) == "init-shared")
     }
@@ -65,7 +65,7 @@ struct GuestMemfdSelftests {
             }
         }
         #expect(failures.isEmpty, "\(failures.prefix(5))")
-        #expect(stats(m.path)["files"] == "1")
+        #expect(stats(m.path)[.files] == "1")
     }
 
     /// test_file_read_write — DIVERGENCE: the kernel refuses read/write on guest_memfd
@@ -214,7 +214,7 @@ struct GuestMemfdSelftests {
                 #expect(throws: Never.self) { try Sys.fallocate(fd, mode: punch, offset: p, length: p) }
                 #expect(throws: Never.self) { try Sys.fallocate(fd, mode: keep, offset: p, length: p) }
             }
-            #expect(stats(m.file("g\(i)"))["allocated_bytes"] == String(4 * p))
+            #expect(stats(m.file("g\(i)"))[.allocatedBytes] == String(4 * p))
         }
     }
 
@@ -320,14 +320,14 @@ struct GuestMemfdConversionsSelftests {
         defer { m.unmount() }
         for tp in 0..<4 {
             #expect(attributes(m.file("g\(tp)")) == "0-4000 shared\n")
-            #expect(stats(m.file("g\(tp)"))["conversions"] == "2")
+            #expect(stats(m.file("g\(tp)"))[.conversions] == "2")
         }
     }
 
     @Test func before_allocation_shared() throws {
         let m = try GmemMount(["--file", "g:4K:mmap,init-shared", "--guest-view"])
         defer { m.unmount() }
-        #expect(stats(m.file("g"))["allocated_bytes"] == "0")
+        #expect(stats(m.file("g"))[.allocatedBytes] == "0")
         let py = try Python.run("""
             t = T(sys.argv[1], sys.argv[2], 1)
             to_private(t, 0, 0, ord('A'))
@@ -340,7 +340,7 @@ struct GuestMemfdConversionsSelftests {
     @Test func before_allocation_private() throws {
         let m = try GmemMount(["--file", "g:4K:mmap", "--guest-view"])
         defer { m.unmount() }
-        #expect(stats(m.file("g"))["allocated_bytes"] == "0")
+        #expect(stats(m.file("g"))[.allocatedBytes] == "0")
         let py = try Python.run("""
             t = T(sys.argv[1], sys.argv[2], 1)
             to_shared(t, 0, 0, ord('A'), ord('B'))
@@ -367,7 +367,7 @@ struct GuestMemfdConversionsSelftests {
         defer { m.unmount() }
         for tp in 0..<8 {
             #expect(attributes(m.file("g\(tp)")) == "0-8000 shared\n")
-            #expect(stats(m.file("g\(tp)"))["allocated_bytes"] == String(8 * page))
+            #expect(stats(m.file("g\(tp)"))[.allocatedBytes] == String(8 * page))
         }
     }
 
@@ -454,8 +454,8 @@ struct GuestMemfdConversionsSelftests {
             #expect(attributes(m.file("g\(tp)")) == "0-4000 private\n")
             let s = stats(m.file("g\(tp)"))
             // Two refusals (bulk and test_page alone); three single pages and the final bulk.
-            #expect(s["eagain_refusals"] == "2")
-            #expect(s["conversions"] == "4")
+            #expect(s[.eagainRefusals] == "2")
+            #expect(s[.conversions] == "4")
         }
     }
 }

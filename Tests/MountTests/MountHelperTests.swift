@@ -106,7 +106,7 @@ struct MountHelperTests {
         defer { m.unmount() }
         #expect(try Sys.getxattr(m.file("a"), GmemXattr.flags) == "mmap init-shared")
         #expect(try Sys.getxattr(m.file("b"), GmemXattr.flags) == "")
-        #expect(stats(m.path)["max_memory"] == "65536")
+        #expect(stats(m.path)[.maxMemory] == "65536")
         #expect(access(m.guest("a"), F_OK) == 0)
         // kernel_compat: pread(2) is ESPIPE as on a guest_memfd.
         #expect(throws: Errno.illegalSeek) { try contents(m.file("a"), count: 1) }

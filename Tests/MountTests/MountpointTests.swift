@@ -105,9 +105,9 @@ struct MountpointTests {
     @Test func maxMemoryZeroMeansNoCap() throws {
         let m = try GmemMount(["--file", "f:64K:init-shared", "--max-memory", "0"])
         defer { m.unmount() }
-        #expect(stats(m.path)["max_memory"] == "none")
+        #expect(stats(m.path)[.maxMemory] == "none")
         #expect((try? write(m.file("f"), Array(repeating: 7, count: 65536), at: 0)) == 65536)
-        #expect(stats(m.path)["allocated_bytes"] == "65536")
+        #expect(stats(m.path)[.allocatedBytes] == "65536")
     }
 
     /// In daemon mode (stderr is /dev/null) `--log-file` still gets one line per refused

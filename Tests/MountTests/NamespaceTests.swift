@@ -56,7 +56,7 @@ struct NamespaceTests {
         #expect(attributes(m.file("g")) == "0-10000 shared\n")
         #expect(attributes(m.file("h")) == "0-2000 private\n")
         #expect((try? Sys.stat(m.file("i")))?.st_ino != (try? Sys.stat(m.file("h")))?.st_ino)
-        #expect(stats(m.path)["files"] == "7")
+        #expect(stats(m.path)[.files] == "7")
     }
 
     @Test func createRejectsBadRequestsAndChangesNothing() throws {
@@ -75,7 +75,7 @@ struct NamespaceTests {
         #expect(throws: Errno.fileExists) { try Sys.setxattr(m.path, GmemXattr.create, "a 4096") }
         #expect(throws: Errno.fileExists) { try Sys.setxattr(m.path, GmemXattr.create, "a 8192 mmap") }
         #expect(names(m) == before)
-        #expect(stats(m.path)["files"] == "1")
+        #expect(stats(m.path)[.files] == "1")
         #expect((try? Sys.stat(m.file("a")))?.st_size == 4096)
         let tool = try run(["setfattr", "-n", GmemXattr.create, "-v", "a 4096", m.path])
         #expect(tool.stderr.contains("File exists"))
@@ -159,13 +159,13 @@ struct NamespaceTests {
         let f = m.file("a")
         #expect(try run(["dd", "if=/dev/zero", "of=\(f)", "bs=4096", "count=4", "conv=notrunc", "status=none"]).succeeded)
         #expect((try? write(f, Array("still here".utf8), at: 100)) == 10)
-        #expect(stats(m.path)["allocated_bytes"] == "16384")
+        #expect(stats(m.path)[.allocatedBytes] == "16384")
         let fd = try Sys.open(f, O_RDWR)
         #expect(try run(["rm", f]).succeeded)
         #expect(throws: Errno.noSuchFileOrDirectory) { try Sys.stat(f) }
         #expect(throws: Errno.noSuchFileOrDirectory) { try Sys.stat(m.guest("a")) }
         #expect(FileManager.default.fileExists(atPath: m.file("b")))
-        #expect(stats(m.path)["files"] == "1")
+        #expect(stats(m.path)[.files] == "1")
         // The open fd still reads and writes the memory.
         #expect((try? Sys.pread(fd, count: 10, offset: 100)).map { String(decoding: $0, as: UTF8.self) } == "still here")
         #expect((try? Sys.pwrite(fd, [9], offset: 0)) == 1)
@@ -178,12 +178,12 @@ struct NamespaceTests {
         #expect((try? Sys.stat(f))?.st_size == 4096)
         #expect(try run(["rm", f]).succeeded)
         #expect(throws: Errno.noSuchFileOrDirectory) { try Sys.checked(unlink(f)) }
-        #expect(stats(m.path)["allocated_bytes"] == "16384")   // still open
+        #expect(stats(m.path)[.allocatedBytes] == "16384")   // still open
         try? fd.close()
         // Release is asynchronous to close(2) in FUSE; poll briefly.
         var freed = false
         for _ in 0..<200 where !freed {
-            freed = stats(m.path)["allocated_bytes"] == "0"
+            freed = stats(m.path)[.allocatedBytes] == "0"
             if !freed { usleep(10_000) }
         }
         #expect(freed)

@@ -25,7 +25,7 @@ struct PageReferenceTests {
     static func awaitReferences(_ path: String, _ want: Int) -> Bool {
         let deadline = Date().addingTimeInterval(10)
         while Date() < deadline {
-            if stats(path)["references"] == String(want) { return true }
+            if stats(path)[.references] == String(want) { return true }
             usleep(5_000)
         }
         return false
@@ -45,7 +45,7 @@ struct PageReferenceTests {
         #expect(r.output.hasSuffix("0 failure(s)\n"))
         // Every refusal left the map as the successful calls made it.
         #expect(attributes(m.file("g")) == "0-b000 private\nb000-10000 shared\n")
-        #expect(stats(m.file("g"))["references"] == "0")
+        #expect(stats(m.file("g"))[.references] == "0")
         #expect(m.unmount() == 0)
     }
 
@@ -55,7 +55,7 @@ struct PageReferenceTests {
         let f = m.file("g")
         let fd = try Sys.open(f, O_RDONLY)
         try Self.reference(fd, Self.pin, offset: 4096, size: 4096)
-        #expect(stats(f)["references"] == "1")
+        #expect(stats(f)[.references] == "1")
         #expect(throws: Errno.resourceBusy) { try convert(f, "0 16K private") }
         try fd.close()
         #expect(Self.awaitReferences(f, 0))
@@ -103,13 +103,13 @@ struct PageReferenceTests {
         defer { if holder.isRunning { kill(holder.processIdentifier, SIGKILL); holder.waitUntilExit() } }
         #expect(Self.awaitReferences(f, 2))
         #expect(throws: Errno.resourceBusy) { try convert(f, "0 16K private") }
-        #expect(stats(f)["referenced_bytes"] == "8192")
+        #expect(stats(f)[.referencedBytes] == "8192")
         kill(holder.processIdentifier, SIGKILL)
         holder.waitUntilExit()
         #expect(Self.awaitReferences(f, 0))
         try convert(f, "0 16K private")
         #expect(attributes(f) == "0-4000 private\n")
-        #expect(stats(f)["eagain_refusals"] == "1")
+        #expect(stats(f)[.eagainRefusals] == "1")
     }
 
     /// A reference belongs to the open file description: after fork, the child's copy keeps
@@ -123,7 +123,7 @@ struct PageReferenceTests {
         let r = try run([binary, "fork", f])
         let child = try #require(pid_t(r.output.trimmingCharacters(in: .whitespacesAndNewlines)), "\(r)")
         defer { kill(child, SIGKILL) }
-        #expect(stats(f)["references"] == "1")
+        #expect(stats(f)[.references] == "1")
         #expect(throws: Errno.resourceBusy) { try convert(f, "0 4K private") }
         kill(child, SIGKILL)
         #expect(Self.awaitReferences(f, 0))
@@ -177,8 +177,8 @@ struct PageReferenceTests {
         #expect(py.output == "ok\n", "\(py.stderr)")
         #expect(attributes(m.file("g")) == "0-10000 shared\n")
         let s = stats(m.file("g"))
-        #expect(s["conversions"] == "0")
-        #expect(s["eagain_refusals"] == "300")
+        #expect(s[.conversions] == "0")
+        #expect(s[.eagainRefusals] == "300")
         #expect(Self.awaitReferences(m.file("g"), 0))   // the script exited: its open files are released
     }
 
@@ -235,6 +235,6 @@ struct PageReferenceTests {
         #expect(attributes(f) == "0-10000 shared\n")
         #expect(Self.awaitReferences(f, 0))
         let s = stats(f)
-        #expect(s["eagain_refusals"] == "4" && s["injected_failures"] == "2" && s["conversions"] == "4")
+        #expect(s[.eagainRefusals] == "4" && s[.injectedFailures] == "2" && s[.conversions] == "4")
     }
 }

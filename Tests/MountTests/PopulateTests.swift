@@ -52,7 +52,7 @@ struct PopulateTests {
         usleep(500_000)
         // A storm keeps a daemon thread busy (≥ 50 ticks in 0.5 s); idle is a few ticks at most.
         #expect(cpuTicks(m.pid) - before < 20, "daemon still busy", sourceLocation: sourceLocation)
-        #expect(m.isAlive && stats(f)["size"] != nil, sourceLocation: sourceLocation)
+        #expect(m.isAlive && stats(f)[.size] != nil, sourceLocation: sourceLocation)
     }
 
     /// Calls `sys.argv[2]` over `sys.argv[1]` (64 KiB), prints what it returned, waits until the
@@ -109,8 +109,8 @@ struct PopulateTests {
             let r = try Python.run(Self.populateAndTouch, [m.file(name), call, m.path], timeout: 30)
             #expect(r.succeeded && r.output == "\(call) returned 0\npage 8: SIGBUS\n", "\(call) on \(name): \(r) \(r.output)")
             let st = stats(m.path)
-            #expect(st["populate_kills"] == "0" && st["populate_pending"] == "0")
-            let now = Int(st["populate_zero_answers"] ?? "") ?? 0
+            #expect(st[.populateKills] == "0" && st[.populatePending] == "0")
+            let now = Int(st[.populateZeroAnswers] ?? "") ?? 0
             #expect(now > answers, "\(call) on \(name): no page was answered with zeros")
             answers = now
             Self.expectIdleAndServing(m, m.file(name))
@@ -131,7 +131,7 @@ struct PopulateTests {
         defer { m.unmount() }
         let r = try Python.run(Self.populate, [m.file("f"), "MAP_POPULATE", "65536"], timeout: 10)
         #expect(r.signal == SIGKILL, "\(r)")
-        #expect(stats(m.path)["populate_kills"] == "1")
+        #expect(stats(m.path)[.populateKills] == "1")
         #expect(m.log.contains("retrying a page past the memory cap"))
         Self.expectIdleAndServing(m, m.file("f"))
     }
@@ -151,7 +151,7 @@ struct PopulateTests {
         #expect(throws: Never.self) { try convert(f, "32K 4K shared") }
         let whole = try Python.run(Self.populate, [f, call, "65536"], timeout: 10)
         #expect(whole.succeeded && whole.output == "shared\n", "\(call): \(whole)")
-        #expect(stats(m.path)["populate_kills"] == "0")
+        #expect(stats(m.path)[.populateKills] == "0")
     }
 
     @Test func preadLoopOnAPrivatePageRunsToCompletion() throws {
@@ -168,7 +168,7 @@ struct PopulateTests {
             print(denied)
             """, [m.file("p")], timeout: 120)
         #expect(r.succeeded && r.output == "20000\n", "\(r)")
-        #expect(stats(m.path)["populate_kills"] == "0")
+        #expect(stats(m.path)[.populateKills] == "0")
     }
 
     /// The other paths into a mapping of a private page retry once with the lock held and fail.
@@ -207,7 +207,7 @@ struct PopulateTests {
             print(' '.join(out))
             """, [m.file("p"), m.file("d")], timeout: 10)
         #expect(r.succeeded && r.output == "EFAULT EFAULT EFAULT EFAULT EIO EFAULT EFAULT\n", "\(r) \(r.output)")
-        #expect(stats(m.path)["populate_kills"] == "0")
+        #expect(stats(m.path)[.populateKills] == "0")
         Self.expectIdleAndServing(m, m.file("p"))
     }
 }

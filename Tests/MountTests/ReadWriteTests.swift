@@ -166,7 +166,7 @@ struct ReadWriteTests {
         #expect(try run(["stat", "-c", "%s %b %B %o", f]).output == "1048576 40 512 4096\n")
         #expect(try run(["fallocate", "-p", "-o", "64K", "-l", "8K", f]).succeeded)
         #expect(blocks(f) == 8 + 2 * 8)
-        #expect(stats(f)["allocated_bytes"] == String(3 * 4096))
+        #expect(stats(f)[.allocatedBytes] == String(3 * 4096))
         #expect(throws: Never.self) { try Sys.withFD(f, O_RDWR) { try Sys.fallocate($0, mode: Falloc.keepSize | Falloc.punchHole, offset: 0, length: 1 << 20) } }
         #expect(blocks(f) == 0)
         #expect(try run(["du", "-k", f]).output.hasPrefix("0\t"))

@@ -241,7 +241,7 @@ struct TraceTests {
             print('%.3f' % (time.monotonic() - t))
             """, [m.file("f")], timeout: 60)
         #expect(py.succeeded, "\(py)")
-        #expect(stats(m.file("f"))["conversions"] == "6000")
+        #expect(stats(m.file("f"))[.conversions] == "6000")
         kill(reader.process.processIdentifier, SIGCONT)
         func count(_ lines: [[String]]) -> (events: Int, lost: Int) {
             (lines.filter { $0.count >= 8 }.count, lines.filter { $0.first == "lost" }.reduce(0) { $0 + (Int($1[1]) ?? 0) })
@@ -312,11 +312,17 @@ struct TraceTests {
         #expect(json.process.terminationStatus == 0)
         let objects = json.text.split(separator: "\n")
         #expect(objects.count == 3, "\(json.text)")
-        #expect(objects.first?.hasPrefix("{\"time\":") == true)
-        #expect(objects[0].contains("\"file\":\"f\",\"event\":\"convert\",\"start\":0,\"end\":8192,\"pid\":") && objects[0].contains("\"outcome\":\"became-shared\""))
-        #expect(objects[0].hasSuffix("\"detail\":{\"via\":\"xattr\",\"to\":\"shared\"}}"))
-        #expect(objects[1].contains("\"outcome\":\"became-private\"") && objects[2].contains("\"event\":\"read-refused\""))
-        #expect(objects[2].contains("\"outcome\":\"EACCES\"") && objects[2].contains("\"duration_us\":null"))
+        // One JSON object per line, with exactly the documented keys.
+        let docs = objects.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        #expect(docs.count == 3)
+        guard docs.count == 3 else { return }
+        #expect(Set(docs[0].keys) == ["time", "file", "event", "start", "end", "pid", "comm", "outcome", "duration_us", "detail"])
+        #expect(docs[0]["file"] as? String == "f" && docs[0]["event"] as? String == "convert")
+        #expect(docs[0]["start"] as? Int == 0 && docs[0]["end"] as? Int == 8192 && (docs[0]["pid"] as? Int ?? 0) > 0)
+        #expect(docs[0]["outcome"] as? String == "became-shared" && docs[0]["time"] is Double)
+        #expect(docs[0]["detail"] as? [String: String] == ["via": "xattr", "to": "shared"])
+        #expect(docs[1]["outcome"] as? String == "became-private" && docs[2]["event"] as? String == "read-refused")
+        #expect(docs[2]["outcome"] as? String == "EACCES" && docs[2]["duration_us"] is NSNull)
         #expect(text.wait { $0.contains { $0.contains("read-refused") } }, "\(text.text)")
         let rows = text.text.split(separator: "\n")
         #expect(!text.text.contains("\u{1B}"))

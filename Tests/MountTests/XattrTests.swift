@@ -20,7 +20,7 @@ struct XattrTests {
         #expect(before == "0-2000 shared\n2000-10000 private\n")
         let data = (try? contents(f, count: 8192))
         let stats0 = stats(f)
-        #expect(stats0["conversions"] == "1")
+        #expect(stats0[.conversions] == "1")
         let bad = [
             "0 4096",                              // missing field
             "0 4096 shared extra",                 // extra field
@@ -51,8 +51,8 @@ struct XattrTests {
         #expect(throws: Errno.invalidArgument, "invalid UTF-8") { try Sys.setxattr(f, GmemXattr.setAttributes, bytes: [0xff, 0xfe, 0x20]) }
         #expect(attributes(f) == before)
         #expect((try? contents(f, count: 8192)) == data)
-        #expect(stats(f)["conversions"] == "1")
-        #expect(stats(f)["private_bytes"] == String(56 * 1024))
+        #expect(stats(f)[.conversions] == "1")
+        #expect(stats(f)[.privateBytes] == String(56 * 1024))
         // The tool reports the same error.
         let tool = try run(["setfattr", "-n", GmemXattr.setAttributes, "-v", "0 1 shared", f])
         #expect(tool.status == 1)
@@ -79,9 +79,9 @@ struct XattrTests {
         #expect(throws: Never.self) { try Sys.setxattr(f, GmemXattr.setAttributes, bytes: Array("0 64K private".utf8) + [0]) }
         #expect(attributes(f) == "0-10000 private\n")
         // Converting to the current state changes nothing and is not counted.
-        let conversions = stats(f)["conversions"]
+        let conversions = stats(f)[.conversions]
         #expect(throws: Never.self) { try convert(f, "0 4K private") }
-        #expect(stats(f)["conversions"] == conversions)
+        #expect(stats(f)[.conversions] == conversions)
     }
 
     @Test func attributesListingWindowedForm() throws {
@@ -117,7 +117,7 @@ struct XattrTests {
                 setattr(sys.argv[1], pg * P, P, 'shared')
             """, [f])
         #expect(py.succeeded, "\(py.stderr)")
-        #expect(stats(f)["ranges"] == "4096")
+        #expect(stats(f)[.ranges] == "4096")
         #expect(throws: Errno.argListTooLong) { try Sys.getxattr(f, GmemXattr.attributes) }
         // The daemon's log names the windowed form that works.
         #expect(m.log.contains(GmemXattr.attributes + ":START-END"), "\(m.log)")
@@ -141,16 +141,17 @@ struct XattrTests {
         #expect((try? write(m.file("c"), Array(repeating: 7, count: 5000), at: 0)) == 5000)
         #expect(throws: Never.self) { try convert(m.file("c"), "16K 16K private") }
         let s = stats(m.file("c"))
-        #expect(s["size"] == "65536")
-        #expect(s["allocated_bytes"] == "8192")
-        #expect(s["private_bytes"] == "16384")
-        #expect(s["shared_bytes"] == "49152")
-        #expect(s["ranges"] == "3")
-        #expect(s["conversions"] == "1")
-        #expect(s["flags"] == "mmap init-shared")
-        #expect(s["references"] == "0" && s["referenced_bytes"] == "0" && s["eagain_refusals"] == "0" && s["injected_failures"] == "0")
+        #expect(s[.size] == "65536")
+        #expect(s[.allocatedBytes] == "8192")
+        #expect(s[.privateBytes] == "16384")
+        #expect(s[.sharedBytes] == "49152")
+        #expect(s[.ranges] == "3")
+        #expect(s[.conversions] == "1")
+        #expect(s[.flags] == "mmap init-shared")
+        #expect(s[.references] == "0" && s[.referencedBytes] == "0" && s[.eagainRefusals] == "0" && s[.injectedFailures] == "0")
         let root = try #require((try? Sys.getxattr(m.path, GmemXattr.stats)))
-        #expect(root == "files=3\nallocated_bytes=8192\nmax_memory=1048576\npopulate_kills=0\npopulate_zero_answers=0\npopulate_pending=0\n")
+        #expect(root == GmemStats([(.files, "3"), (.allocatedBytes, "8192"), (.maxMemory, "1048576"), (.populateKills, "0"),
+                                      (.populateZeroAnswers, "0"), (.populatePending, "0")]).text)
         #expect((try? Sys.listxattr(m.file("a"))) == [GmemXattr.attributes, GmemXattr.flags, GmemXattr.stats, GmemXattr.inject])
         #expect((try? Sys.listxattr(m.path)) == [GmemXattr.stats])
         let tool = try run(["getfattr", "-d", "-m", "-", m.file("b")])
@@ -178,7 +179,7 @@ struct XattrTests {
         #expect(throws: Errno.notSupported) { try Sys.removexattr(f, GmemXattr.attributes) }
         #expect((try? Sys.listxattr(f)) == [GmemXattr.attributes, GmemXattr.flags, GmemXattr.stats, GmemXattr.inject])
         #expect(attributes(f) == before)
-        #expect(stats(f)["conversions"] == "0")
+        #expect(stats(f)[.conversions] == "0")
         // setfattr reports the error too.
         #expect(try run(["setfattr", "-n", "user.other", "-v", "x", f]).stderr.contains("Operation not supported"))
     }

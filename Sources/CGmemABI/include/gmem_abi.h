@@ -26,6 +26,34 @@
 /* The largest value the VFS passes through getxattr/setxattr (the kernel's XATTR_SIZE_MAX). */
 #define GMEM_XATTR_SIZE_MAX 65536
 
+/* ---- user.gmem.stats keys (KEY=VALUE lines, in this order) ---- */
+/* On a file: */
+#define GMEM_STATS_SIZE "size"
+#define GMEM_STATS_ALLOCATED_BYTES "allocated_bytes"
+#define GMEM_STATS_PRIVATE_BYTES "private_bytes"
+#define GMEM_STATS_SHARED_BYTES "shared_bytes"
+#define GMEM_STATS_RANGES "ranges"
+#define GMEM_STATS_CONVERSIONS "conversions"
+#define GMEM_STATS_REFERENCES "references"
+#define GMEM_STATS_REFERENCED_BYTES "referenced_bytes"
+#define GMEM_STATS_EAGAIN_REFUSALS "eagain_refusals"
+#define GMEM_STATS_INJECTED_FAILURES "injected_failures"
+#define GMEM_STATS_FLAGS "flags"
+/* On the mount root (and allocated_bytes, over every file): */
+#define GMEM_STATS_FILES "files"
+#define GMEM_STATS_MAX_MEMORY "max_memory"   /* bytes, or "none" */
+#define GMEM_STATS_POPULATE_KILLS "populate_kills"
+#define GMEM_STATS_POPULATE_ZERO_ANSWERS "populate_zero_answers"
+#define GMEM_STATS_POPULATE_PENDING "populate_pending"
+
+/* ---- limits ---- */
+/* The largest file: one MAP_NORESERVE mapping per file, 64 TiB (larger sizes are EFBIG). */
+#define GMEM_FILE_SIZE_MAX (64ULL << 40)
+/* References one open file description may hold on one page (a pin past it: ENOMEM). */
+#define GMEM_REFERENCES_PER_PAGE_MAX 65536
+/* Failures one file may have armed at once through user.gmem.inject (more: ENOSPC). */
+#define GMEM_INJECTED_FAILURES_MAX 16
+
 /* ---- creation flags (KVM_CREATE_GUEST_MEMFD's flags; names "mmap", "init-shared") ---- */
 #define GUEST_MEMFD_FLAG_MMAP (1ULL << 0)
 #define GUEST_MEMFD_FLAG_INIT_SHARED (1ULL << 1)

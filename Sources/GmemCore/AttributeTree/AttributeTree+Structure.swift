@@ -101,7 +101,7 @@ extension AttributeTree {
         let child = Int(p[_Node.payload + s])
         if insert(into: child, height: h - 1, k, value) { return true }
         // The child is full: move part of it to a sibling, or split it.
-        if !shiftToSibling(parent: n, slot: s, childHeight: h - 1) {
+        if !shiftToSibling(parent: n, slot: s) {
             if cnt == _Node.capacity { return false }
             split(parent: n, slot: s, childHeight: h - 1)
         }
@@ -112,7 +112,7 @@ extension AttributeTree {
     private static var shiftLimit: Int { _Node.capacity - 2 }
 
     /// Moves entries of the full child at `slot` into an adjacent sibling with room.
-    private mutating func shiftToSibling(parent: Int, slot s: Int, childHeight: Int) -> Bool {
+    private mutating func shiftToSibling(parent: Int, slot s: Int) -> Bool {
         let pp = node(parent)
         let pc = _Node.count(pp)
         let c = node(Int(pp[_Node.payload + s]))

@@ -97,7 +97,6 @@ final class _NodePool: @unchecked Sendable {
         munmap(UnsafeMutableRawPointer(base), capacity * _Node.stride * MemoryLayout<UInt64>.stride)
     }
 
-    @inline(__always) func node(_ i: Int) -> UnsafeMutablePointer<UInt64> { base + i &* _Node.stride }
 
     /// A pool of `capacity` nodes holding a copy of the first `used` nodes of `self`.
     func copy(capacity newCapacity: Int, used: Int) -> _NodePool {

@@ -22,10 +22,10 @@ public struct Event: Sendable, Equatable {
         /// `ok`, `unchanged`, `became-private`, `became-shared`, or the errno's symbol (`EACCES`).
         public var name: String {
             switch self {
-            case .ok: "ok"
-            case .unchanged: "unchanged"
-            case .becamePrivate: "became-private"
-            case .becameShared: "became-shared"
+            case .ok: GmemTraceOutcome.ok.rawValue
+            case .unchanged: GmemTraceOutcome.unchanged.rawValue
+            case .becamePrivate: GmemTraceOutcome.becamePrivate.rawValue
+            case .becameShared: GmemTraceOutcome.becameShared.rawValue
             case .failed(let e): GmemErrnoName.symbol(e.rawValue)
             }
         }

@@ -1,6 +1,6 @@
-/// Error injection for conversions: failures the kernel can return but no real machine produces
-/// on demand, armed per file with `user.gmem.inject` (docs/xattr-interface.md) so that VMM code
-/// can exercise its error paths.
+// Error injection for conversions: failures the kernel can return but no real machine produces
+// on demand, armed per file with `user.gmem.inject` (docs/xattr-interface.md) so that VMM code
+// can exercise its error paths.
 
 import GmemABI
 
@@ -107,7 +107,7 @@ public enum InjectionCommand: Equatable, Sendable {
 /// behind a leaf mutex.
 public struct FaultInjector: Sendable {
     /// Faults armed at once on one file; arming one more is ENOSPC.
-    public static let maximumArmed = 16
+    public static let maximumArmed = GmemLimit.injectedFailuresMax
     public private(set) var armed: [InjectedFault] = []
 
     public init() {}

@@ -1,3 +1,4 @@
+import Locking
 import Synchronization
 
 /// One guest_memfd-like file: fixed size, sparse memory, and a private/shared attribute per page.

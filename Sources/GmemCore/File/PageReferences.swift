@@ -1,3 +1,4 @@
+import GmemABI
 /// Page references held through open files: gmemfs's stand-in for the kernel's elevated folio
 /// refcounts (GUP pins taken by DMA, vhost, O_DIRECT into guest memory, …), which make a
 /// to-private conversion fail with EAGAIN (docs/semantics.md, "Page references").
@@ -16,7 +17,7 @@
 public struct PageReferences: Sendable {
     /// The most references one holder may keep on one page. A pin past it is ENOMEM, as a
     /// folio refcount overflow makes `try_grab_folio` fail in the kernel.
-    public static let maximumPerPage: UInt64 = 1 << 16
+    public static let maximumPerPage: UInt64 = GmemLimit.referencesPerPageMax
 
     public let pageCount: UInt64
     /// References per page, per holder.

@@ -1,3 +1,4 @@
+import GmemABI
 import Glibc
 
 /// The memory behind one file: a private anonymous mapping of the file's whole size, reserved
@@ -11,7 +12,7 @@ final class PageStore: @unchecked Sendable {
     let byteCount: Int
 
     /// The largest file this store can reserve (64 TiB): a 47-bit address space holds a few.
-    static let maximumSize: UInt64 = 1 << 46
+    static let maximumSize: UInt64 = GmemLimit.fileSizeMax
 
     init(size: UInt64) throws(GmemError) {
         guard size <= Self.maximumSize else { throw .fileTooLarge(size) }

@@ -27,7 +27,7 @@ struct ConvertCommand: ParsableCommand {
         EACCES: "converting needs write permission on the file",
         EBADF: "the ioctl needs a descriptor open for writing",
         EINVAL: "the daemon refused the range (offset and size must be multiples of 4096, size non-zero, the range inside the file)",
-        ENOTTY: "the file does not answer KVM_SET_MEMORY_ATTRIBUTES2: not a gmem file",
+        ENOTTY: "the file does not answer \(KVMMemoryAttributes2.ioctlName): not a gmem file",
         ENOMEM: "the conversion failed for memory (or an injected ENOMEM: gmemctl inject list FILE); nothing changed",
         EAGAIN: "a page in the range has references (gmemctl pin, GMEM_PIN_PAGES); drop them and retry; nothing changed",
         EBUSY: "a page in the range has references (gmemctl pin, GMEM_PIN_PAGES); drop them and retry; nothing changed",
@@ -43,6 +43,6 @@ struct ConvertCommand: ParsableCommand {
             try Xattr.set(file, GmemXattr.setAttributes, value, hints: Self.hints)
         }
         let range = "[\(Units.hex(o)), \(Units.hex(end))) (\(Units.human(s)))"
-        print("\(file): \(range) is now \(attribute.rawValue)\(ioctl ? " (via KVM_SET_MEMORY_ATTRIBUTES2)" : "")")
+        print("\(file): \(range) is now \(attribute.rawValue)\(ioctl ? " (via \(KVMMemoryAttributes2.ioctlName))" : "")")
     }
 }

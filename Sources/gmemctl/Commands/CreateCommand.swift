@@ -26,7 +26,7 @@ struct CreateCommand: ParsableCommand {
         let value = GmemXattr.createValue(name: name, size: bytes, flags: flagList)
         try Xattr.set(mountpoint, GmemXattr.create, value, hints: [
             EEXIST: "a file named \(name) already exists on this mount",
-            EFBIG: "\(Units.human(bytes)) exceeds the largest file gmemfs serves (64 TiB)",
+            EFBIG: "\(Units.human(bytes)) exceeds the largest file gmemfs serves (\(Units.human(GmemLimit.fileSizeMax)))",
             ENOSPC: "the mount has no address space left to reserve \(Units.human(bytes))",
             EINVAL: "the daemon refused the name, size or flags",
             EACCES: "creating needs write permission on the mount root",

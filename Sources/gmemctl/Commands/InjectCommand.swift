@@ -23,7 +23,7 @@ struct InjectCommand: ParsableCommand {
               eintr   EINTR, error_offset = the request's start; --range as above
               eagain  EAGAIN (EBUSY through the xattr), error_offset = OFFSET, for
                       to-private requests that contain the page at OFFSET
-            Failures fire in the order they were armed; at most 16 are armed at once.
+            Failures fire in the order they were armed; at most \(GmemLimit.injectedFailuresMax) are armed at once.
             Each injected failure counts in injected_failures (gmemctl stats FILE).
             Writes user.gmem.inject = "enomem count N range OFFSET SIZE" and the like.
             """)
@@ -66,7 +66,7 @@ struct InjectCommand: ParsableCommand {
             value = GmemXattr.injectValue(action == .enomem ? .enomem : .eintr, count: n, range: window)
         }
         if let value {
-            try Xattr.set(file, GmemXattr.inject, value, hints: [EINVAL: "the daemon refused the value", ENOSPC: "16 failures are already armed on this file (gmemctl inject clear FILE)"])
+            try Xattr.set(file, GmemXattr.inject, value, hints: [EINVAL: "the daemon refused the value", ENOSPC: "\(GmemLimit.injectedFailuresMax) failures are already armed on this file (gmemctl inject clear FILE)"])
         }
         let armed = try Xattr.get(file, GmemXattr.inject)
         print(armed.isEmpty ? "\(file): nothing armed" : "\(file): armed\n" + armed.split(separator: "\n").map { "  " + $0 }.joined(separator: "\n"))

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Glibc
+import GmemABI
 
 /// `gmemctl pin FILE OFFSET SIZE [-- COMMAND...]`: holds a page reference while COMMAND runs,
 /// or until SIGINT/SIGTERM/SIGHUP.
@@ -31,7 +32,7 @@ struct PinCommand: ParsableCommand {
     static let hints: [Int32: String] = [
         EFAULT: "a page in the range is private; only shared pages can be pinned",
         EINVAL: "the daemon refused the range (offset and size multiples of 4096, size non-zero, inside the file)",
-        ENOMEM: "a page already carries the most references one open file may hold (65536)",
+        ENOMEM: "a page already carries the most references one open file may hold (\(GmemLimit.referencesPerPageMax))",
         ENOTTY: "the file does not answer GMEM_PIN_PAGES: not a gmem file, or an older gmemfs",
     ]
 
@@ -78,7 +79,7 @@ struct PinCommand: ParsableCommand {
         defer { posix_spawnattr_destroy(&attr) }
         posix_spawnattr_setsigmask(&attr, &mask)
         posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK))
-        var argv: [UnsafeMutablePointer<CChar>?] = command.map { strdup($0) } + [nil]
+        let argv: [UnsafeMutablePointer<CChar>?] = command.map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
         var pid: pid_t = 0
         let rc = posix_spawnp(&pid, command[0], nil, &attr, argv, environ)

@@ -13,15 +13,16 @@ struct StatsCommand: ParsableCommand {
 
     func run() throws {
         _ = try GmemPath(path, .fileOrMountRoot)
-        let pairs = Xattr.keyValues(try Xattr.get(path, GmemXattr.stats))
+        let pairs = GmemStats(parsing: try Xattr.get(path, GmemXattr.stats)).pairs
         if json { return print(try JSONOutput.line(jsonStats(pairs))) }
         print(path)
         let width = (pairs.map(\.key.count).max() ?? 0) + 2
         for (key, value) in pairs {
             var shown = value
-            if key.hasSuffix("bytes") || key == "size" || key == "max_memory", let n = UInt64(value) {
+            let known = GmemStatsKey.file.first { $0.name == key } ?? GmemStatsKey.root.first { $0.name == key }
+            if let known, known.isByteCount, let n = UInt64(value) {
                 shown = n >= 1024 ? "\(Units.human(n)) (\(n) bytes)" : "\(n) bytes"
-                if key == "size" { shown += ", \(n / 4096) pages" }
+                if known == .size { shown += ", \(n / 4096) pages" }
             }
             print("  " + key.padding(toLength: width, withPad: " ", startingAt: 0) + shown)
         }

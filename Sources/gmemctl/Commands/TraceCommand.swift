@@ -98,53 +98,30 @@ struct TraceView {
     }
 
     func renderLost(_ n: UInt64) -> String {
-        json ? "{\"lost\":\(n)}" : terminal.paint("lost \(n) events (this reader fell behind)", "1;31")
+        json ? ((try? JSONOutput.line(["lost": n])) ?? "{}") : terminal.paint("lost \(n) events (this reader fell behind)", "1;31")
     }
 
     static func eventColor(_ event: String) -> String {
-        switch event {
-        case "convert": "36"
-        case "invalidate": "34"
-        case "read-refused", "write-refused": "31"
-        case "create", "remove": "32"
-        case "guest-write": "35"
+        switch GmemTraceKind(rawValue: event) {
+        case .convert?: "36"
+        case .invalidate?: "34"
+        case .readRefused?, .writeRefused?: "31"
+        case .create?, .remove?: "32"
+        case .guestWrite?: "35"
         default: "33"
         }
     }
 
     static func outcomeColor(_ outcome: String) -> String {
-        switch outcome {
-        case "ok", "unchanged": "32"
-        case "became-private": "35"
-        case "became-shared": "36"
-        default: "1;31"
+        switch GmemTraceOutcome(rawValue: outcome) {
+        case .ok?, .unchanged?: "32"
+        case .becamePrivate?: "35"
+        case .becameShared?: "36"
+        case nil: "1;31"   // an errno
         }
     }
 
     func renderJSON(_ e: TraceEvent) -> String {
-        var s = "{\"time\":\(e.time),\"file\":\(Self.quote(e.file)),\"event\":\(Self.quote(e.event))"
-        s += ",\"start\":\(e.start),\"end\":\(e.end),\"pid\":\(e.pid.map(String.init) ?? "null")"
-        s += ",\"comm\":\(e.comm.map(Self.quote) ?? "null"),\"outcome\":\(Self.quote(e.outcome))"
-        s += ",\"duration_us\":\(e.durationMicroseconds.map { String($0) } ?? "null")"
-        s += ",\"detail\":{" + e.detail.map { Self.quote($0.0) + ":" + Self.quote($0.1) }.joined(separator: ",") + "}}"
-        return s
-    }
-
-    /// A JSON string literal.
-    static func quote(_ s: String) -> String {
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\t": out += "\\t"
-            case _ where u.value < 0x20:
-                let h = String(u.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - h.count) + h
-            default: out.unicodeScalars.append(u)
-            }
-        }
-        return out + "\""
+        (try? JSONOutput.line(JSONOutput.TraceEventJSON(e))) ?? "{}"
     }
 }

@@ -1,8 +1,10 @@
 import Foundation
+import GmemABI
 
 /// `--json` output of stats, map and watch: stable shapes, stated in each command's help.
 ///
-/// - Keys are sorted; offsets and sizes are JSON numbers in bytes (exact up to 2^53, far past
+/// - Keys are sorted and snake_case (`sharedBytes` is `shared_bytes`, the `user.gmem.stats`
+///   spelling; the stats keys, already snake_case, pass unchanged); offsets and sizes are JSON numbers in bytes (exact up to 2^53, far past
 ///   any gmem file).
 /// - `map --json` and each line of `watch --json` is one ``MapJSON`` object.
 enum JSONOutput {
@@ -28,11 +30,6 @@ enum JSONOutput {
             sharedBytes = map.sharedBytes
             privateBytes = map.privateBytes
             ranges = map.ranges.map { Range(offset: $0.start, size: $0.size, end: $0.end, attribute: $0.name) }
-        }
-
-        enum CodingKeys: String, CodingKey {
-            case path, size, ranges
-            case sharedBytes = "shared_bytes", privateBytes = "private_bytes"
         }
     }
 
@@ -66,10 +63,27 @@ enum JSONOutput {
         var sharedBytes: UInt64
         var privateBytes: UInt64
         var ranges: Int
+    }
 
-        enum CodingKeys: String, CodingKey {
-            case name, size, ranges
-            case sharedBytes = "shared_bytes", privateBytes = "private_bytes"
+    /// One event of `trace --json`; absent values are `null`, the detail an object.
+    struct TraceEventJSON: Encodable {
+        let event: TraceEvent
+        init(_ event: TraceEvent) { self.event = event }
+
+        enum CodingKeys: CodingKey { case time, file, event, start, end, pid, comm, outcome, durationUs, detail }
+
+        func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(event.seconds, forKey: .time)
+            try c.encode(event.file, forKey: .file)
+            try c.encode(event.event, forKey: .event)
+            try c.encode(event.start, forKey: .start)
+            try c.encode(event.end, forKey: .end)
+            try c.encode(event.pid, forKey: .pid)
+            try c.encode(event.comm, forKey: .comm)
+            try c.encode(event.outcome, forKey: .outcome)
+            try c.encode(event.durationMicroseconds, forKey: .durationUs)
+            try c.encode(Dictionary(event.detail, uniquingKeysWith: { _, last in last }), forKey: .detail)
         }
     }
 
@@ -77,6 +91,7 @@ enum JSONOutput {
     static func line(_ value: some Encodable) throws -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        encoder.keyEncodingStrategy = .convertToSnakeCase
         return String(decoding: try encoder.encode(value), as: UTF8.self)
     }
 }

@@ -53,33 +53,20 @@ enum Input {
         return (o, s, try range(offset: o, size: s, fileSize: target.size, file: file))
     }
 
-    /// A file name as `user.gmem.create` accepts it: 1-255 bytes, no `/`, whitespace or control
-    /// characters, no leading `.` (the file system's own namespace, `.guest`).
+    /// A file name as `user.gmem.create` accepts it (``GmemFileName``).
     static func fileName(_ name: String) throws {
-        guard !name.isEmpty, name.utf8.count <= 255 else { throw UsageFailure("name must be 1 to 255 bytes") }
-        guard !name.hasPrefix(".") else { throw UsageFailure("name '\(name)' starts with '.': such names are reserved (.guest)") }
-        guard !name.unicodeScalars.contains(where: { $0 == "/" || $0.value <= 0x20 || (0x7f...0x9f).contains($0.value) }) else {
-            throw UsageFailure("name '\(name)' contains '/', a space or a control character")
+        switch GmemFileName.problem(name) {
+        case nil: return
+        case .length?: throw UsageFailure("name must be 1 to \(GmemFileName.maxBytes) bytes")
+        case .reservedPrefix?: throw UsageFailure("name '\(name)' starts with '.': such names are reserved (.guest)")
+        case .forbiddenCharacter?: throw UsageFailure("name '\(name)' contains '/', a space or a control character")
         }
     }
 
-    /// FLAGS for `user.gmem.create`: a comma list of `mmap`, `init-shared` (case-insensitive,
-    /// `_` for `-`) or a number (bit 0 mmap, bit 1 init-shared). Returns the canonical list.
+    /// FLAGS for `user.gmem.create` (``GmemCreateFlag/parseList(_:)``'s grammar), as the
+    /// canonical list.
     static func flags(_ text: String) throws -> [GmemCreateFlag] {
-        if text.first?.isNumber == true {
-            let bits = try number(text, "flags")
-            guard bits & ~GmemCreateFlag.allBits == 0 else { throw UsageFailure("flags \(text) has unknown bits (bit 0 mmap, bit 1 init-shared)") }
-            return GmemCreateFlag.allCases.filter { bits & $0.bit != 0 }
-        }
-        var result: [GmemCreateFlag] = []
-        for part in text.split(separator: ",", omittingEmptySubsequences: false) {
-            guard let flag = GmemCreateFlag(rawValue: part.lowercased().replacing("_", with: "-")) else {
-                let known = GmemCreateFlag.allCases.map(\.rawValue).joined(separator: ", ")
-                throw UsageFailure("unknown flag '\(part)' (known: \(known))")
-            }
-            if !result.contains(flag) { result.append(flag) }
-        }
-        return result
+        do { return try GmemCreateFlag.parseList(text) } catch { throw UsageFailure(error.description) }
     }
 
     /// The first argument before `--` that reads as a negative number (`-4K`, `-0x1000`, `-1`).

@@ -37,7 +37,7 @@ enum PageReferenceIoctl {
         var bytes = GmemPageReference(offset: offset, size: size).encode()
         let rc = bytes.withUnsafeMutableBytes { clinux_ioctl_ptr(fd, command, $0.baseAddress) }
         guard rc == 0 else {
-            throw SystemError("ioctl \(command == pin ? "GMEM_PIN_PAGES" : "GMEM_UNPIN_PAGES") on \(path)", hints: hints)
+            throw SystemError("ioctl \(command == pin ? GmemPageReference.pinName : GmemPageReference.unpinName) on \(path)", hints: hints)
         }
     }
 }

@@ -1,4 +1,5 @@
 import Glibc
+import GmemABI
 
 /// A failed system call, reported the way a user wants to read it:
 /// `setxattr user.gmem.create = "demo 4K" on /mnt/gmem: EEXIST (File exists): a file named demo
@@ -30,19 +31,8 @@ struct SystemError: Error, CustomStringConvertible {
         "\(name(of: code)) (\(String(cString: strerror(code))))"
     }
 
-    /// The symbolic name of an errno value (`EACCES`), or `errno N` for one not in the table.
-    static func name(of code: Int32) -> String { names[code] ?? "errno \(code)" }
-
-    private static let names: [Int32: String] = [
-        EPERM: "EPERM", ENOENT: "ENOENT", ESRCH: "ESRCH", EINTR: "EINTR", EIO: "EIO", ENXIO: "ENXIO",
-        E2BIG: "E2BIG", EBADF: "EBADF", ECHILD: "ECHILD", EAGAIN: "EAGAIN", ENOMEM: "ENOMEM",
-        EACCES: "EACCES", EFAULT: "EFAULT", EBUSY: "EBUSY", EEXIST: "EEXIST", EXDEV: "EXDEV",
-        ENODEV: "ENODEV", ENOTDIR: "ENOTDIR", EISDIR: "EISDIR", EINVAL: "EINVAL", ENFILE: "ENFILE",
-        EMFILE: "EMFILE", ENOTTY: "ENOTTY", EFBIG: "EFBIG", ENOSPC: "ENOSPC", ESPIPE: "ESPIPE",
-        EROFS: "EROFS", EMLINK: "EMLINK", EPIPE: "EPIPE", ERANGE: "ERANGE", ENAMETOOLONG: "ENAMETOOLONG",
-        ENOSYS: "ENOSYS", ENODATA: "ENODATA", EOVERFLOW: "EOVERFLOW", EOPNOTSUPP: "EOPNOTSUPP",
-        ENOTCONN: "ENOTCONN", ETIMEDOUT: "ETIMEDOUT",
-    ]
+    /// The symbolic name of an errno value (`EACCES`; `E` and the number outside the table).
+    static func name(of code: Int32) -> String { GmemErrnoName.symbol(code) }
 }
 
 /// Bad input on the command line, found before anything is sent: one line, exit status 64

@@ -24,13 +24,4 @@ enum Xattr {
         guard n >= 0 else { throw SystemError("getxattr \(name) on \(path)", hints: hints) }
         return String(decoding: buffer[..<n], as: UTF8.self)
     }
-
-    /// Parses `key=value` lines (the `user.gmem.stats` format), keeping their order.
-    static func keyValues(_ text: String) -> [(key: String, value: String)] {
-        text.split(separator: "\n").compactMap { line in
-            let parts = line.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            guard parts.count == 2 else { return nil }
-            return (String(parts[0]), String(parts[1]))
-        }
-    }
 }

@@ -340,8 +340,12 @@ struct Tour {
         say(terminal.dim("  terminal 3 meanwhile (one line per event):"))
         let lines = text.split(separator: "\n").map(String.init)
         for line in lines { say(line) }
-        let converted = lines.contains { $0.contains(" convert ") && $0.contains("became-private") }
-        let refused = lines.contains { $0.contains(" read-refused ") && $0.contains(" \(pid) gmemctl ") && $0.contains("EACCES") }
+        // The lines are `gmemctl trace`'s columns: words, with the kinds and outcomes of GmemABI.
+        let words = lines.map { Set($0.split(separator: " ").map(String.init)) }
+        let converted = words.contains { $0.contains(GmemTraceKind.convert.rawValue) && $0.contains(GmemTraceOutcome.becamePrivate.rawValue) }
+        let refused = words.contains {
+            $0.contains(GmemTraceKind.readRefused.rawValue) && $0.contains(String(pid)) && $0.contains(GmemErrnoName.symbol(EACCES))
+        }
         if converted && refused {
             explain("""
                 The conversion (became-private) invalidated the page first: the kernel unmapped

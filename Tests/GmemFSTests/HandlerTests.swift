@@ -288,6 +288,22 @@ import Testing
         #expect(k?.errno == .invalidArgument)
     }
 
+    /// getxattr and listxattr share the size protocol: 0 asks for the length, a smaller buffer
+    /// is ERANGE, a large enough one gets the value.
+    @Test func xattrSizeProtocol() throws {
+        let (fs, _) = try filesystem()
+        let value = Array((try fs.xattrValue(of: #require(fs.node(host)), name: GmemXattr.flags)).utf8)
+        let names = GmemXattr.fileReadable.reduce(into: [UInt8]()) { $0 += Array($1.utf8) + [0] }
+        for (length, get) in [(value.count, { (size: Int) in self.answer { fs.getxattr(ctx, inode: self.host, name: GmemXattr.flags, size: size, reply: $0) } }),
+                              (names.count, { (size: Int) in self.answer { fs.listxattr(ctx, inode: self.host, size: size, reply: $0) } })] {
+            guard case .xattrSize(let n)? = get(0) else { Issue.record("no size answer"); continue }
+            #expect(n == length)
+            #expect(get(length - 1)?.errno == .outOfRange)
+            guard case .xattrValue(let bytes)? = get(length + 10) else { Issue.record("no value answer"); continue }
+            #expect(bytes.count == length)
+        }
+    }
+
     /// A reply dropped unanswered is recorded (the kernel would get EIO; the log says so);
     /// errno 0 is not an error answer.
     @Test func droppedAndZeroErrnoReplies() {
