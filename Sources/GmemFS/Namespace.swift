@@ -45,6 +45,8 @@ final class FileNode: Sendable {
     /// A writeback of mapped pages failed with ENOSPC (the memory cap) and no `fsync` or close
     /// has reported it yet (the kernel's `AS_ENOSPC`).
     let writebackFailed = Atomic<Bool>(false)
+    /// Ranges each view wrote back (writepage WRITEs) since its last fsync (``WrittenBack``).
+    let writtenBack = Mutex(WrittenBackByView())
 
     init(name: String, file: GuestMemFile, hostInode: UInt64, metadata: Metadata) {
         self.name = name; self.file = file; self.hostInode = hostInode; guestInode = hostInode + 1
