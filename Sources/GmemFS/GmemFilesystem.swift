@@ -429,7 +429,7 @@ public final class GmemFilesystem: LowLevelFilesystem {
             if sharedTouched && !file.isWritepage { invalidateHost(f, offset: start, length: UInt64(data.count), for: ctx) }
             let written = try f.file.write(offset: start, data, view: .guest)
             f.touchModified()
-            trace(since: began, .guestWrite, f, start, UInt64(written), .ok, ctx, detail: file.isWritepage ? "writepage" : "")
+            trace(since: began, .guestWrite, f, start, UInt64(written), .ok, ctx, detail: file.isWritepage ? "via=writepage" : "")
             if file.isWritepage {
                 reply.written(written)
                 // (A data invalidation also refreshes the host's attributes.)
