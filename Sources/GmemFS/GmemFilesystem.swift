@@ -364,12 +364,11 @@ public final class GmemFilesystem: LowLevelFilesystem {
         if view == .guest, f.file.flags.contains(.mmap), f.file.hasSharedPage(offset: start, count: size) {
             invalidateHost(f, offset: start, length: UInt64(size), for: ctx)
         }
-        // Host view filling its cache: the guest view's dirty copies of these pages (stores
-        // through a guest mapping not yet written back) are written back first, so the host
-        // reads the guest's latest stores. A private page is refused below either way.
-        if view == .host, cached, hasTwoCaches(f), f.file.hasSharedPage(offset: start, count: size) {
-            invalidate(.guest, f, offset: start, length: UInt64(size), for: ctx)
-        }
+        // Host view filling its cache: the guest view's copies of these pages go after the reply
+        // (never before: the kernel holds this READ's host folios locked, and a guest fill
+        // invalidating the host would wait for them: docs/locking.md, "Two caches").
+        let dropGuestCopies = view == .host && cached && hasTwoCaches(f) && f.file.hasSharedPage(offset: start, count: size)
+        defer { if dropGuestCopies { afterReply(.host, f, offset: start, length: UInt64(size), for: ctx) } }
         // A short reply is fine without the page cache; with it, the kernel would take a short
         // read for EOF and shrink the file (docs/fuse-kernel-notes.md, "Short reads"), so those
         // get EACCES instead.
@@ -398,10 +397,8 @@ public final class GmemFilesystem: LowLevelFilesystem {
             if case .host = n {
                 // Kernel fidelity: a guest_memfd has no write; dirty mapped pages still write back.
                 try options.fidelity.checkHostWrite(writepage: file.isWritepage)
-                // write(2) with a cached guest view: the guest's dirty copies are written back
-                // first (never later, over this write) and its re-read copies dropped after.
-                let guestCopies = !file.isWritepage && hasTwoCaches(f)
-                if guestCopies { invalidate(.guest, f, offset: start, length: UInt64(data.count), for: ctx) }
+                // write(2) with a cached guest view: the guest's copies are dropped after the
+                // reply (not before: the kernel holds this write's host folios locked).
                 let written: Int
                 do throws(GmemError) {
                     written = try f.file.write(offset: start, data, view: .host, writepage: file.isWritepage)
@@ -415,9 +412,9 @@ public final class GmemFilesystem: LowLevelFilesystem {
                     throw .privatePage(offset: page)
                 }
                 f.touchModified()
+                remember(.host, f, offset: start, length: UInt64(written))
                 reply.written(written)
-                if guestCopies { invalidate(.guest, f, offset: start, length: UInt64(written), for: ctx) }
-                if file.isWritepage { afterWriteback(.host, f, offset: start, length: UInt64(written), for: ctx) }
+                afterReply(.host, f, offset: start, length: UInt64(written), for: ctx)
                 return
             }
             // Guest view: the host may cache shared pages of this range. Flush the host's dirty
@@ -431,10 +428,11 @@ public final class GmemFilesystem: LowLevelFilesystem {
             f.touchModified()
             trace(since: began, .guestWrite, f, start, UInt64(written), .ok, ctx, detail: file.isWritepage ? "via=writepage" : "")
             if file.isWritepage {
+                if sharedTouched { remember(.guest, f, offset: start, length: UInt64(written)) }
                 reply.written(written)
                 // (A data invalidation also refreshes the host's attributes.)
                 if sharedTouched {
-                    afterWriteback(.guest, f, offset: start, length: UInt64(written), for: ctx)
+                    afterReply(.guest, f, offset: start, length: UInt64(written), for: ctx)
                 } else {
                     invalidateHostAttributes(f)
                 }

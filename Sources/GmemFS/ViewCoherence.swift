@@ -7,18 +7,18 @@ import Synchronization
 /// carries bytes across with invalidations (docs/locking.md, "Two caches"):
 ///
 /// - a conversion invalidates the views whose cached copies became wrong (to private: the host's
-///   then the guest's; to shared: the guest's, which launders its dirty pages first);
+///   then the guest's; to shared: the guest's, which writes its dirty pages back first);
 /// - a punch hole invalidates the view it did not come through (the kernel drops the other);
-/// - a `write(2)` through one view invalidates the other's range before (its dirty pages are
-///   written back first, so they cannot land over this write later) and after (dropping what it
-///   re-read meanwhile); a READ (a cache fill) through one view first launders the other's dirty
-///   pages of the range;
-/// - a writeback (a writepage WRITE) through one view invalidates the other's range after its
-///   reply, and is remembered until the next `fsync` of that view (`msync(MS_SYNC)`), which
-///   invalidates the other view's copies of every remembered range before it returns.
+/// - a request through the guest view that fills or writes its cache (READ, `write(2)`)
+///   invalidates the host's range first, so the host's dirty copies reach the store before it;
+/// - a request through the host view (READ, `write(2)`) and a writeback through either view
+///   (a writepage WRITE) invalidate the other view's range only after their reply, and remember
+///   the range until the next FSYNC of their view (`fsync`, `msync(MS_SYNC)`), which invalidates
+///   the other view's copies of every remembered range before it returns.
 ///
-/// A writepage WRITE never invalidates before its reply: the kernel holds the page under
-/// writeback until the reply, and the other view's laundering could come back to it (a cycle).
+/// Only guest-view fills and writes invalidate before their reply: the kernel holds their guest
+/// folios locked meanwhile, and if host-view requests did the same while holding host folios,
+/// two fills of one page, one per view, would each wait for the other's folios (a deadlock).
 struct WrittenBack {
     /// At most this many separate ranges are remembered; beyond, they merge into their span.
     static let capacity = 32
@@ -45,7 +45,8 @@ struct WrittenBack {
     }
 }
 
-/// What each view of a file wrote back since its last fsync.
+/// What each view of a file changed, with the other view's copies dropped only after the reply,
+/// since its last fsync.
 struct WrittenBackByView {
     private var host = WrittenBack(), guest = WrittenBack()
 
@@ -93,16 +94,21 @@ extension GmemFilesystem {
         trace(since: start, .invalidate, f, offset, length, e.map { .failed($0) } ?? .ok, ctx, detail: "view=guest")
     }
 
-    /// After a writeback through `side` was stored and replied to: drops the other view's copies
-    /// of the range now, and remembers it for `side`'s next fsync.
-    func afterWriteback(_ side: ViewSide, _ f: FileNode, offset: UInt64, length: UInt64, for ctx: RequestContext) {
+    /// Before replying to a request through `side` whose other-view invalidation waits for the
+    /// reply: remembers the range for `side`'s next fsync.
+    func remember(_ side: ViewSide, _ f: FileNode, offset: UInt64, length: UInt64) {
         guard hasTwoCaches(f) else { return }
         f.writtenBack.withLock { $0[side].add(offset: offset, length: length) }
+    }
+
+    /// After the reply to such a request: drops the other view's copies of the range.
+    func afterReply(_ side: ViewSide, _ f: FileNode, offset: UInt64, length: UInt64, for ctx: RequestContext) {
+        guard hasTwoCaches(f) else { return }
         invalidate(side.other, f, offset: offset, length: length, for: ctx)
     }
 
     /// fsync (and `msync(MS_SYNC)`, whose writeback the kernel finished before sending it) through
-    /// `side`: the other view drops its copies of every range `side` wrote back since the last one.
+    /// `side`: the other view drops its copies of every range `side` remembered since the last one.
     func syncOtherView(_ side: ViewSide, _ f: FileNode, for ctx: RequestContext) {
         guard hasTwoCaches(f) else { return }
         for r in f.writtenBack.withLock({ $0[side].take() }) {

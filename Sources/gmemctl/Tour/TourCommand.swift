@@ -299,8 +299,8 @@ struct Tour {
         } catch {
             return fail("could not write the example VM's source to \(dir): \(error)")
         }
-        prompt("cc -o \(binary) \(binary).c")
-        let cc = try? shell.run("cc -o \(binary) \(binary).c", timeout: 120)
+        let compile = "cc -o \(binary) \(binary).c"
+        let cc = try? shell.run(compile, timeout: 120)
         guard let cc, cc.status == 0 else {
             return say(terminal.dim("  skipped: the example VM (docs/examples/confidential_vm.c) needs a C compiler, and `cc` \(cc == nil ? "did not run" : "failed")."))
         }
@@ -317,6 +317,7 @@ struct Tour {
             writes it to an I/O port. The host then tries that page through $MNT/\(vmName), and
             converts it to shared in place.
             """)
+        prompt(compile)
         run("\(binary) \"$MNT\" \(vmName)", expect: .succeeds(printing: "host reads through its mapping: hunter2"))
         explain("The guest's own stores reached the host only through the conversion.")
     }

@@ -1,16 +1,15 @@
 /* A shared ring between a real KVM guest and its VMM, without conversions.
  *
- * Usage: guest_ring MOUNTPOINT NAME [nosync]   (gmemfs with --guest-view; NAME is created
- *                                              mmap|init-shared)
+ * Usage: guest_ring MOUNTPOINT NAME     (gmemfs with --guest-view; NAME is created mmap|init-shared)
  *
  * The memslot is a MAP_SHARED mapping of MOUNTPOINT/.guest/NAME (the guest's view); the VMM
  * reads and writes the ring page 0x3000 through its own MAP_SHARED mapping of MOUNTPOINT/NAME
  * (the host view), which it has already read, so that page is cached in both views. The protocol
- * needs nothing (docs/semantics.md, "Shared pages between conversions"); with msync(MS_SYNC) of
- * the storing side's mapping (the default) or without it (nosync) the result is the same.
+ * is the one docs/semantics.md states ("Shared pages between conversions"): the side that stored
+ * calls msync(MS_SYNC) on its own mapping before the other side loads.
  *   1. the guest stores 'G' at 0x3000 and writes port 0x10;
- *   2. the VMM (msyncs the guest mapping's ring page,) reads 0x3000 through the host view,
- *      stores 'H' at 0x3001 through the host view (and msyncs it);
+ *   2. the VMM msyncs the guest mapping's ring page, reads 0x3000 through the host view, stores
+ *      'H' at 0x3001 through the host view and msyncs it;
  *   3. the guest loads 0x3001 and writes it to port 0x11, then halts.
  * Prints "host saw X, guest saw Y"; exit 0 when X = 'G' and Y = 'H'. */
 #include <fcntl.h>
@@ -34,8 +33,7 @@ static const uint8_t code[] = { 0xc6, 0x06, 0x00, 0x30, 'G', 0xe6, 0x10, 0xa0, 0
 static void die(const char *what) { perror(what); exit(1); }
 
 int main(int argc, char **argv) {
-	if (argc < 3 || argc > 4) { fprintf(stderr, "usage: %s MOUNTPOINT NAME [nosync]\n", argv[0]); return 1; }
-	int sync = argc == 3;
+	if (argc != 3) { fprintf(stderr, "usage: %s MOUNTPOINT NAME\n", argv[0]); return 1; }
 	char host_path[4096], guest_path[4096], create[512];
 	snprintf(host_path, sizeof host_path, "%s/%s", argv[1], argv[2]);
 	snprintf(guest_path, sizeof guest_path, "%s/.guest/%s", argv[1], argv[2]);
@@ -73,10 +71,10 @@ int main(int argc, char **argv) {
 			return 1;
 		}
 		if (run->io.port == 0x10) {
-			if (sync && msync(gmem + RING, 4096, MS_SYNC) < 0) die("msync guest view");
+			if (msync(gmem + RING, 4096, MS_SYNC) < 0) die("msync guest view");
 			host_saw = hmem[RING];
 			hmem[RING + 1] = 'H';
-			if (sync && msync((void *)(hmem + RING), 4096, MS_SYNC) < 0) die("msync host view");
+			if (msync((void *)(hmem + RING), 4096, MS_SYNC) < 0) die("msync host view");
 		} else if (run->io.port == 0x11) {
 			guest_saw = *((uint8_t *)run + run->io.data_offset);
 		}
