@@ -28,10 +28,10 @@ public struct GmemOptions: Sendable {
 /// gmemfs served through FuseKit: the mount root plays the VM fd (files are created with the
 /// `user.gmem.create` xattr), each file is a ``GuestMemFile``.
 ///
-/// Kernel caching: host files with the `mmap` flag use the page cache and keep it across opens;
-/// the daemon drops cached pages itself wherever contents or attributes change behind the
-/// kernel's back (conversions to private, guest-view writes and punches), always with no lock
-/// held. Files without `mmap` and the guest view are direct_io.
+/// Kernel caching: files with the `mmap` flag use the page cache in both views (each inode its
+/// own cache) and keep it across opens; the daemon drops cached pages itself wherever contents
+/// or attributes change behind the kernel's back (conversions, writes and punches through the
+/// other view: ``WrittenBack``), always with no lock held. Files without `mmap` are direct_io.
 ///
 /// Metadata caching: host names are cached for an hour (a host name only goes away through
 /// unlink, which the kernel sees; a failed lookup is never cached), guest names never (see
@@ -199,12 +199,22 @@ public final class GmemFilesystem: LowLevelFilesystem {
             let r = try make()
             request = r
             let outcome = try f.file.setAttributes(r)
-            if outcome == .becamePrivate {
+            switch outcome {
+            case .becamePrivate:
+                // The host's dirty pages are written back and its copies dropped (nothing private
+                // may stay in its cache); then the guest's copies, which may predate those stores.
                 invalidateHost(f, offset: r.offset, length: r.size, for: ctx)
-            } else if outcome == .becameShared, !f.ghostPages(in: r.pages).isEmpty {
-                // Zero pages a populate loop was answered with must not pass for the contents.
-                invalidateHost(f, offset: r.offset, length: r.size, for: ctx)
-                f.ghosts.withLock { map in map = map.filter { !r.pages.contains($0.key) } }
+                if hasTwoCaches(f) { invalidate(.guest, f, offset: r.offset, length: r.size, for: ctx) }
+            case .becameShared:
+                if !f.ghostPages(in: r.pages).isEmpty {
+                    // Zero pages a populate loop was answered with must not pass for the contents.
+                    invalidateHost(f, offset: r.offset, length: r.size, for: ctx)
+                    f.ghosts.withLock { map in map = map.filter { !r.pages.contains($0.key) } }
+                }
+                // The guest's dirty pages are written back before the reply, so the host reads
+                // the guest's latest stores; the host cached nothing of a private page.
+                if hasTwoCaches(f) { invalidate(.guest, f, offset: r.offset, length: r.size, for: ctx) }
+            case .unchanged: break
             }
             trace(since: start, .convert, f, r.offset, r.size, Event.Outcome(outcome), ctx,
                   detail: "via=\(via.rawValue) to=\(r.attributes.name)")
@@ -317,8 +327,9 @@ public final class GmemFilesystem: LowLevelFilesystem {
             return true
         }
         guard live else { return reply.error(.notFound("file '\(f.name)' (removed)")) }
-        let cached: Bool
-        if case .host = n { cached = f.file.flags.contains(.mmap) } else { cached = false }
+        // Both views of an mmap file are cached (and so can be mapped MAP_SHARED): the guest
+        // view is what a VMM hands KVM as a memslot's memory.
+        let cached = f.file.flags.contains(.mmap)
         // Kernel fidelity: a guest_memfd has no llseek, so lseek, pread and pwrite are ESPIPE.
         var nonseekable = false
         if case .host = n { nonseekable = !options.fidelity.hostFileSeekable }
@@ -350,8 +361,8 @@ public final class GmemFilesystem: LowLevelFilesystem {
         let start: UInt64
         do throws(GmemError) { start = try GuestMemFile.offset(offset) } catch { return reply.error(error) }
         var view = GuestMemFile.View.guest
-        var cached = false
-        if case .host = n { view = .host; cached = f.file.flags.contains(.mmap) && file.flags & LinuxConstants.openDirect == 0 }
+        if case .host = n { view = .host }
+        let cached = f.file.flags.contains(.mmap) && file.flags & LinuxConstants.openDirect == 0
         // Kernel fidelity: a guest_memfd has no read; only page faults (and the kernel's own
         // page-ins) may fill the host's pages. Uncached files are only read by read(2).
         if view == .host {
@@ -369,6 +380,11 @@ public final class GmemFilesystem: LowLevelFilesystem {
         if view == .guest, f.file.flags.contains(.mmap), f.file.hasSharedPage(offset: start, count: size) {
             invalidateHost(f, offset: start, length: UInt64(size), for: ctx)
         }
+        // Host view filling its cache: the guest view's copies of these pages go after the reply
+        // (never before: the kernel holds this READ's host folios locked, and a guest fill
+        // invalidating the host would wait for them: docs/locking.md, "Two caches").
+        let dropGuestCopies = view == .host && cached && hasTwoCaches(f) && f.file.hasSharedPage(offset: start, count: size)
+        defer { if dropGuestCopies { afterReply(.host, f, offset: start, length: UInt64(size), for: ctx) } }
         // A short reply is fine without the page cache; with it, the kernel would take a short
         // read for EOF and shrink the file (docs/fuse-kernel-notes.md, "Short reads"), so those
         // get EACCES instead.
@@ -426,6 +442,8 @@ public final class GmemFilesystem: LowLevelFilesystem {
             if case .host = n {
                 // Kernel fidelity: a guest_memfd has no write; dirty mapped pages still write back.
                 try options.fidelity.checkHostWrite(writepage: file.isWritepage)
+                // write(2) with a cached guest view: the guest's copies are dropped after the
+                // reply (not before: the kernel holds this write's host folios locked).
                 let written: Int
                 do throws(GmemError) {
                     written = try writeHost(f, offset: start, data, writepage: file.isWritepage)
@@ -439,22 +457,38 @@ public final class GmemFilesystem: LowLevelFilesystem {
                     throw .privatePage(offset: page)
                 }
                 f.touchModified()
-                return reply.written(written)
+                remember(.host, f, offset: start, length: UInt64(written))
+                reply.written(written)
+                afterReply(.host, f, offset: start, length: UInt64(written), for: ctx)
+                return
             }
             // Guest view: the host may cache shared pages of this range. Flush the host's dirty
             // copies first (so that they cannot be written back over this write), write, then
-            // drop whatever the host re-read in between.
+            // drop whatever the host re-read in between. A writeback of the guest view's own
+            // mapped pages skips the first step (the page stays under writeback until this reply;
+            // the host's laundering could wait for it) and invalidates after its reply instead.
             let sharedTouched = f.file.hasSharedPage(offset: start, count: data.count)
-            if sharedTouched { invalidateHost(f, offset: start, length: UInt64(data.count), for: ctx) }
+            if sharedTouched && !file.isWritepage { invalidateHost(f, offset: start, length: UInt64(data.count), for: ctx) }
             let written = try f.file.write(offset: start, data, view: .guest)
+            f.touchModified()
+            trace(since: began, .guestWrite, f, start, UInt64(written), .ok, ctx, detail: file.isWritepage ? "via=writepage" : "")
+            if file.isWritepage {
+                if sharedTouched { remember(.guest, f, offset: start, length: UInt64(written)) }
+                reply.written(written)
+                // (A data invalidation also refreshes the host's attributes.)
+                if sharedTouched {
+                    afterReply(.guest, f, offset: start, length: UInt64(written), for: ctx)
+                } else {
+                    invalidateHostAttributes(f)
+                }
+                return
+            }
             // (A data invalidation also refreshes the host's attributes: st_blocks may have grown.)
             if sharedTouched {
                 invalidateHost(f, offset: start, length: UInt64(written), for: ctx)
             } else {
                 invalidateHostAttributes(f)
             }
-            f.touchModified()
-            trace(since: began, .guestWrite, f, start, UInt64(written), .ok, ctx)
             reply.written(written)
         } catch {
             if case .guest = n {
@@ -501,8 +535,9 @@ public final class GmemFilesystem: LowLevelFilesystem {
             try f.file.fallocate(fallocateMode, offset: offset, length: length)
             switch fallocateMode {
             case .punchHole:
-                // The kernel drops the host's pages itself for a punch on the host file.
+                // The kernel drops the punching view's pages itself; the other view's are dropped here.
                 if case .guest = n { invalidateHost(f, offset: UInt64(offset), length: UInt64(length), for: ctx) }
+                if case .host = n, hasTwoCaches(f) { invalidate(.guest, f, offset: UInt64(offset), length: UInt64(length), for: ctx) }
                 f.touchModified()
             case .allocate:
                 // st_blocks grew; only attributes are invalidated, so this is safe while the
@@ -525,6 +560,9 @@ public final class GmemFilesystem: LowLevelFilesystem {
         if case .host = n {
             do throws(GmemError) { try options.fidelity.checkHostFsync() } catch { return reply.error(error) }
         }
+        // The kernel wrote this view's dirty pages back before sending FSYNC: the other view's
+        // copies of them go before the reply, so after msync(MS_SYNC) the other view reads them.
+        if let f = n.fileNode, let side = n.side { syncOtherView(side, f, for: ctx) }
         reply.complete(takeWritebackError(n))
     }
 

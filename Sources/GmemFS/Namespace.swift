@@ -54,6 +54,8 @@ final class FileNode: Sendable {
     func ghostPages(in pages: ClosedRange<UInt64>) -> [UInt64] {
         ghosts.withLock { map in map.isEmpty ? [] : map.keys.filter { pages.contains($0) } }
     }
+    /// Ranges each view wrote back (writepage WRITEs) since its last fsync (``WrittenBack``).
+    let writtenBack = Mutex(WrittenBackByView())
 
     init(name: String, file: GuestMemFile, hostInode: UInt64, metadata: Metadata) {
         self.name = name; self.file = file; self.hostInode = hostInode; guestInode = hostInode + 1

@@ -86,9 +86,17 @@ import Testing
         guard case .open(let g)? = answer({ fs.open(ctx, inode: guest, flags: O_RDONLY, reply: $0) }) else {
             Issue.record("open did not answer an open file"); return
         }
-        #expect(g.directIO && !g.keepCache)
+        // The guest view of an mmap file is cached too (it is mapped as a memslot's memory);
+        // without the mmap flag both views are direct_io.
+        #expect(g.keepCache && !g.directIO)
         // Each open is its own handle (page references belong to it).
         #expect(g.handle != o.handle)
+        let (plain, _) = try filesystem(flags: [.initShared])
+        guard case .open(let pg)? = answer({ plain.open(ctx, inode: guest, flags: O_RDONLY, reply: $0) }),
+              case .open(let ph)? = answer({ plain.open(ctx, inode: host, flags: O_RDONLY, reply: $0) }) else {
+            Issue.record("open did not answer an open file"); return
+        }
+        #expect(pg.directIO && !pg.keepCache && ph.directIO && !ph.keepCache)
         let (kernel, _) = try filesystem(.kernel)
         guard case .open(let k)? = answer({ kernel.open(ctx, inode: host, flags: O_RDWR, reply: $0) }) else {
             Issue.record("open did not answer an open file"); return

@@ -10,7 +10,14 @@ struct TourTests {
         let before = Self.tourMounts()
         let r = try run([binDirectory() + "/gmemctl", "tour", "--no-pause"], timeout: 120, environment: ["NO_COLOR": "1"])
         #expect(r.succeeded, "\(r)\n\(r.output)")
-        #expect(r.output.contains("✓ all 9 steps behaved"), "\(r.output)")
+        #expect(r.output.contains("✓ all 10 steps behaved"), "\(r.output)")
+        // The last step runs the example VM where KVM runs guests, and says why not elsewhere.
+        if KVMGuest.canRun {
+            #expect(r.output.contains("guest wrote to port 0x3f8: hunter2\nhost pread of page 0x2000: Permission denied\nhost load from its mapping of page 0x2000: SIGBUS"), "\(r.output)")
+            #expect(r.output.contains("host reads through its mapping: hunter2"))
+        } else {
+            #expect(r.output.contains("skipped: "), "\(r.output)")
+        }
         #expect(!r.output.contains("✗"))
         // Real outcomes, not just narration.
         #expect(r.output.contains("Permission denied"))
@@ -24,6 +31,15 @@ struct TourTests {
         let path = mnt.map { String($0.split(separator: "=")[1].split(separator: " ")[0]) }
         #expect(path != nil)
         if let path { #expect(!FileManager.default.fileExists(atPath: (path as NSString).deletingLastPathComponent)) }
+    }
+
+    /// gmemctl carries docs/examples/confidential_vm.c as text for the tour's last step.
+    @Test func exampleVMSourceMatchesTheDocs() throws {
+        let docs = try String(contentsOfFile: KVMGuest.exampleSource, encoding: .utf8)
+        let swift = try String(contentsOfFile: CProgram.packageRoot + "/Sources/gmemctl/Tour/ExampleVM.swift", encoding: .utf8)
+        let open = try #require(swift.range(of: "#\"\"\"\n")), close = try #require(swift.range(of: "\"\"\"#", options: .backwards))
+        #expect(String(swift[open.upperBound..<close.lowerBound]) == docs,
+                "Sources/gmemctl/Tour/ExampleVM.swift must hold docs/examples/confidential_vm.c verbatim")
     }
 
     @Test func tourUsesAGivenMountAndRemovesItsFile() throws {

@@ -264,9 +264,12 @@ struct Tour {
             in another terminal, and docs/tutorial.md for what each step maps to in the kernel.
             """)
 
+        waitForEnter()
+        realGuest()
+
         if !ownMount {
             // Leave the user's mount as we found it.
-            _ = try? shell.run("rm -f \(file)")
+            _ = try? shell.run("rm -f \(file) \(vmFile)")
         }
         say("")
         if failures.isEmpty {
@@ -277,6 +280,46 @@ struct Tour {
         say(terminal.paint("✗ \(failures.count) check(s) behaved differently:", "1;31"))
         for f in failures { say("  - " + f) }
         return false
+    }
+
+    var vmName: String { name == "demo" ? "vm" : "vm-\(getpid())" }
+    var vmFile: String { "\"$MNT/\(vmName)\"" }
+
+    /// The last step: docs/examples/confidential_vm.c, a real KVM guest whose memslot is a
+    /// MAP_SHARED mapping of `.guest/NAME`, compiled with `cc` and run where a one-instruction
+    /// probe guest halts; elsewhere one line says why not (not a failure: no guest is faked).
+    mutating func realGuest() {
+        heading("a real KVM guest on this memory")
+        let dir = NSTemporaryDirectory() + "gmem-tour-vm-\(getpid())"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let binary = dir + "/confidential_vm"
+        do {
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            try (ExampleVM.source + "\n").write(toFile: binary + ".c", atomically: true, encoding: .utf8)
+        } catch {
+            return fail("could not write the example VM's source to \(dir): \(error)")
+        }
+        let compile = "cc -o \(binary) \(binary).c"
+        let cc = try? shell.run(compile, timeout: 120)
+        guard let cc, cc.status == 0 else {
+            return say(terminal.dim("  skipped: the example VM (docs/examples/confidential_vm.c) needs a C compiler, and `cc` \(cc == nil ? "did not run" : "failed")."))
+        }
+        let probe = try? shell.run("\(binary) --probe")
+        guard let probe, probe.status == 0, probe.signal == nil else {
+            let why = probe?.output.split(separator: "\n").last.map(String.init) ?? "the probe did not run"
+            return say(terminal.dim("  skipped: KVM cannot run a guest on this machine (\(why))."))
+        }
+        explain("""
+            Everything so far played the guest with $MNT/.guest/NAME. Here a real one runs:
+            docs/examples/confidential_vm.c (built into gmemctl, compiled with cc just now)
+            creates \(vmName), maps $MNT/.guest/\(vmName) as the VM's memory (a KVM memslot) and
+            runs a real-mode guest that stores a secret into a private page, reads it back and
+            writes it to an I/O port. The host then tries that page through $MNT/\(vmName), and
+            converts it to shared in place.
+            """)
+        prompt(compile)
+        run("\(binary) \"$MNT\" \(vmName)", expect: .succeeds(printing: "host reads through its mapping: hunter2"))
+        explain("The guest's own stores reached the host only through the conversion.")
     }
 
     /// Step 8's two-terminal dance: a `peek --hold` child maps and reads the shared page, the

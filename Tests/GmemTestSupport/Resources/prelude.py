@@ -9,7 +9,8 @@
 # - hmap(path, npages): a MAP_SHARED read/write mapping of `path`.
 # - rawmap(path, length, flags=MAP_SHARED): mmap(2) via ctypes (past EOF, MAP_PRIVATE).
 # - punch(fd, off, length): fallocate PUNCH_HOLE|KEEP_SIZE, 0 or the errno.
-# - gopen(path): an O_RDWR fd (for the guest view).
+# - gopen(path): an O_RDWR|O_DIRECT fd for the guest view: reads and writes reach the store itself,
+#   as the guest's stage-2 access does, not the guest view's page cache (docs/semantics.md).
 # - grmw(fd, pg, expect, write): the kernel selftests' guest_do_rmw through the guest view.
 # - hrmw(m, pg, expect, write): the selftests' host_do_rmw through a mapping, in-process.
 # - test_private/test_shared/to_private/to_shared: the selftest primitives
@@ -78,7 +79,7 @@ def punch(fd, off, length):
     libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_long, ctypes.c_long]
     return 0 if libc.fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, length) == 0 else ctypes.get_errno()
 def gopen(path):
-    return os.open(path, os.O_RDWR)
+    return os.open(path, os.O_RDWR | os.O_DIRECT)
 def setattr(path, off, size, attr):
     os.setxattr(path, XATTR_SET_ATTRIBUTES, ('%d %d %s' % (off, size, attr)).encode())
 def check(cond, msg):
