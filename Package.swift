@@ -30,10 +30,14 @@ let package = Package(
         .target(name: "CLinuxSys"),
         // /proc/self/mountinfo, read without asking any mount: for the daemon and gmemctl alike.
         .target(name: "LinuxMounts"),
+        // /proc/PID/{syscall,fdinfo,status} parsed and this architecture's syscall numbers.
+        .target(name: "LinuxProc"),
+
         // The public interface (xattr names, ioctl struct, number grammar, map lines): CGmemABI's
         // header holds the literal values for Swift and the C test programs alike.
         .target(name: "CGmemABI"),
         .target(name: "GmemABI", dependencies: ["CGmemABI"]),
+
         // Starts, waits for and stops a gmemfs child: shared by the tests and `gmemctl tour`.
         .target(name: "GmemDaemonProcess", dependencies: ["LinuxMounts"]),
         .target(
@@ -67,7 +71,7 @@ let package = Package(
                 path: "Tests/GmemTestSupport",
                 exclude: ["Resources"]),   // prelude.py, read by path
         .testTarget(name: "GmemCoreTests",
-                    dependencies: ["GmemABI", "GmemCore", "GmemTestSupport", "GmemFS", "FuseKit", "LinuxMounts", .product(name: "Logging", package: "swift-log")],
+                    dependencies: ["GmemABI", "GmemCore", "GmemTestSupport", "GmemFS", "FuseKit", "LinuxMounts", "LinuxProc", .product(name: "Logging", package: "swift-log")],
                     swiftSettings: internalChecks),
         .testTarget(name: "MountTests", dependencies: ["GmemABI", "GmemTestSupport", "LinuxMounts", "CLinuxSys"],
                     exclude: ["Resources"]),   // C load generators, compiled by the tests
