@@ -40,7 +40,7 @@ struct Gmemctl: ParsableCommand {
         version: "0.1.0",
         subcommands: [CreateCommand.self, ConvertCommand.self, MapCommand.self, StatsCommand.self,
                       WatchCommand.self, PeekCommand.self, TraceCommand.self, PinCommand.self, InjectCommand.self,
-                      TourCommand.self])
+                      RunCommand.self, TourCommand.self])
 
     /// ArgumentParser's entry point with gmemctl's error contract: every error is one line
     /// `gmemctl: ...` on stderr; bad input exits 64, a failed operation 1 (see ``ExitStatus``).

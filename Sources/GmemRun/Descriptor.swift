@@ -1,0 +1,46 @@
+/// What a descriptor of a supervised process is, told from the target of its
+/// `/proc/PID/fd/N` link and its inode (`/proc/PID/fdinfo/N`).
+public enum DescriptorKind: Equatable, Sendable {
+    /// The real `/dev/kvm`.
+    case kvmDevice
+    /// A real VM (`anon_inode:kvm-vm`).
+    case vm
+    /// The stand-in `/dev/kvm` handed out when there is no KVM (a memfd of ours).
+    case emulatedKVMDevice
+    /// A stand-in VM fd (a memfd of ours).
+    case emulatedVM
+    /// A guest_memfd this run created (a gmemfs file).
+    case guestMemfd
+    case other
+}
+
+/// The descriptors this run handed out, by inode, and how to tell them from others.
+public struct DescriptorRegistry: Sendable {
+    /// memfd names of the stand-ins (the link reads `/memfd:NAME (deleted)`).
+    public static let emulatedKVMName = "gmemctl-run:kvm"
+    public static let emulatedVMName = "gmemctl-run:kvm-vm"
+
+    /// The gmemfs mount point the guest_memfds are on.
+    public let mountpoint: String
+    private var kinds: [UInt64: DescriptorKind] = [:]
+
+    public init(mountpoint: String) { self.mountpoint = mountpoint }
+
+    /// Records a descriptor made by this run.
+    public mutating func register(inode: UInt64, as kind: DescriptorKind) { kinds[inode] = kind }
+
+    /// The kind of a descriptor whose link reads `link` and whose inode is `inode` (nil when
+    /// fdinfo could not be read). A stand-in or guest_memfd needs both the name and one of our
+    /// inodes: another memfd or gmemfs file with the same name is `other`.
+    public func classify(link: String, inode: UInt64?) -> DescriptorKind {
+        if link == "/dev/kvm" { return .kvmDevice }
+        if link == "anon_inode:kvm-vm" { return .vm }
+        guard let inode, let kind = kinds[inode] else { return .other }
+        switch kind {
+        case .emulatedKVMDevice where link.hasPrefix("/memfd:" + Self.emulatedKVMName + " "): return kind
+        case .emulatedVM where link.hasPrefix("/memfd:" + Self.emulatedVMName + " "): return kind
+        case .guestMemfd where link.hasPrefix(mountpoint.hasSuffix("/") ? mountpoint : mountpoint + "/"): return kind
+        default: return .other
+        }
+    }
+}
