@@ -126,11 +126,30 @@ struct RunTests {
         #expect(access("/tmp/gmem-run-must-not-exist", F_OK) != 0)
     }
 
+    /// With `--mount`, the guest_memfds are files of that mount: named in `.trace` after the
+    /// process that made them, and freed when their last descriptor closes.
     @Test func existingMountIsUsedAndLeftMounted() throws {
-        let m = try GmemMount(["--kernel-compat"])
+        let program = try #require(try Self.programs.get()[.dynamic])
+        let m = try GmemMount(["--kernel-compat", "--file", "x:4K"])
         defer { m.unmount() }
         let r = try run([Self.gmemctl, "run", "--mount", m.path, "--", "sh", "-c", "echo \"$GMEM_RUN_MOUNT\""])
         #expect(r.succeeded && r.output.trimmingCharacters(in: .whitespacesAndNewlines) == m.path, "\(r)")
+        let tracePath = m.path + "/../trace.txt"
+        let reader = Process()
+        reader.executableURL = URL(fileURLWithPath: "/bin/cat")
+        reader.arguments = [m.path + "/.trace"]
+        #expect(FileManager.default.createFile(atPath: tracePath, contents: nil))
+        reader.standardOutput = FileHandle(forWritingAtPath: tracePath)
+        try reader.run()
+        let uapi = try run([Self.gmemctl, "run", "--mount", m.path, "--", program], timeout: 120)
+        expectAllChecksPass(uapi)
+        usleep(300_000)
+        kill(reader.processIdentifier, SIGKILL)   // a test runner may hand its children SIGTERM blocked
+        reader.waitUntilExit()
+        let trace = (try? String(contentsOfFile: tracePath, encoding: .utf8)) ?? ""
+        #expect(trace.contains(" kvm-gmem.") && trace.contains(" read-refused "), "\(trace.prefix(2000))")
+        let s = stats(m.path)
+        #expect(s["files"] == "1" && s["allocated_bytes"] == "0", "\(s)")
         #expect(DaemonProcess.isMounted(m.path))
     }
 
