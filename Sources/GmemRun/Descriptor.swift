@@ -9,8 +9,9 @@ public enum DescriptorKind: Equatable, Sendable {
     case emulatedKVMDevice
     /// A stand-in VM fd (a memfd of ours).
     case emulatedVM
-    /// A guest_memfd this run created (a gmemfs file).
-    case guestMemfd
+    /// A guest_memfd this run created (a gmemfs file); `mmap`: created with
+    /// GUEST_MEMFD_FLAG_MMAP.
+    case guestMemfd(mmap: Bool)
     case other
 }
 

@@ -67,8 +67,10 @@ public struct RunPolicy: Sendable {
     public func decide(_ call: TrappedCall, on kind: DescriptorKind) -> Decision {
         switch call {
         case .mmapPrivate:
-            // kvm_gmem_mmap: a mapping without VM_SHARED is EINVAL.
-            return kind == .guestMemfd ? .fail(EINVAL, note: nil) : .proceed
+            // kvm_gmem_mmap: a file without MMAP is ENODEV, checked first; then a mapping
+            // without VM_SHARED is EINVAL.
+            guard case .guestMemfd(let mmap) = kind else { return .proceed }
+            return .fail(mmap ? EINVAL : ENODEV, note: nil)
         case .open(let path, let cloexec):
             return emulatedKVM && path == "/dev/kvm" ? .openEmulatedKVM(cloexec: cloexec) : .proceed
         case .ioctl(let command, let argument):
@@ -106,7 +108,7 @@ public struct RunPolicy: Sendable {
     }
 
     private func unsupported(_ command: UInt32) -> Decision {
-        .fail(Self.unsupportedErrno, note: "\(KVMIoctl.name(command)) needs a real KVM: there is no /dev/kvm here (or --emulate-kvm), and the stand-in answers only KVM_GET_API_VERSION, KVM_CHECK_EXTENSION, KVM_CREATE_VM and KVM_CREATE_GUEST_MEMFD (no vCPUs, no memslots): ENOTTY")
+        .fail(Self.unsupportedErrno, note: "\(KVMIoctl.name(command)) needs a real KVM: the stand-in /dev/kvm (no /dev/kvm here, or --emulate-kvm) has no vCPUs or memslots: ENOTTY")
     }
 }
 

@@ -63,10 +63,11 @@ struct RunPolicyTests {
         #expect(real.decide(.ioctl(command: KVMIoctl.createGuestMemfd, argument: 0x1000), on: .vm) == .createGuestMemfd(structAddress: 0x1000))
         #expect(real.decide(.ioctl(command: KVMIoctl.createGuestMemfd, argument: 0x1000), on: .kvmDevice) == .proceed)
         #expect(real.decide(.ioctl(command: KVMIoctl.setUserMemoryRegion2, argument: 0x2000), on: .vm) == .inspectMemslot(structAddress: 0x2000))
-        #expect(real.decide(.mmapPrivate, on: .guestMemfd) == .fail(EINVAL, note: nil))
+        #expect(real.decide(.mmapPrivate, on: .guestMemfd(mmap: true)) == .fail(EINVAL, note: nil))
+        #expect(real.decide(.mmapPrivate, on: .guestMemfd(mmap: false)) == .fail(ENODEV, note: nil))   // checked first
         #expect(real.decide(.mmapPrivate, on: .other) == .proceed)
         #expect(real.decide(.open(path: "/dev/kvm", cloexec: true), on: .other) == .proceed)
-        #expect(real.decide(.ioctl(command: KVMIoctl.setMemoryAttributes2, argument: 0), on: .guestMemfd) == .proceed)
+        #expect(real.decide(.ioctl(command: KVMIoctl.setMemoryAttributes2, argument: 0), on: .guestMemfd(mmap: true)) == .proceed)
     }
 
     @Test func decisionsOfTheStandIn() {
@@ -85,11 +86,11 @@ struct RunPolicyTests {
 
     @Test func classification() {
         var r = DescriptorRegistry(mountpoint: "/tmp/x/mnt")
-        r.register(inode: 18, as: .guestMemfd)
+        r.register(inode: 18, as: .guestMemfd(mmap: false))
         r.register(inode: 99, as: .emulatedVM)
         #expect(r.classify(link: "/dev/kvm", inode: 5) == .kvmDevice)
         #expect(r.classify(link: "anon_inode:kvm-vm", inode: nil) == .vm)
-        #expect(r.classify(link: "/tmp/x/mnt/kvm-gmem.1.1 (deleted)", inode: 18) == .guestMemfd)
+        #expect(r.classify(link: "/tmp/x/mnt/kvm-gmem.1.1 (deleted)", inode: 18) == .guestMemfd(mmap: false))
         #expect(r.classify(link: "/tmp/x/mnt/kvm-gmem.1.1 (deleted)", inode: 19) == .other)   // not ours
         #expect(r.classify(link: "/tmp/y/kvm-gmem.1.1 (deleted)", inode: 18) == .other)       // elsewhere
         #expect(r.classify(link: "/memfd:gmemctl-run:kvm-vm (deleted)", inode: 99) == .emulatedVM)

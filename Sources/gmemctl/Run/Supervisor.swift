@@ -142,7 +142,7 @@ final class Supervisor {
                 return
             }
             guard cseccomp_id_valid(listener, id) == 1 else { return }
-            if region.usesGuestMemfd, kind(tid, region.guestMemfd) == .guestMemfd {
+            if region.usesGuestMemfd, case .guestMemfd = kind(tid, region.guestMemfd) {
                 execute(.fail(RunPolicy.memslotRefusal, note: RunPolicy.memslotNote), tid: tid, id: id)
             } else {
                 cseccomp_continue(listener, id)
@@ -179,7 +179,7 @@ final class Supervisor {
         defer { close(fd) }
         var st = stat()
         guard fstat(fd, &st) == 0 else { cseccomp_respond(listener, id, 0, errno); return }
-        registry.register(inode: UInt64(st.st_ino), as: .guestMemfd)
+        registry.register(inode: UInt64(st.st_ino), as: .guestMemfd(mmap: creation.flags & GmemCreateFlag.mmap.bit != 0))
         // Fails only when the caller is gone; the file then goes with our descriptor.
         _ = cseccomp_add_fd_and_respond(listener, id, fd, 0)
     }

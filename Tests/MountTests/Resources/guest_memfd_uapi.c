@@ -125,6 +125,14 @@ int main(int argc, char **argv) {
 	errno = 0;
 	CHECK(mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0) == MAP_FAILED && errno == EINVAL, "MAP_PRIVATE: EINVAL");
 
+	int plain = create(page, 0);
+	CHECK(plain >= 0, "create without MMAP");
+	errno = 0;
+	CHECK(mmap(NULL, page, PROT_READ, MAP_PRIVATE, plain, 0) == MAP_FAILED && errno == ENODEV, "no MMAP, MAP_PRIVATE: ENODEV first");
+	errno = 0;
+	CHECK(mmap(NULL, page, PROT_READ, MAP_SHARED, plain, 0) == MAP_FAILED && errno == ENODEV, "no MMAP, MAP_SHARED: ENODEV");
+	if (plain >= 0) close(plain);
+
 	/* ---- mmap: private pages fault, conversions, faults past EOF ---- */
 	char *mem = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	CHECK(mem != MAP_FAILED, "MAP_SHARED");
