@@ -30,6 +30,13 @@ public struct DescriptorRegistry: Sendable {
     /// Records a descriptor made by this run.
     public mutating func register(inode: UInt64, as kind: DescriptorKind) { kinds[inode] = kind }
 
+    /// Whether a descriptor whose link reads `link` may be one this run made, so that its inode
+    /// must be read to tell (every other link is classified from the link alone: a library's
+    /// `mmap` costs one readlink).
+    public func needsInode(link: String) -> Bool {
+        link.hasPrefix(mountpoint.hasSuffix("/") ? mountpoint : mountpoint + "/") || link.hasPrefix("/memfd:gmemctl-run:")
+    }
+
     /// The kind of a descriptor whose link reads `link` and whose inode is `inode` (nil when
     /// fdinfo could not be read). A stand-in or guest_memfd needs both the name and one of our
     /// inodes: another memfd or gmemfs file with the same name is `other`.

@@ -198,6 +198,7 @@ final class Supervisor {
 
     private func kind(_ tid: pid_t, _ fd: Int32) -> DescriptorKind {
         guard fd >= 0, let link = ProcFiles.readLink(ProcFiles.fd(tid, fd)) else { return .other }
+        guard registry.needsInode(link: link) else { return registry.classify(link: link, inode: nil) }
         let inode = ProcFiles.read(ProcFiles.fdinfo(tid, fd)).flatMap { FDInfo(text: $0[...])?.inode }
         return registry.classify(link: link, inode: inode)
     }
