@@ -10,42 +10,49 @@ struct RunCommand: ParsableCommand {
         commandName: "run",
         abstract: "Run a program that uses the kernel's guest_memfd uAPI on gmemfs.",
         discussion: """
-            COMMAND and every process and thread it starts run under a seccomp filter whose
-            trapped calls gmemctl answers (seccomp user notification); every other call runs
-            untouched:
-              KVM_CHECK_EXTENSION   on /dev/kvm or a VM fd: KVM_CAP_GUEST_MEMFD (234) -> 1,
-                                    KVM_CAP_GUEST_MEMFD_FLAGS (244) -> 3, the in-place
-                                    conversion capability (--in-place-cap) -> 8; any
-                                    other: the real KVM's answer
-              KVM_CREATE_GUEST_MEMFD on a VM fd: validated as the kernel does, then a new
-                                    anonymous gmemfs file named kvm-gmem.PID.N
-              mmap(MAP_PRIVATE)     of such a file: EINVAL, as the kernel
-              KVM_SET_USER_MEMORY_REGION2 naming such a file: EINVAL (not supported yet)
-            Conversions (KVM_SET_MEMORY_ATTRIBUTES2), GMEM_PIN_PAGES, mmap, fallocate and
-            the rest go to gmemfs itself.
+            COMMAND and every process and thread it starts run under a seccomp
+            filter; gmemctl answers the calls it traps (seccomp user
+            notification) and every other call runs untouched:
+              KVM_CHECK_EXTENSION on /dev/kvm or a VM fd:
+                KVM_CAP_GUEST_MEMFD (234) -> 1, KVM_CAP_GUEST_MEMFD_FLAGS
+                (244) -> 3, the in-place conversion capability
+                (--in-place-cap) -> 8; any other: the real KVM's answer
+              KVM_CREATE_GUEST_MEMFD on a VM fd: validated as the kernel
+                does, then a new anonymous gmemfs file, kvm-gmem.PID.N
+              mmap(MAP_PRIVATE) of such a file: EINVAL (ENODEV without
+                the mmap flag), as the kernel
+              KVM_SET_USER_MEMORY_REGION2 naming such a file: EINVAL
+                (not supported yet; one line on stderr)
+            Conversions (KVM_SET_MEMORY_ATTRIBUTES2), GMEM_PIN_PAGES,
+            mmap(MAP_SHARED), fallocate and the rest go to gmemfs itself.
 
-            Without /dev/kvm (or with --emulate-kvm) COMMAND's open("/dev/kvm") gets a
-            stand-in answering KVM_GET_API_VERSION, KVM_CHECK_EXTENSION, KVM_CREATE_VM and
-            KVM_CREATE_GUEST_MEMFD; any other KVM ioctl fails with ENOTTY and one line on
-            stderr (vCPUs and memslots need a real KVM).
+            Without /dev/kvm (or with --emulate-kvm), COMMAND's open of
+            /dev/kvm gets a stand-in answering KVM_GET_API_VERSION,
+            KVM_CHECK_EXTENSION, KVM_CREATE_VM and KVM_CREATE_GUEST_MEMFD;
+            any other KVM ioctl fails with ENOTTY and one line on stderr
+            (vCPUs and memslots need a real KVM).
 
-            Without --mount, a private gmemfs is mounted (--kernel-compat unless
-            --no-kernel-compat; -o adds gmemfs options) under /tmp/gmemctl-run.XXXXXX and
-            removed when COMMAND ends, on any path: COMMAND's exit, a signal, or gmemctl
-            itself being killed (a janitor process then removes COMMAND's process group,
-            the mount and the directory).
+            Without --mount, a private gmemfs is mounted under
+            /tmp/gmemctl-run.XXXXXX (--kernel-compat unless
+            --no-kernel-compat; -o adds gmemfs options) and removed when
+            COMMAND ends, on any path: its exit, a signal, or gmemctl itself
+            being killed (a janitor process then removes COMMAND's process
+            group, the mount and the directory). COMMAND finds the mount
+            point in $GMEM_RUN_MOUNT.
 
-            COMMAND finds the mount point in $GMEM_RUN_MOUNT (for gmemctl stats, trace,
-            map). COMMAND runs in its own process group (given the terminal when gmemctl has it);
-            SIGINT, SIGTERM, SIGHUP and SIGQUIT sent to gmemctl are passed on to that group.
-            When COMMAND exits, what is left of its group is killed. Exit status: COMMAND's
-            (128+N if signal N ended it; 127 if it was not found); 64 for bad input, 1 when
+            COMMAND runs in its own process group (given the terminal when
+            gmemctl has it); SIGINT, SIGTERM, SIGHUP and SIGQUIT sent to
+            gmemctl are passed on to it. When COMMAND exits, what is left of
+            its group is killed.
+
+            Exit status: COMMAND's (128+N if signal N ended it, 127 if it was
+            not found, 126 if it could not be run); 64 for bad input, 1 when
             nothing could be started.
 
             Examples:
               gmemctl run -- ./my-vmm-test
               gmemctl run --emulate-kvm -- ./guest_memfd_test
-              gmemctl run --mount /mnt/gmem --in-place-cap 246 -- ./convert-test
+              gmemctl run --mount /mnt/gmem --in-place-cap 246 -- ./convert
             """)
 
     @Option(name: .customLong("mount"), help: ArgumentHelp("Use this running gmemfs mount instead of a private one.", valueName: "MOUNTPOINT"))
