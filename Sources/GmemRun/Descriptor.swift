@@ -15,7 +15,9 @@ public enum DescriptorKind: Equatable, Sendable {
     case other
 }
 
-/// The descriptors this run handed out, by inode, and how to tell them from others.
+/// The descriptors this run handed out, by inode, and how to tell them from others. Inode
+/// numbers are kept per kind of file (gmemfs files, memfds): the two number their inodes
+/// independently, so one number can be both.
 public struct DescriptorRegistry: Sendable {
     /// memfd names of the stand-ins (the link reads `/memfd:NAME (deleted)`).
     public static let emulatedKVMName = "gmemctl-run:kvm"
@@ -23,18 +25,24 @@ public struct DescriptorRegistry: Sendable {
 
     /// The gmemfs mount point the guest_memfds are on.
     public let mountpoint: String
-    private var kinds: [UInt64: DescriptorKind] = [:]
+    private var files: [UInt64: DescriptorKind] = [:]
+    private var memfds: [UInt64: DescriptorKind] = [:]
 
     public init(mountpoint: String) { self.mountpoint = mountpoint }
 
-    /// Records a descriptor made by this run.
-    public mutating func register(inode: UInt64, as kind: DescriptorKind) { kinds[inode] = kind }
+    private var mountPrefix: String { mountpoint.hasSuffix("/") ? mountpoint : mountpoint + "/" }
+
+    /// Records a descriptor made by this run: a gmemfs file (``DescriptorKind/guestMemfd(mmap:)``)
+    /// or a stand-in memfd.
+    public mutating func register(inode: UInt64, as kind: DescriptorKind) {
+        if case .guestMemfd = kind { files[inode] = kind } else { memfds[inode] = kind }
+    }
 
     /// Whether a descriptor whose link reads `link` may be one this run made, so that its inode
     /// must be read to tell (every other link is classified from the link alone: a library's
     /// `mmap` costs one readlink).
     public func needsInode(link: String) -> Bool {
-        link.hasPrefix(mountpoint.hasSuffix("/") ? mountpoint : mountpoint + "/") || link.hasPrefix("/memfd:gmemctl-run:")
+        link.hasPrefix(mountPrefix) || link.hasPrefix("/memfd:gmemctl-run:")
     }
 
     /// The kind of a descriptor whose link reads `link` and whose inode is `inode` (nil when
@@ -43,11 +51,11 @@ public struct DescriptorRegistry: Sendable {
     public func classify(link: String, inode: UInt64?) -> DescriptorKind {
         if link == "/dev/kvm" { return .kvmDevice }
         if link == "anon_inode:kvm-vm" { return .vm }
-        guard let inode, let kind = kinds[inode] else { return .other }
-        switch kind {
-        case .emulatedKVMDevice where link.hasPrefix("/memfd:" + Self.emulatedKVMName + " "): return kind
-        case .emulatedVM where link.hasPrefix("/memfd:" + Self.emulatedVMName + " "): return kind
-        case .guestMemfd where link.hasPrefix(mountpoint.hasSuffix("/") ? mountpoint : mountpoint + "/"): return kind
+        guard let inode else { return .other }
+        if link.hasPrefix(mountPrefix) { return files[inode] ?? .other }
+        switch memfds[inode] {
+        case .emulatedKVMDevice? where link.hasPrefix("/memfd:" + Self.emulatedKVMName + " "): return .emulatedKVMDevice
+        case .emulatedVM? where link.hasPrefix("/memfd:" + Self.emulatedVMName + " "): return .emulatedVM
         default: return .other
         }
     }

@@ -95,6 +95,10 @@ struct RunPolicyTests {
         #expect(r.classify(link: "/tmp/y/kvm-gmem.1.1 (deleted)", inode: 18) == .other)       // elsewhere
         #expect(r.classify(link: "/memfd:gmemctl-run:kvm-vm (deleted)", inode: 99) == .emulatedVM)
         #expect(r.classify(link: "/memfd:gmemctl-run:kvm-vm (deleted)", inode: 98) == .other)
+        // One inode number can be a gmemfs file and a memfd at once: each keeps its kind.
+        r.register(inode: 18, as: .emulatedKVMDevice)
+        #expect(r.classify(link: "/tmp/x/mnt/kvm-gmem.1.1 (deleted)", inode: 18) == .guestMemfd(mmap: false))
+        #expect(r.classify(link: "/memfd:gmemctl-run:kvm (deleted)", inode: 18) == .emulatedKVMDevice)
         #expect(!r.needsInode(link: "/usr/lib/x86_64-linux-gnu/libc.so.6") && !r.needsInode(link: "/dev/kvm"))
         #expect(r.needsInode(link: "/tmp/x/mnt/kvm-gmem.1.1 (deleted)") && r.needsInode(link: "/memfd:gmemctl-run:kvm (deleted)"))
     }

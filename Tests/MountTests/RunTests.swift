@@ -85,9 +85,18 @@ struct RunTests {
     /// kernel-compat mode, except where `run` gives the kernel's answer that FUSE cannot
     /// (MAP_PRIVATE: EINVAL, ENODEV without MMAP) and where the file is anonymous (`stat/nlink`: 0, the kernel 1;
     /// docs/semantics.md).
-    @Test func oracleKernelSideMatchesKernelCompatMode() throws {
+    @Test func oracleKernelSideOnTheStandInMatchesKernelCompatMode() throws {
+        try compareOracle(emulated: true)
+    }
+
+    @Test(.enabled(if: RunTests.realKVM, "needs /dev/kvm (a KVM with or without guest_memfd)"))
+    func oracleKernelSideOnTheRealKVMMatchesKernelCompatMode() throws {
+        try compareOracle(emulated: false)
+    }
+
+    func compareOracle(emulated: Bool) throws {
         let oracle = try KernelOracleTests.program.get()
-        let underRun = try run([Self.gmemctl, "run", "--emulate-kvm", "--", oracle, "kernel"], timeout: 300)
+        let underRun = try run([Self.gmemctl, "run"] + (emulated ? ["--emulate-kvm"] : []) + ["--", oracle, "kernel"], timeout: 300)
         #expect(underRun.succeeded, "\(underRun)")
         #expect(!underRun.output.hasPrefix("SKIP"), "\(underRun.output)")
         let m = try GmemMount(["--file", "unused:4K", "--kernel-compat"])
@@ -152,6 +161,31 @@ struct RunTests {
         let s = stats(m.path)
         #expect(s["files"] == "1" && s["allocated_bytes"] == "0", "\(s)")
         #expect(DaemonProcess.isMounted(m.path))
+    }
+
+    /// SIGTERM to gmemctl reaches COMMAND; gmemctl exits with COMMAND's status and removes the mount.
+    @Test func signalsArePassedOnToCommand() throws {
+        let dir = try makeTemporaryDirectory("gmem-run-signal")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let report = dir + "/report"
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Self.gmemctl)
+        p.arguments = ["run", "--", "sh", "-c", "echo \"$GMEM_RUN_MOUNT\" > \(report).tmp; mv \(report).tmp \(report); exec sleep 300"]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        var mountpoint = ""
+        for _ in 0..<1000 where mountpoint.isEmpty {
+            usleep(10_000)
+            mountpoint = ((try? String(contentsOfFile: report, encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        #expect(!mountpoint.isEmpty)
+        kill(p.processIdentifier, SIGTERM)
+        for _ in 0..<1000 where p.isRunning { usleep(10_000) }
+        if p.isRunning { kill(p.processIdentifier, SIGKILL) }
+        p.waitUntilExit()
+        #expect(p.terminationReason == .exit && p.terminationStatus == 128 + SIGTERM, "\(p.terminationReason) \(p.terminationStatus)")
+        #expect(!mountpoint.isEmpty && !DaemonProcess.isMounted(mountpoint) && access(mountpoint, F_OK) != 0)
     }
 
     /// Whether `pid` is gone (a zombie counts: it was killed and waits for its reaper).

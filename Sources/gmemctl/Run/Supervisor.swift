@@ -47,7 +47,14 @@ final class Supervisor {
         let forward: @convention(c) (Int32) -> Void = { sig in
             if Supervisor.forwardGroup > 0 { kill(-Supervisor.forwardGroup, sig) }
         }
-        for sig in [SIGINT, SIGTERM, SIGHUP, SIGQUIT] { signal(sig, forward) }
+        // Unblocked too: a parent (a test runner's spawn) may have handed them down blocked.
+        var forwarded = sigset_t()
+        sigemptyset(&forwarded)
+        for sig in [SIGINT, SIGTERM, SIGHUP, SIGQUIT] {
+            signal(sig, forward)
+            sigaddset(&forwarded, sig)
+        }
+        pthread_sigmask(SIG_UNBLOCK, &forwarded, nil)
         defer {
             if listener >= 0 { close(listener) }
             if takeTerminal {
