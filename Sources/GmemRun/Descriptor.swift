@@ -1,3 +1,5 @@
+import LinuxProc
+
 /// What a descriptor of a supervised process is, told from the target of its
 /// `/proc/PID/fd/N` link and its inode (`/proc/PID/fdinfo/N`).
 public enum DescriptorKind: Equatable, Sendable {
@@ -49,13 +51,17 @@ public struct DescriptorRegistry: Sendable {
     /// fdinfo could not be read). A stand-in or guest_memfd needs both the name and one of our
     /// inodes: another memfd or gmemfs file with the same name is `other`.
     public func classify(link: String, inode: UInt64?) -> DescriptorKind {
-        if link == "/dev/kvm" { return .kvmDevice }
-        if link == "anon_inode:kvm-vm" { return .vm }
-        guard let inode else { return .other }
-        if link.hasPrefix(mountPrefix) { return files[inode] ?? .other }
-        switch memfds[inode] {
-        case .emulatedKVMDevice? where link.hasPrefix("/memfd:" + Self.emulatedKVMName + " "): return .emulatedKVMDevice
-        case .emulatedVM? where link.hasPrefix("/memfd:" + Self.emulatedVMName + " "): return .emulatedVM
+        switch FDLink(link) {
+        case .path("/dev/kvm", deleted: false)?: return .kvmDevice
+        case .anonymousInode("kvm-vm")?: return .vm
+        case .path(let path, deleted: true)? where inode != nil:
+            // Ours are all unlinked: the guest_memfds right after creation, memfds always.
+            if path.hasPrefix(mountPrefix) { return files[inode!] ?? .other }
+            switch memfds[inode!] {
+            case .emulatedKVMDevice? where path == "/memfd:" + Self.emulatedKVMName: return .emulatedKVMDevice
+            case .emulatedVM? where path == "/memfd:" + Self.emulatedVMName: return .emulatedVM
+            default: return .other
+            }
         default: return .other
         }
     }

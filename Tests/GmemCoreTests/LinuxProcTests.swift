@@ -64,6 +64,22 @@ struct LinuxProcTests {
         #expect(ProcStatus(text: text[...]) == nil)
     }
 
+    @Test func fdLinks() {
+        #expect(FDLink("/dev/kvm") == .path("/dev/kvm", deleted: false))
+        #expect(FDLink("/tmp/a b/mnt/kvm-gmem.42.1 (deleted)") == .path("/tmp/a b/mnt/kvm-gmem.42.1", deleted: true))
+        #expect(FDLink("/memfd:gmemctl-run:kvm-vm (deleted)") == .path("/memfd:gmemctl-run:kvm-vm", deleted: true))
+        #expect(FDLink("anon_inode:kvm-vm") == .anonymousInode("kvm-vm"))
+        #expect(FDLink("anon_inode:[eventfd]") == .anonymousInode("[eventfd]"))
+        #expect(FDLink("pipe:[123]") == .pseudo(type: "pipe", inode: 123))
+        #expect(FDLink("socket:[4026531840]") == .pseudo(type: "socket", inode: 4026531840))
+        #expect(FDLink("/dev/kvm")?.path == "/dev/kvm" && FDLink("anon_inode:kvm-vm")?.path == nil)
+    }
+
+    @Test(arguments: ["", "kvm-vm", "anon_inode:", ":[1]", "pipe:123", "pipe:[x]", "pipe:[-1]"])
+    func fdLinksRejectMalformed(_ text: String) {
+        #expect(FDLink(text) == nil)
+    }
+
     @Test func syscallNumbers() {
 #if arch(x86_64)
         #expect(SyscallNumber.ioctl == 16 && SyscallNumber.mmap == 9 && SyscallNumber.open == 2 && SyscallNumber.openat == 257)
