@@ -188,6 +188,29 @@ struct RunTests {
         #expect(!mountpoint.isEmpty && !DaemonProcess.isMounted(mountpoint) && access(mountpoint, F_OK) != 0)
     }
 
+    /// Job control from an interactive shell on a terminal: COMMAND has the terminal; when it
+    /// stops, gmemctl's job stops too, and `fg` continues both.
+    @Test(.enabled(if: findExecutable("script") != nil, "needs script(1) for a terminal"))
+    func jobControlFromAShell() throws {
+        let dir = try makeTemporaryDirectory("gmem-run-jobs")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let script = dir + "/job.sh"
+        try """
+            set -m
+            '\(Self.gmemctl)' run -- sh -c 'ps -o tpgid= -p $$ > \(dir)/tpgid; echo $$ > \(dir)/pgid; kill -TSTP $$; echo resumed; exit 5'
+            echo "after stop $?"
+            fg
+            echo "after fg $?"
+
+            """.write(toFile: script, atomically: true, encoding: .utf8)
+        let r = try run(["script", "-qec", "bash --norc --noprofile -i \(script)", "/dev/null"], timeout: 60)
+        let out = r.output.replacingOccurrences(of: "\r", with: "")
+        #expect(out.contains("after stop \(128 + SIGSTOP)") && out.contains("resumed") && out.contains("after fg 5"), "\(out)")
+        let tpgid = (try? String(contentsOfFile: dir + "/tpgid", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+        let pgid = (try? String(contentsOfFile: dir + "/pgid", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(tpgid != nil && tpgid == pgid, "COMMAND has the terminal: tpgid \(tpgid ?? "-"), its group \(pgid ?? "-")")
+    }
+
     /// Whether `pid` is gone (a zombie counts: it was killed and waits for its reaper).
     static func gone(_ pid: pid_t) -> Bool {
         guard kill(pid, 0) == 0 else { return true }

@@ -25,6 +25,8 @@ final class Supervisor {
 
     /// The process group signals are passed on to (read by the signal handler).
     nonisolated(unsafe) static var forwardGroup: pid_t = 0
+    /// The write end of the SIGCHLD self-pipe (read by the signal handler).
+    nonisolated(unsafe) static var wakeFD: Int32 = -1
 
     /// Runs `command` until it exits; returns its status as a shell would (128+N for signal N).
     /// `started` gets COMMAND's process group as soon as it exists.
@@ -44,8 +46,9 @@ final class Supervisor {
         guard pid > 0 else { throw SystemError("start \(command[0]) under a seccomp filter") }
         started(pid)
         Self.forwardGroup = pid
+        // A stopped group acts on the signal only once continued (as a shell's `kill` of a job).
         let forward: @convention(c) (Int32) -> Void = { sig in
-            if Supervisor.forwardGroup > 0 { kill(-Supervisor.forwardGroup, sig) }
+            if Supervisor.forwardGroup > 0 { kill(-Supervisor.forwardGroup, sig); kill(-Supervisor.forwardGroup, SIGCONT) }
         }
         // Unblocked too: a parent (a test runner's spawn) may have handed them down blocked.
         var forwarded = sigset_t()
@@ -69,22 +72,58 @@ final class Supervisor {
             printError("gmemctl: \(command[0]): \(SystemError.describe(execErrno))")
             return execErrno == ENOENT ? 127 : 126
         }
-        let status = loop(child: pid)
+        let status = loop(child: pid, jobControl: takeTerminal)
         // What COMMAND left running in its group goes with it: the mount is about to go.
         kill(-pid, SIGKILL)
         return status
     }
 
-    /// Answers notifications until the child exits; its wait status as a shell status.
-    private func loop(child: pid_t) -> Int32 {
-        let pidfd = pidfd_open(child, 0)
-        defer { if pidfd >= 0 { close(pidfd) } }
+    /// Answers notifications until the child exits; its wait status as a shell status. With
+    /// `jobControl` (COMMAND has the terminal), a stopped COMMAND (Ctrl-Z) stops gmemctl too, as
+    /// a shell's job: the terminal goes back to gmemctl's group, gmemctl stops, and when the
+    /// shell continues it (`fg`), COMMAND gets the terminal and SIGCONT.
+    private func loop(child: pid_t, jobControl: Bool) -> Int32 {
+        // SIGCHLD (exit or stop of a child) writes a byte to a pipe that poll watches: no wakeup
+        // is lost between the wait below and the poll.
+        var wakePipe: [Int32] = [-1, -1]
+        if pipe(&wakePipe) == 0 {
+            for fd in wakePipe {
+                _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+                _ = fcntl(fd, F_SETFL, O_NONBLOCK)
+            }
+            Self.wakeFD = wakePipe[1]
+        } else {
+            wakePipe = [-1, -1]
+        }
+        let wake: @convention(c) (Int32) -> Void = { _ in
+            var byte: UInt8 = 0
+            if Supervisor.wakeFD >= 0 { _ = write(Supervisor.wakeFD, &byte, 1) }
+        }
+        signal(SIGCHLD, wake)
+        var chld = sigset_t()
+        sigemptyset(&chld)
+        sigaddset(&chld, SIGCHLD)
+        pthread_sigmask(SIG_UNBLOCK, &chld, nil)   // a parent may have handed it down blocked
+        defer {
+            signal(SIGCHLD, SIG_DFL)
+            Self.wakeFD = -1
+            if wakePipe[0] >= 0 { close(wakePipe[0]); close(wakePipe[1]) }
+        }
         var fds = [pollfd(fd: listener, events: Int16(POLLIN), revents: 0),
-                   pollfd(fd: pidfd >= 0 ? pidfd : -1, events: Int16(POLLIN), revents: 0)]
+                   pollfd(fd: wakePipe[0], events: Int16(POLLIN), revents: 0)]
         while true {
+            var status: Int32 = 0
+            if waitpid(child, &status, WNOHANG | WUNTRACED) == child {
+                if status & 0xff == 0x7f {   // stopped
+                    if jobControl { suspend(with: child) }
+                } else {
+                    let signal = status & 0x7f
+                    return signal == 0 ? (status >> 8) & 0xff : 128 + signal
+                }
+            }
             fds[0].revents = 0; fds[1].revents = 0
-            // Without a pidfd (kernels before 5.3) the child is polled every 100 ms.
-            let n = poll(&fds, 2, pidfd >= 0 ? -1 : 100)
+            // Without the pipe the child is looked at every 100 ms.
+            let n = poll(&fds, 2, wakePipe[0] >= 0 ? -1 : 100)
             if n < 0 && errno == EINTR { continue }
             if fds[0].revents & Int16(POLLIN) != 0 {
                 var notification = cseccomp_notification()
@@ -92,12 +131,21 @@ final class Supervisor {
             } else if fds[0].revents & Int16(POLLHUP | POLLERR | POLLNVAL) != 0 {
                 fds[0].fd = -1   // every filtered task is gone
             }
-            var status: Int32 = 0
-            if (pidfd < 0 || fds[1].revents != 0), waitpid(child, &status, WNOHANG) == child {
-                let signal = status & 0x7f
-                return signal == 0 ? (status >> 8) & 0xff : 128 + signal
+            if fds[1].revents & Int16(POLLIN) != 0 {
+                var drain = [UInt8](repeating: 0, count: 64)
+                while read(wakePipe[0], &drain, drain.count) > 0 {}
             }
         }
+    }
+
+    /// COMMAND was stopped from the terminal: stop gmemctl's own job until the shell continues it.
+    private func suspend(with child: pid_t) {
+        signal(SIGTTOU, SIG_IGN)
+        tcsetpgrp(STDIN_FILENO, getpgrp())
+        kill(getpid(), SIGSTOP)
+        tcsetpgrp(STDIN_FILENO, child)
+        signal(SIGTTOU, SIG_DFL)
+        kill(-child, SIGCONT)
     }
 
     // MARK: - One notification
