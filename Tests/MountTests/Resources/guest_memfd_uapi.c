@@ -115,6 +115,8 @@ int main(int argc, char **argv) {
 	if (fd < 0) return 1;
 	struct stat st;
 	CHECK(fstat(fd, &st) == 0 && st.st_size == (off_t)total, "fstat size %ld", (long)st.st_size);
+	CHECK(st.st_blksize == (blksize_t)page, "st_blksize %ld", (long)st.st_blksize);
+	CHECK(S_ISREG(st.st_mode), "a regular file (mode 0%o)", (unsigned)st.st_mode);
 	CHECK(fcntl(fd, F_GETFD) == 0, "installed without close-on-exec");
 	CHECK((fcntl(fd, F_GETFL) & O_ACCMODE) == O_RDWR, "open read-write");
 	char buffer[4096] = { 0 };
