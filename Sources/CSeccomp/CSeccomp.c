@@ -174,7 +174,7 @@ pid_t cseccomp_spawn(char *const argv[], const struct cseccomp_filter_options *o
 		int fd = e ? -1 : (int)syscall(__NR_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
 		if (!e && fd < 0) e = errno;
 		if (!e && send_fd(sockets[1], fd) != 0) e = errno;
-		if (e) { write_all(status_pipe[1], &e, sizeof e); _exit(126); }
+		if (e) { e = -e; write_all(status_pipe[1], &e, sizeof e); _exit(126); }
 		close(fd);
 		execvp(argv[0], argv);
 		e = errno;

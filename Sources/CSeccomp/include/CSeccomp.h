@@ -22,7 +22,8 @@ struct cseccomp_filter_options {
  * that sets PR_SET_NO_NEW_PRIVS, installs the filter with SECCOMP_FILTER_FLAG_NEW_LISTENER,
  * passes the listener to the parent and execvp(argv[0], argv). Returns the child's pid and
  * sets *listener; on failure returns -1 with errno set and nothing left running. When exec
- * fails the child exits 127 (ENOENT) or 126 and *exec_errno is set (0 when exec succeeded). */
+ * fails the child exits 127 (ENOENT) or 126 and *exec_errno is set (0 when exec succeeded);
+ * when the filter could not be installed, *exec_errno is minus that errno. */
 pid_t cseccomp_spawn(char *const argv[], const struct cseccomp_filter_options *options, int take_terminal,
                      int *listener, int *exec_errno);
 

@@ -69,6 +69,7 @@ final class Supervisor {
         if execErrno != 0 {
             var status: Int32 = 0
             waitpid(pid, &status, 0)
+            if execErrno < 0 { throw SystemError("install the seccomp filter (PR_SET_NO_NEW_PRIVS, SECCOMP_FILTER_FLAG_NEW_LISTENER)", errno: -execErrno) }
             printError("gmemctl: \(command[0]): \(SystemError.describe(execErrno))")
             return execErrno == ENOENT ? 127 : 126
         }
