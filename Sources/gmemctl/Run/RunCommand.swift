@@ -26,8 +26,9 @@ struct RunCommand: ParsableCommand {
             Conversions (KVM_SET_MEMORY_ATTRIBUTES2), GMEM_PIN_PAGES,
             mmap(MAP_SHARED), fallocate and the rest go to gmemfs itself.
 
-            Without /dev/kvm (or with --emulate-kvm), COMMAND's open of
-            /dev/kvm gets a stand-in answering KVM_GET_API_VERSION,
+            Without a /dev/kvm this user can open (or with --emulate-kvm),
+            COMMAND's open of /dev/kvm gets a stand-in answering
+            KVM_GET_API_VERSION,
             KVM_CHECK_EXTENSION, KVM_CREATE_VM and KVM_CREATE_GUEST_MEMFD;
             any other KVM ioctl fails with ENOTTY and one line on stderr
             (vCPUs and memslots need a real KVM).
@@ -90,7 +91,8 @@ struct RunCommand: ParsableCommand {
             throw Failure("this kernel has no seccomp user notification ('user_notif' is not in /proc/sys/kernel/seccomp/actions_avail)")
         }
         let existing = try mount.map { try GmemPath($0, .mountRoot).mountPoint }
-        let emulated = emulateKVM || access("/dev/kvm", F_OK) != 0
+        // No /dev/kvm, or one this user cannot open (COMMAND runs as the same user): the stand-in.
+        let emulated = emulateKVM || access("/dev/kvm", R_OK | W_OK) != 0
         let janitor = try Janitor()
         var privateMount: RunMount?
         let status: Int32
