@@ -28,10 +28,9 @@ struct RunCommand: ParsableCommand {
 
             Without a /dev/kvm this user can open (or with --emulate-kvm),
             COMMAND's open of /dev/kvm gets a stand-in answering
-            KVM_GET_API_VERSION,
-            KVM_CHECK_EXTENSION, KVM_CREATE_VM and KVM_CREATE_GUEST_MEMFD;
-            any other KVM ioctl fails with ENOTTY and one line on stderr
-            (vCPUs and memslots need a real KVM).
+            KVM_GET_API_VERSION, KVM_CHECK_EXTENSION, KVM_CREATE_VM and
+            KVM_CREATE_GUEST_MEMFD; any other KVM ioctl fails with ENOTTY
+            and one line on stderr (vCPUs and memslots need a real KVM).
 
             Without --mount, a private gmemfs is mounted under
             /tmp/gmemctl-run.XXXXXX (--kernel-compat unless
