@@ -49,8 +49,9 @@ final class RunMount {
             var status: Int32 = 0
             if waitpid(daemonPID, &status, WNOHANG) == daemonPID || waited >= 2000 {
                 if waited < 2000 { daemonPID = 0 }
-                let text = ((try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "")
-                    .split(separator: "\n").last.map(String.init) ?? "no output"
+                // The last two lines: fusermount3's reason comes before gmemfs's own.
+                let lines = ((try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "").split(separator: "\n").suffix(2)
+                let text = lines.isEmpty ? "no output" : lines.joined(separator: "; ")
                 remove()
                 throw Failure("gmemfs did not mount on \(mountpoint) (\(waited >= 2000 ? "timed out after 20 s" : "it exited")): \(text)")
             }
