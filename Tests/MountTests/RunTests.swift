@@ -136,6 +136,19 @@ struct RunTests {
         #expect(access("/tmp/gmem-run-must-not-exist", F_OK) != 0)
     }
 
+    /// `-o` reaches the private gmemfs; it is in kernel-compat mode unless `--no-kernel-compat`;
+    /// a bad `-o` word is gmemfs's one-line refusal.
+    @Test func privateMountOptions() throws {
+        let r = try run([Self.gmemctl, "run", "-o", "max_memory=1M", "--", "sh", "-c",
+                         "getfattr --absolute-names --only-values -n user.gmem.stats \"$GMEM_RUN_MOUNT\"; dd if=\"$GMEM_RUN_MOUNT\"/gmem bs=4096 count=1 of=/dev/null"])
+        #expect(r.output.contains("max_memory=1048576"), "\(r)")
+        #expect(r.stderr.contains("Invalid argument"), "kernel-compat: read EINVAL: \(r.stderr)")
+        let tools = try run([Self.gmemctl, "run", "--no-kernel-compat", "--", "sh", "-c", "dd if=\"$GMEM_RUN_MOUNT\"/gmem bs=4096 count=1 of=/dev/null"])
+        #expect(tools.stderr.contains("Permission denied"), "default mode: a private page is EACCES: \(tools.stderr)")
+        let bad = try run([Self.gmemctl, "run", "-o", "bogus_option", "--", "true"])
+        #expect(bad.status == 1 && bad.stderr.contains("unknown mount option 'bogus_option'") && bad.stderr.split(separator: "\n").count == 1, "\(bad)")
+    }
+
     /// With `--mount`, the guest_memfds are files of that mount: named in `.trace` after the
     /// process that made them, and freed when their last descriptor closes.
     @Test func existingMountIsUsedAndLeftMounted() throws {

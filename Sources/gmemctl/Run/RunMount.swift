@@ -49,8 +49,10 @@ final class RunMount {
             var status: Int32 = 0
             if waitpid(daemonPID, &status, WNOHANG) == daemonPID || waited >= 2000 {
                 if waited < 2000 { daemonPID = 0 }
-                // The last two lines: fusermount3's reason comes before gmemfs's own.
-                let lines = ((try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "").split(separator: "\n").suffix(2)
+                // fusermount3's reason and gmemfs's "Error:" line (a usage text follows a bad -o).
+                let all = ((try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "").split(separator: "\n")
+                let errors = all.filter { $0.hasPrefix("fusermount3:") || $0.hasPrefix("Error:") }
+                let lines = errors.isEmpty ? Array(all.suffix(2)) : errors
                 let text = lines.isEmpty ? "no output" : lines.joined(separator: "; ")
                 remove()
                 throw Failure("gmemfs did not mount on \(mountpoint) (\(waited >= 2000 ? "timed out after 20 s" : "it exited")): \(text)")
