@@ -33,10 +33,16 @@ let package = Package(
         .target(name: "Locking"),
         // /proc/self/mountinfo, read without asking any mount: for the daemon and gmemctl alike.
         .target(name: "LinuxMounts"),
+        // /proc/PID/{syscall,fdinfo,status} parsed and this architecture's syscall numbers.
+        .target(name: "LinuxProc"),
+        // `gmemctl run`: the seccomp filter, notification ioctls and janitor in C.
+        .target(name: "CSeccomp"),
         // The public interface (xattr names, ioctl struct, number grammar, map lines): CGmemABI's
         // header holds the literal values for Swift and the C test programs alike.
         .target(name: "CGmemABI"),
         .target(name: "GmemABI", dependencies: ["CGmemABI"]),
+        // `gmemctl run`'s answers to the KVM calls it supervises (pure; docs/run.md).
+        .target(name: "GmemRun", dependencies: ["GmemABI", "LinuxProc"]),
         // Starts, waits for and stops a gmemfs child: shared by the tests and `gmemctl tour`.
         .target(name: "GmemDaemonProcess", dependencies: ["LinuxMounts"]),
         .target(
@@ -59,7 +65,7 @@ let package = Package(
                            .product(name: "Logging", package: "swift-log")]),
         .executableTarget(
             name: "gmemctl",
-            dependencies: ["GmemABI", "GmemDaemonProcess", "LinuxMounts", "CLinuxSys", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+            dependencies: ["GmemABI", "GmemDaemonProcess", "LinuxMounts", "LinuxProc", "GmemRun", "CSeccomp", "CLinuxSys", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(
             name: "gmem-bench",
             dependencies: ["GmemABI", "GmemCore", "CLinuxSys", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
@@ -70,7 +76,7 @@ let package = Package(
                 path: "Tests/GmemTestSupport",
                 exclude: ["Resources"]),   // prelude.py, read by path
         .testTarget(name: "GmemCoreTests",
-                    dependencies: ["GmemABI", "GmemCore", "GmemTestSupport", "GmemFS", "FuseKit", "LinuxMounts", .product(name: "Logging", package: "swift-log")],
+                    dependencies: ["GmemABI", "GmemCore", "GmemTestSupport", "GmemFS", "FuseKit", "LinuxMounts", "LinuxProc", "GmemRun", .product(name: "Logging", package: "swift-log")],
                     swiftSettings: internalChecks),
         // The bridge, mount-free: GmemFS handlers answering into FuseKit's ReplyRecorder.
         .testTarget(name: "GmemFSTests",

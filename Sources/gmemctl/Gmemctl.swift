@@ -17,6 +17,7 @@ struct Gmemctl: ParsableCommand {
               gmemctl trace /mnt/gmem   # live events (conversions, refused accesses, ...)
               gmemctl pin /mnt/gmem/demo 0 4K -- COMMAND   # conversions to private: EAGAIN
               gmemctl inject enomem /mnt/gmem/demo          # the next conversion fails
+              gmemctl run -- ./vmm-test  # kernel-uAPI guest_memfd code on gmemfs
               gmemctl tour            # a ten-minute guided demo on a private mount
 
             For scripts: stats, map and watch take --json (one JSON object per
@@ -35,12 +36,13 @@ struct Gmemctl: ParsableCommand {
                    a range past the end of the file, an unknown flag, a
                    missing argument
               135  peek was killed by SIGBUS: it touched a private page
-              N    pin -- COMMAND: COMMAND's own status (128+N for signal N)
+              N    pin -- COMMAND, run -- COMMAND: COMMAND's own status
+                   (128+N for signal N)
             """,
         version: "0.1.0",
         subcommands: [CreateCommand.self, ConvertCommand.self, MapCommand.self, StatsCommand.self,
                       WatchCommand.self, PeekCommand.self, TraceCommand.self, PinCommand.self, InjectCommand.self,
-                      TourCommand.self])
+                      RunCommand.self, TourCommand.self])
 
     /// ArgumentParser's entry point with gmemctl's error contract: every error is one line
     /// `gmemctl: ...` on stderr; bad input exits 64, a failed operation 1 (see ``ExitStatus``).

@@ -1,0 +1,373 @@
+#define _GNU_SOURCE
+#include "CSeccomp.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+
+#if defined(__x86_64__)
+#define NATIVE_ARCH AUDIT_ARCH_X86_64
+#elif defined(__aarch64__)
+#define NATIVE_ARCH AUDIT_ARCH_AARCH64
+#else
+#error "CSeccomp: unsupported architecture"
+#endif
+#ifndef __NR_openat2
+#define __NR_openat2 437
+#endif
+
+/* Offsets in struct seccomp_data; the low 32 bits of an argument (little-endian). */
+#define DATA_NR offsetof(struct seccomp_data, nr)
+#define DATA_ARCH offsetof(struct seccomp_data, arch)
+#define DATA_ARG_LOW(i) (offsetof(struct seccomp_data, args) + 8 * (i))
+
+/* ---- the filter ----
+ * A forward-only program: every jump goes to the next check, to NOTIFY or to ALLOW, resolved
+ * once the program is laid out. */
+enum { LABEL_NONE = -1, LABEL_ALLOW = -2, LABEL_NOTIFY = -3 };
+struct builder {
+	struct sock_filter code[64];
+	int jt[64], jf[64];      /* labels: an instruction index, or LABEL_ALLOW / LABEL_NOTIFY */
+	int count;
+};
+static int emit(struct builder *b, uint16_t code, uint32_t k, int jt, int jf) {
+	if (b->count >= 60) return -1;
+	b->code[b->count] = (struct sock_filter)BPF_STMT(code, k);
+	b->jt[b->count] = jt; b->jf[b->count] = jf;
+	return b->count++;
+}
+static int build_filter(const struct cseccomp_filter_options *o, struct builder *b) {
+	memset(b, 0, sizeof *b);
+	/* Other ABIs (i386 through int 0x80, x32) pass untouched. */
+	emit(b, BPF_LD | BPF_W | BPF_ABS, DATA_ARCH, LABEL_NONE, LABEL_NONE);
+	int arch = emit(b, BPF_JMP | BPF_JEQ | BPF_K, NATIVE_ARCH, LABEL_NONE, LABEL_ALLOW);
+	(void)arch;
+	emit(b, BPF_LD | BPF_W | BPF_ABS, DATA_NR, LABEL_NONE, LABEL_NONE);
+	int is_ioctl = emit(b, BPF_JMP | BPF_JEQ | BPF_K, __NR_ioctl, LABEL_NONE, LABEL_NONE);
+	int is_mmap = emit(b, BPF_JMP | BPF_JEQ | BPF_K, __NR_mmap, LABEL_NONE, LABEL_NONE);
+	if (o->emulate_kvm) {
+#ifdef __NR_open
+		emit(b, BPF_JMP | BPF_JEQ | BPF_K, __NR_open, LABEL_NOTIFY, LABEL_NONE);
+#endif
+		emit(b, BPF_JMP | BPF_JEQ | BPF_K, __NR_openat, LABEL_NOTIFY, LABEL_NONE);
+		emit(b, BPF_JMP | BPF_JEQ | BPF_K, __NR_openat2, LABEL_NOTIFY, LABEL_NONE);
+	}
+	emit(b, BPF_RET | BPF_K, SECCOMP_RET_ALLOW, LABEL_NONE, LABEL_NONE);
+	/* ioctl: the command is an unsigned int (argument 1, low word). */
+	int ioctl_start = emit(b, BPF_LD | BPF_W | BPF_ABS, DATA_ARG_LOW(1), LABEL_NONE, LABEL_NONE);
+	b->jt[is_ioctl] = ioctl_start;
+	for (uint32_t i = 0; i < o->ioctl_count && i < 8; i++)
+		emit(b, BPF_JMP | BPF_JEQ | BPF_K, o->ioctls[i], LABEL_NOTIFY, LABEL_NONE);
+	if (o->emulate_kvm) {
+		emit(b, BPF_ALU | BPF_AND | BPF_K, 0xff00, LABEL_NONE, LABEL_NONE);
+		emit(b, BPF_JMP | BPF_JEQ | BPF_K, 0xAE00, LABEL_NOTIFY, LABEL_NONE);
+	}
+	emit(b, BPF_RET | BPF_K, SECCOMP_RET_ALLOW, LABEL_NONE, LABEL_NONE);
+	/* mmap: flags (argument 3) with type MAP_PRIVATE and no MAP_ANONYMOUS. MAP_SHARED_VALIDATE
+	 * (3) is a shared type, so the whole 4-bit type field is compared. */
+	int mmap_start = emit(b, BPF_LD | BPF_W | BPF_ABS, DATA_ARG_LOW(3), LABEL_NONE, LABEL_NONE);
+	b->jt[is_mmap] = mmap_start;
+	emit(b, BPF_ALU | BPF_AND | BPF_K, MAP_TYPE | MAP_ANONYMOUS, LABEL_NONE, LABEL_NONE);
+	emit(b, BPF_JMP | BPF_JEQ | BPF_K, MAP_PRIVATE, LABEL_NOTIFY, LABEL_ALLOW);
+	int allow = emit(b, BPF_RET | BPF_K, SECCOMP_RET_ALLOW, LABEL_NONE, LABEL_NONE);
+	int notify = emit(b, BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF, LABEL_NONE, LABEL_NONE);
+	if (notify < 0) return -1;
+	for (int i = 0; i < b->count; i++) {
+		if (BPF_CLASS(b->code[i].code) != BPF_JMP) continue;
+		int targets[2] = { b->jt[i], b->jf[i] };
+		int offsets[2];
+		for (int t = 0; t < 2; t++) {
+			int target = targets[t] == LABEL_ALLOW ? allow : targets[t] == LABEL_NOTIFY ? notify
+			           : targets[t] == LABEL_NONE ? i + 1 : targets[t];
+			offsets[t] = target - i - 1;
+			if (offsets[t] < 0 || offsets[t] > 255) return -1;
+		}
+		b->code[i].jt = (uint8_t)offsets[0];
+		b->code[i].jf = (uint8_t)offsets[1];
+	}
+	return 0;
+}
+
+static void write_all(int fd, const void *p, size_t n) {
+	const char *c = p;
+	while (n > 0) {
+		ssize_t w = write(fd, c, n);
+		if (w < 0 && errno == EINTR) continue;
+		if (w <= 0) return;
+		c += w; n -= (size_t)w;
+	}
+}
+
+static int send_fd(int socket, int fd) {
+	char byte = 0;
+	struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
+	union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int))]; } control;
+	memset(&control, 0, sizeof control);
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf, .msg_controllen = sizeof control.buf };
+	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+	c->cmsg_level = SOL_SOCKET; c->cmsg_type = SCM_RIGHTS; c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	return sendmsg(socket, &msg, MSG_NOSIGNAL) == 1 ? 0 : -1;
+}
+
+static int receive_fd(int socket) {
+	char byte;
+	struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
+	union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int))]; } control;
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf, .msg_controllen = sizeof control.buf };
+	ssize_t n;
+	do n = recvmsg(socket, &msg, MSG_CMSG_CLOEXEC); while (n < 0 && errno == EINTR);
+	if (n != 1) { if (n == 0) errno = ECHILD; return -1; }
+	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+	if (!c || c->cmsg_type != SCM_RIGHTS || c->cmsg_len != CMSG_LEN(sizeof(int))) { errno = EPROTO; return -1; }
+	int fd;
+	memcpy(&fd, CMSG_DATA(c), sizeof fd);
+	return fd;
+}
+
+/* The child's signal state as a shell would give it: default dispositions, nothing blocked. */
+static void reset_signals(void) {
+	struct sigaction dfl = { .sa_handler = SIG_DFL };
+	for (int s = 1; s < NSIG; s++) if (s != SIGKILL && s != SIGSTOP) sigaction(s, &dfl, NULL);
+	sigset_t none; sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+pid_t cseccomp_spawn(char *const argv[], const struct cseccomp_filter_options *options, int take_terminal,
+                     int *listener, int *exec_errno) {
+	struct builder b;
+	if (build_filter(options, &b) != 0) { errno = E2BIG; return -1; }
+	struct sock_fprog prog = { .len = (unsigned short)b.count, .filter = b.code };
+	int sockets[2], status_pipe[2];
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sockets) != 0) return -1;
+	if (pipe2(status_pipe, O_CLOEXEC) != 0) { close(sockets[0]); close(sockets[1]); return -1; }
+	pid_t parent = getpid();
+	pid_t pid = fork();
+	if (pid < 0) { int e = errno; close(sockets[0]); close(sockets[1]); close(status_pipe[0]); close(status_pipe[1]); errno = e; return -1; }
+	if (pid == 0) {
+		int e = 0;
+		setpgid(0, 0);
+		if (take_terminal) {
+			signal(SIGTTOU, SIG_IGN);
+			tcsetpgrp(STDIN_FILENO, getpid());
+		}
+		reset_signals();
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent) _exit(127);
+		if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) e = errno;
+		int fd = e ? -1 : (int)syscall(__NR_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
+		if (!e && fd < 0) e = errno;
+		if (!e && send_fd(sockets[1], fd) != 0) e = errno;
+		if (e) { e = -e; write_all(status_pipe[1], &e, sizeof e); _exit(126); }
+		close(fd);
+		execvp(argv[0], argv);
+		e = errno;
+		write_all(status_pipe[1], &e, sizeof e);
+		_exit(e == ENOENT ? 127 : 126);
+	}
+	setpgid(pid, pid);   /* as a shell does: the group exists whichever runs first */
+	close(sockets[1]);
+	close(status_pipe[1]);
+	*listener = receive_fd(sockets[0]);
+	int receive_errno = errno;
+	close(sockets[0]);
+	/* End-of-file on the status pipe: exec succeeded (the write end is close-on-exec). Only
+	 * then may the parent block on notifications; reading first cannot deadlock, because the
+	 * child makes no trapped call before exec. */
+	int e = 0;
+	ssize_t n;
+	do n = read(status_pipe[0], &e, sizeof e); while (n < 0 && errno == EINTR);
+	close(status_pipe[0]);
+	*exec_errno = n == (ssize_t)sizeof e ? e : 0;
+	if (*listener < 0 && *exec_errno == 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		errno = receive_errno;
+		return -1;
+	}
+	return pid;
+}
+
+pid_t cseccomp_spawn_plain(char *const argv[], int output_fd) {
+	pid_t pid = fork();
+	if (pid != 0) return pid;
+	setsid();
+	reset_signals();
+	int null = open("/dev/null", O_RDONLY);
+	if (null >= 0) { dup2(null, STDIN_FILENO); if (null != STDIN_FILENO) close(null); }
+	if (output_fd >= 0) { dup2(output_fd, STDOUT_FILENO); dup2(output_fd, STDERR_FILENO); }
+	execv(argv[0], argv);
+	_exit(127);
+}
+
+int cseccomp_receive(int listener, struct cseccomp_notification *out) {
+	struct seccomp_notif n;
+	memset(&n, 0, sizeof n);
+	if (ioctl(listener, SECCOMP_IOCTL_NOTIF_RECV, &n) != 0) return -1;
+	out->id = n.id; out->pid = n.pid; out->nr = n.data.nr; out->arch = n.data.arch;
+	for (int i = 0; i < 6; i++) out->args[i] = n.data.args[i];
+	return 0;
+}
+
+int cseccomp_respond(int listener, uint64_t id, int64_t value, int error) {
+	struct seccomp_notif_resp r = { .id = id, .val = error ? 0 : value, .error = error ? -error : 0, .flags = 0 };
+	return ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, &r);
+}
+
+int cseccomp_continue(int listener, uint64_t id) {
+	struct seccomp_notif_resp r = { .id = id, .val = 0, .error = 0, .flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE };
+	return ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, &r);
+}
+
+int cseccomp_add_fd_and_respond(int listener, uint64_t id, int fd, uint32_t fd_flags) {
+	struct seccomp_notif_addfd a = { .id = id, .flags = SECCOMP_ADDFD_FLAG_SEND, .srcfd = (uint32_t)fd, .newfd = 0, .newfd_flags = fd_flags };
+	return ioctl(listener, SECCOMP_IOCTL_NOTIF_ADDFD, &a);
+}
+
+int cseccomp_id_valid(int listener, uint64_t id) {
+	return ioctl(listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &id) == 0;
+}
+
+ssize_t cseccomp_read_memory(pid_t pid, uint64_t address, void *buffer, size_t size) {
+	struct iovec local = { .iov_base = buffer, .iov_len = size };
+	struct iovec remote = { .iov_base = (void *)(uintptr_t)address, .iov_len = size };
+	return process_vm_readv(pid, &local, 1, &remote, 1, 0);
+}
+
+int cseccomp_memfd(const char *name) { return memfd_create(name, MFD_CLOEXEC); }
+
+/* ---- the janitor: only async-signal-safe calls (its parent may have threads) ---- */
+#define JANITOR_PATHS 8
+struct janitor_state {
+	pid_t pgid, daemon;
+	char mount[4096];
+	char files[JANITOR_PATHS][4096];
+	char dirs[JANITOR_PATHS][4096];
+	int file_count, dir_count;
+};
+static struct janitor_state janitor;
+
+static long parse_long(const char *s) {
+	long v = 0;
+	if (*s < '0' || *s > '9') return 0;
+	for (; *s >= '0' && *s <= '9'; s++) v = v * 10 + (*s - '0');
+	return *s ? 0 : v;
+}
+
+static void janitor_line(const char *line, int *done) {
+	if (!strncmp(line, "pgid ", 5)) janitor.pgid = (pid_t)parse_long(line + 5);
+	else if (!strncmp(line, "daemon ", 7)) janitor.daemon = (pid_t)parse_long(line + 7);
+	else if (!strncmp(line, "mount ", 6)) strncpy(janitor.mount, line + 6, sizeof janitor.mount - 1);
+	else if (!strncmp(line, "file ", 5) && janitor.file_count < JANITOR_PATHS) strncpy(janitor.files[janitor.file_count++], line + 5, 4095);
+	else if (!strncmp(line, "dir ", 4) && janitor.dir_count < JANITOR_PATHS) strncpy(janitor.dirs[janitor.dir_count++], line + 4, 4095);
+	else if (!strcmp(line, "done")) *done = 1;
+}
+
+static void pause_ms(long ms) {
+	struct timespec t = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
+	while (nanosleep(&t, &t) != 0 && errno == EINTR) {}
+}
+
+/* Whether `pid` exists and is not a zombie (a zombie waits for a reaper that may be slow). */
+static int running(pid_t pid) {
+	if (kill(pid, 0) != 0) return 0;
+	char path[64] = "/proc/", digits[16], text[512];
+	int d = 0;
+	for (unsigned v = (unsigned)pid; v || !d; v /= 10) digits[d++] = (char)('0' + v % 10);
+	size_t at = strlen(path);
+	while (d) path[at++] = digits[--d];
+	memcpy(path + at, "/stat", 6);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) return 0;
+	ssize_t n = read(fd, text, sizeof text - 1);
+	close(fd);
+	if (n <= 0) return 0;
+	text[n] = 0;
+	char *paren = strrchr(text, ')');
+	return !(paren && paren[1] == ' ' && paren[2] == 'Z');
+}
+
+static void janitor_clean(void) {
+	if (janitor.pgid > 1) kill(-janitor.pgid, SIGKILL);
+	if (janitor.daemon > 1) {
+		kill(janitor.daemon, SIGTERM);   /* the daemon unmounts on SIGTERM */
+		for (int i = 0; i < 300 && running(janitor.daemon); i++) pause_ms(10);
+		if (running(janitor.daemon)) kill(janitor.daemon, SIGKILL);
+	}
+	if (janitor.mount[0]) {
+		pid_t f = fork();
+		if (f == 0) {
+			char *const args[] = { "fusermount3", "-u", "-z", janitor.mount, NULL };
+			execv("/usr/bin/fusermount3", args);
+			execv("/bin/fusermount3", args);
+			_exit(127);
+		}
+		if (f > 0) while (waitpid(f, NULL, 0) < 0 && errno == EINTR) {}
+	}
+	for (int i = 0; i < janitor.file_count; i++) unlink(janitor.files[i]);
+	if (janitor.mount[0]) rmdir(janitor.mount);
+	for (int i = janitor.dir_count - 1; i >= 0; i--) rmdir(janitor.dirs[i]);
+}
+
+pid_t cseccomp_janitor(int *pipe_out) {
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) != 0) return -1;
+	pid_t pid = fork();
+	if (pid < 0) { int e = errno; close(p[0]); close(p[1]); errno = e; return -1; }
+	if (pid > 0) { close(p[0]); *pipe_out = p[1]; return pid; }
+	setsid();
+	reset_signals();
+	signal(SIGINT, SIG_IGN); signal(SIGHUP, SIG_IGN); signal(SIGTERM, SIG_IGN); signal(SIGPIPE, SIG_IGN);
+	int null = open("/dev/null", O_RDWR);
+	if (null >= 0) { dup2(null, 0); dup2(null, 1); dup2(null, 2); }
+	for (int fd = 3; fd < 4096; fd++) if (fd != p[0]) close(fd);
+	char buffer[16384];
+	size_t used = 0;
+	int done = 0;
+	for (;;) {
+		ssize_t n = read(p[0], buffer + used, sizeof buffer - 1 - used);
+		if (n < 0 && errno == EINTR) continue;
+		if (n <= 0) break;
+		used += (size_t)n;
+		char *start = buffer, *nl;
+		while ((nl = memchr(start, '\n', (size_t)(buffer + used - start)))) {
+			*nl = 0;
+			janitor_line(start, &done);
+			start = nl + 1;
+		}
+		used = (size_t)(buffer + used - start);
+		memmove(buffer, start, used);
+		if (used == sizeof buffer - 1) used = 0;   /* an overlong line: dropped */
+	}
+	if (!done) janitor_clean();
+	_exit(0);
+}
+
+int cseccomp_user_notif_available(void) {
+	int fd = open("/proc/sys/kernel/seccomp/actions_avail", O_RDONLY | O_CLOEXEC);
+	if (fd < 0) return 0;
+	char text[512];
+	ssize_t n = read(fd, text, sizeof text - 1);
+	close(fd);
+	if (n <= 0) return 0;
+	text[n] = 0;
+	for (char *word = strtok(text, " \n"); word; word = strtok(NULL, " \n"))
+		if (!strcmp(word, "user_notif")) return 1;
+	return 0;
+}

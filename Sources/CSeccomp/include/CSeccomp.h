@@ -1,0 +1,72 @@
+/*
+ * CSeccomp: what `gmemctl run` must do in C: fork a child that installs a seccomp filter
+ * returning SECCOMP_RET_USER_NOTIF for the calls it supervises and execs COMMAND; the
+ * notification ioctls; reading the target's memory; and the janitor process that cleans up
+ * when gmemctl dies. docs/run.md describes the mechanism.
+ *
+ * Plain types only in this header (Swift imports it); the .c file includes the uapi headers.
+ */
+#ifndef CSECCOMP_H
+#define CSECCOMP_H
+#include <stdint.h>
+#include <sys/types.h>
+
+/* Which calls the filter hands to the supervisor. */
+struct cseccomp_filter_options {
+	int emulate_kvm;          /* also every ioctl of type 0xAE, and open/openat/openat2 */
+	uint32_t ioctl_count;     /* ioctl commands trapped in both modes */
+	uint32_t ioctls[8];
+};
+
+/* Forks a child in a new process group (given the terminal's foreground if `take_terminal`)
+ * that sets PR_SET_NO_NEW_PRIVS, installs the filter with SECCOMP_FILTER_FLAG_NEW_LISTENER,
+ * passes the listener to the parent and execvp(argv[0], argv). Returns the child's pid and
+ * sets *listener; on failure returns -1 with errno set and nothing left running. When exec
+ * fails the child exits 127 (ENOENT) or 126 and *exec_errno is set (0 when exec succeeded);
+ * when the filter could not be installed, *exec_errno is minus that errno. */
+pid_t cseccomp_spawn(char *const argv[], const struct cseccomp_filter_options *options, int take_terminal,
+                     int *listener, int *exec_errno);
+
+/* Forks `argv` (no filter) in a new session with stdin /dev/null and stdout/stderr on
+ * `output_fd`; for the private gmemfs daemon. Returns its pid or -1 (errno set). */
+pid_t cseccomp_spawn_plain(char *const argv[], int output_fd);
+
+/* One notification, flattened from struct seccomp_notif. `pid` is the calling thread's id. */
+struct cseccomp_notification {
+	uint64_t id;
+	uint32_t pid;
+	int32_t nr;
+	uint32_t arch;
+	uint64_t args[6];
+};
+
+/* SECCOMP_IOCTL_NOTIF_RECV: 0 or -1 (errno: EINTR, ENOENT when the caller died meanwhile). */
+int cseccomp_receive(int listener, struct cseccomp_notification *out);
+/* SECCOMP_IOCTL_NOTIF_SEND: the call returns `value` (error == 0) or fails with `error`. */
+int cseccomp_respond(int listener, uint64_t id, int64_t value, int error);
+/* SECCOMP_IOCTL_NOTIF_SEND with SECCOMP_USER_NOTIF_FLAG_CONTINUE: the kernel runs the call. */
+int cseccomp_continue(int listener, uint64_t id);
+/* SECCOMP_IOCTL_NOTIF_ADDFD with SECCOMP_ADDFD_FLAG_SEND: installs `fd` in the target with
+ * `fd_flags` (0 or O_CLOEXEC) and answers the call with the new number. Returns it or -1. */
+int cseccomp_add_fd_and_respond(int listener, uint64_t id, int fd, uint32_t fd_flags);
+/* SECCOMP_IOCTL_NOTIF_ID_VALID: 1 when the notification is still pending, 0 when not. */
+int cseccomp_id_valid(int listener, uint64_t id);
+
+/* process_vm_readv of `size` bytes at `address` of `pid`: the count read, or -1 (errno). */
+ssize_t cseccomp_read_memory(pid_t pid, uint64_t address, void *buffer, size_t size);
+
+/* memfd_create(name, MFD_CLOEXEC). */
+int cseccomp_memfd(const char *name);
+
+/* Forks the janitor: a process in its own session with no descriptor of ours but the read end
+ * of a pipe, whose write end is returned in *pipe_out (O_CLOEXEC). The parent writes lines:
+ *   "pgid N", "daemon PID", "mount PATH", "file PATH", "dir PATH", "done".
+ * When the pipe reaches end-of-file without "done" (gmemctl ended on any path, SIGKILL
+ * included) it SIGKILLs process group N, SIGTERMs the daemon (SIGKILL after 3 s), runs
+ * `fusermount3 -u -z` on the mount, unlinks the files and removes the mount point and the
+ * directories. Returns the janitor's pid or -1. */
+pid_t cseccomp_janitor(int *pipe_out);
+
+/* Whether the kernel lists `user_notif` in /proc/sys/kernel/seccomp/actions_avail. */
+int cseccomp_user_notif_available(void);
+#endif
