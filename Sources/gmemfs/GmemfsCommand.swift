@@ -71,6 +71,9 @@ struct GmemfsCommand: ParsableCommand {
     @Option(help: "Maximum number of request threads.")
     var threads: UInt32 = 16
 
+    @Flag(name: .customLong("exit-with-parent"), help: "Unmount and exit 0 when the process that started gmemfs exits, however it ends (for test runners; as nbdkit's option).")
+    var exitWithParent = false
+
     @Option(name: .customLong("pid-file"), help: ArgumentHelp(
         "Write the daemon's pid to PATH once the mount is live (before gmemfs returns in daemon mode); removed on a clean exit.", valueName: "PATH"))
     var pidFile: String?
@@ -120,6 +123,7 @@ struct GmemfsCommand: ParsableCommand {
         // Everything that can refuse the mount runs first: nothing is logged or allocated for a
         // start that cannot work.
         let mountpoint = try MountpointCheck.resolve(mountpoint)
+        let parentWatch = exitWithParent ? try ParentWatch.open() : nil
         let requests = try files.isEmpty ? [Self.parseFileSpec("gmem:1G:mmap")] : files
         let level = logLevel ?? (debug ? .debug : .info)
         if let logFile {
@@ -158,6 +162,10 @@ struct GmemfsCommand: ParsableCommand {
             guard ready() else { throw ExitCode.failure }
         }
         defer { if let pidFile { unlink(pidFile) } }
+        if let parentWatch, !ParentWatch.start(parentWatch) {
+            session.unmount()
+            throw MountRefusal(description: "--exit-with-parent: cannot start the watching thread")
+        }
         if readAheadKB > 0 {
             session.setReadAhead(kilobytes: readAheadKB, mountpoint: mountpoint) { ok in
                 if !ok { logger.debug("read-ahead not changed (needs root and sysfs)") }

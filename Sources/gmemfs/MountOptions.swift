@@ -44,6 +44,7 @@ enum MountOptions {
             }
             c.logLevel = level
         },
+        Word(name: "exit_with_parent", value: nil, long: "--exit-with-parent") { c, _ in c.exitWithParent = true },
         Word(name: "foreground", value: nil, long: "--foreground") { c, _ in c.foreground = true },
         Word(name: "debug", value: nil, long: "--debug") { c, _ in c.debug = true },
         Word(name: "noauto_unmount", value: nil, long: nil) { _, _ in },

@@ -8,9 +8,14 @@
 returns a ``Mount`` (``path``, ``pid``, ``log_path``, ``log()``, ``file(name)``). Every mount is
 unmounted when the test ends, pass or fail; a failed test gets the daemon's log in its report.
 $GMEMFS names the binary (default: gmemfs from PATH).
+
+A killed pytest (SIGKILL, or a CI timeout's SIGTERM) runs no teardown: the daemon is started with
+--exit-with-parent, so it unmounts and exits when pytest ends, and a watcher in its own session
+removes the mount's directory once the mount is gone.
 """
 import os
 import shutil
+import sys
 import signal
 import subprocess
 import tempfile
@@ -21,9 +26,40 @@ import pytest
 GMEMFS = os.environ.get("GMEMFS", "gmemfs")
 
 
+# Run in its own session by each mount: ends once the directory is gone (the fixture's
+# teardown), or, if pytest dies first, waits up to 20 s for the mount to go (the daemon ends
+# with pytest) and removes the directory; never while it still holds a mount.
+_WATCHER = r"""
+import os, shutil, sys, time
+parent, directory = int(sys.argv[1]), sys.argv[2]
+def alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+while alive(parent) and os.path.isdir(directory):
+    time.sleep(0.2)
+mnt = os.path.join(directory, "mnt")
+for _ in range(100):
+    if not os.path.ismount(mnt):
+        shutil.rmtree(directory, ignore_errors=True)
+        break
+    time.sleep(0.2)
+"""
+
+
 class Mount:
     def __init__(self, options):
         self.dir = tempfile.mkdtemp(prefix="gmemfs-test.")
+        self.watcher = None
+        try:
+            self._start(options)
+        except BaseException:
+            self.remove()
+            raise
+
+    def _start(self, options):
         self.path = os.path.join(self.dir, "mnt")
         self.log_path = os.path.join(self.dir, "gmemfs.log")
         self.pid = None
@@ -33,8 +69,11 @@ class Mount:
             # -f: the daemon stays our child and logs to the file; the pid file appears once
             # the mount is live.
             self.process = subprocess.Popen(
-                [GMEMFS, "-f", "--pid-file", pid_file, *options, self.path],
+                [GMEMFS, "-f", "--exit-with-parent", "--pid-file", pid_file, *options, self.path],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self.watcher = subprocess.Popen([sys.executable, "-c", _WATCHER, str(os.getpid()), self.dir],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         start_new_session=True)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and self.process.poll() is None:
             if os.path.exists(pid_file):
@@ -65,6 +104,12 @@ class Mount:
             subprocess.run(["fusermount3", "-u", "-z", self.path], check=False)
         return self.process.returncode
 
+    def remove(self):
+        """Removes the directory (after ``stop()``); its watcher then ends."""
+        shutil.rmtree(self.dir, ignore_errors=True)
+        if self.watcher is not None:
+            self.watcher.wait()
+
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
@@ -88,4 +133,4 @@ def gmemfs(request):
         status = m.stop()
         if failed:
             print(f"--- gmemfs log ({m.log_path}, exit {status}) ---\n{m.log()}")
-        shutil.rmtree(m.dir, ignore_errors=True)
+        m.remove()
