@@ -122,7 +122,8 @@ struct GmemfsCommand: ParsableCommand {
     func run() throws {
         // Everything that can refuse the mount runs first: nothing is logged or allocated for a
         // start that cannot work.
-        let mountpoint = try MountpointCheck.resolve(mountpoint)
+        var (mountpoint, mountpointLock) = try MountpointCheck.resolve(mountpoint)
+        defer { if mountpointLock >= 0 { close(mountpointLock) } }   // a start that failed before mounting
         let parentWatch = exitWithParent ? try ParentWatch.open() : nil
         let requests = try files.isEmpty ? [Self.parseFileSpec("gmem:1G:mmap")] : files
         let level = logLevel ?? (debug ? .debug : .info)
@@ -153,6 +154,8 @@ struct GmemfsCommand: ParsableCommand {
         let mountOptions = ["default_permissions", "noexec", "fsname=gmemfs", "subtype=" + GmemFileSystem.subtype] + self.mountOptions
         let session = try Session(filesystem: fs, notifier: notifier, options: mountOptions, debug: debug)
         try session.mount(at: mountpoint)
+        close(mountpointLock)   // a gmemfs waiting for it now sees this mount
+        mountpointLock = -1
         logger.info("mounted on \(mountpoint)")
         let pidFile = self.pidFile
         let ready = { pidFile.map { PidFile.write($0, logger: logger) } ?? true }
