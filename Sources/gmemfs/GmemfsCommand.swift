@@ -51,7 +51,7 @@ struct GmemfsCommand: ParsableCommand {
     @Flag(name: .customLong("kernel-compat"), help: "Answer as the kernel's guest_memfd wherever FUSE allows: read/write EINVAL, lseek/pread/pwrite ESPIPE, fsync and chmod/chown/touch EINVAL, st_blocks 0.")
     var kernelCompat = false
 
-    @Option(name: .customLong("max-memory"), help: ArgumentHelp("Cap on allocated page memory (ENOSPC past it); 0 means no cap (the default).", valueName: "SIZE"),
+    @Option(name: .customLong("max-memory"), parsing: .unconditional, help: ArgumentHelp("Cap on allocated page memory (ENOSPC past it); 0 means no cap (the default).", valueName: "SIZE"),
             transform: GmemfsCommand.size)
     var maxMemory: UInt64?
 
@@ -64,11 +64,11 @@ struct GmemfsCommand: ParsableCommand {
         "Least severe log level written (default info; refusals are notice).", valueName: "LEVEL"))
     var logLevel: Logger.Level?
 
-    @Option(name: .customLong("read-ahead-kb"), help: ArgumentHelp(
+    @Option(name: .customLong("read-ahead-kb"), parsing: .unconditional, help: ArgumentHelp(
         "Read-ahead window of the mount in KiB (set through sysfs when root; 0 keeps the kernel's 128).", valueName: "KB"))
     var readAheadKB = 1024
 
-    @Option(help: "Maximum number of request threads.")
+    @Option(parsing: .unconditional, help: "Maximum number of request threads.")
     var threads: UInt32 = 16
 
     @Flag(name: .customLong("exit-with-parent"), help: "Unmount and exit 0 when the process that started gmemfs exits, however it ends (for test runners; as nbdkit's option).")
@@ -92,6 +92,16 @@ struct GmemfsCommand: ParsableCommand {
         mountOptions = try MountOptions.resolve(&self, source: source)
         pidFile = pidFile.map(Self.absolute)
         guard (0...1_048_576).contains(readAheadKB) else { throw ValidationError("--read-ahead-kb must be between 0 and 1048576") }
+        if let maxMemory, maxMemory != 0, maxMemory < 4096 {
+            throw ValidationError("--max-memory \(maxMemory) is less than one page (4096 bytes); 0 means no cap")
+        }
+        if let pidFile {
+            // Checked now, not once mounted: the directory must exist and be writable.
+            let directory = pidFile.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
+            guard access(directory.isEmpty ? "/" : directory, W_OK) == 0 else {
+                throw ValidationError("--pid-file \(pidFile): cannot write in \(directory.isEmpty ? "/" : directory): \(String(cString: strerror(errno)))")
+            }
+        }
         guard threads >= 2 else { throw ValidationError("--threads must be at least 2 (conversions notify the kernel while other threads serve it)") }
     }
 
@@ -126,7 +136,10 @@ struct GmemfsCommand: ParsableCommand {
         defer { if mountpointLock >= 0 { close(mountpointLock) } }   // a start that failed before mounting
         let parentWatch = exitWithParent ? try ParentWatch.open() : nil
         let requests = try files.isEmpty ? [Self.parseFileSpec("gmem:1G:mmap")] : files
-        let level = logLevel ?? (debug ? .debug : .info)
+        // A daemon whose log goes to the terminal says nothing on success (as sshfs): its info
+        // lines would only precede the shell prompt. Refusals (notice) still show until it detaches.
+        let daemonToTerminal = !foreground && !debug && logFile == nil
+        let level = logLevel ?? (debug ? .debug : daemonToTerminal ? .notice : .info)
         if let logFile {
             // Opened before daemonizing (which sends stdout and stderr to /dev/null).
             let path = Self.absolute(logFile)

@@ -1,0 +1,72 @@
+import Foundation
+import GmemTestSupport
+import LinuxMounts
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What a newcomer tries first: the answers must say what went wrong and what to do.
+@Suite(.serialized, .enabled(if: FUSE.available))
+struct NewUserTests {
+    /// `echo hi > FILE` (O_TRUNC) is EINVAL and `>>` ENOSPC, as the kernel's fixed size makes
+    /// them; the daemon's log says why and names the fix.
+    @Test func truncatingAndAppendingWritesAreRefusedWithAReason() throws {
+        let m = try GmemMount(["--file", "f:8K:init-shared"])
+        defer { m.unmount() }
+        let truncating = try run(["/bin/bash", "-c", "echo hi > '\(m.file("f"))'"])
+        #expect(!truncating.succeeded && truncating.stderr.contains("Invalid argument"), "\(truncating)")
+        #expect(m.log.contains("refused open on /f") && m.log.contains("dd conv=notrunc"), "\(m.log)")
+        let appending = try run(["/bin/bash", "-c", "echo hi >> '\(m.file("f"))'"])
+        #expect(!appending.succeeded && appending.stderr.contains("No space left"), "\(appending)")
+        #expect(m.log.contains("refused write [8192, +3) on /f") && m.log.contains("appending cannot work"), "\(m.log)")
+        // The fix the log names works.
+        #expect(try run(["/bin/bash", "-c", "echo hi | dd of='\(m.file("f"))' conv=notrunc status=none"]).succeeded)
+    }
+
+    /// A daemon-mode mount that works prints nothing (as sshfs and squashfuse).
+    @Test func daemonModeSuccessIsSilent() throws {
+        let dir = try makeTemporaryDirectory("gmemfs-mnt")
+        let mnt = dir + "/mnt"
+        try FileManager.default.createDirectory(atPath: mnt, withIntermediateDirectories: true)
+        defer {
+            while GmemMount.isMounted(mnt) {
+                guard (try? run(["fusermount3", "-u", mnt], timeout: 10))?.succeeded == true else { break }
+            }
+            try? FileManager.default.removeItem(atPath: dir)
+        }
+        // system(3): a daemonizing command outlives Process's view of it (see LifecycleTests).
+        let status = system("timeout -s KILL 20 '\(binDirectory())/gmemfs' --file f:4K '\(mnt)' >'\(dir)/out' 2>&1 </dev/null")
+        #expect(status == 0 && GmemMount.isMounted(mnt))
+        let out = (try? String(contentsOfFile: dir + "/out", encoding: .utf8)) ?? "?"
+        #expect(out.isEmpty, "printed: \(out)")
+    }
+
+    static func gmemfs(_ arguments: [String]) throws -> CommandResult {
+        try run([binDirectory() + "/gmemfs", "-f"] + arguments, timeout: 20)
+    }
+
+    /// Input mistakes get a message about that input, before anything is mounted.
+    @Test func inputMistakesAreNamed() throws {
+        let dir = try makeTemporaryDirectory("gmemfs-mnt")
+        defer {
+            while GmemMount.isMounted(dir) {
+                guard (try? run(["fusermount3", "-u", "-z", dir], timeout: 10))?.succeeded == true else { break }
+            }
+            try? FileManager.default.removeItem(atPath: dir)
+        }
+        let cases: [([String], String)] = [
+            (["--threads", "-1"], "-1"),
+            (["--read-ahead-kb", "-1"], "--read-ahead-kb must be between 0 and 1048576"),
+            (["--max-memory", "5"], "less than one page"),
+            (["--max-memory", "-1"], "'-1' is not a size"),
+            (["--pid-file", "/nonexistent/p"], "--pid-file /nonexistent/p: cannot write in /nonexistent"),
+            (["-o", "pid_file=/nonexistent/p"], "cannot write in /nonexistent"),
+        ]
+        for (arguments, message) in cases {
+            let r = try Self.gmemfs(arguments + [dir])
+            #expect(r.status == 64 && r.stderr.contains(message) && !r.stderr.contains("Missing value"), "\(arguments): \(r)")
+            #expect(!GmemMount.isMounted(dir), "\(arguments) mounted")
+        }
+    }
+}
