@@ -12,6 +12,7 @@
 # PREFIX (or /usr) does. See docs/semantics.md ("Mount options").
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. Scripts/lib/swift.sh
 
 PREFIX=${PREFIX:-/usr/local}
 DESTDIR=${DESTDIR:-}
@@ -37,11 +38,15 @@ elif [ $# -gt 0 ]; then
 	exit 64
 fi
 
-for t in "${tools[@]}"; do swift build -c release --product "$t"; done
-bin=$(swift build -c release --show-bin-path)
-# swift-argument-parser's generate-manual plugin (works offline; builds nothing new here).
+require_swift
+# swift-argument-parser's generate-manual plugin (works offline). First: it builds the tools
+# with the default flags, and the installed ones must be the static build below.
 swift package generate-manual --configuration release >/dev/null
 manuals=.build/plugins/GenerateManual/outputs
+# The Swift standard library (and Foundation) linked in: no RUNPATH into the toolchain, so an
+# install copied to another machine, or packaged from DESTDIR, runs without Swift there.
+for t in "${tools[@]}"; do swift build -c release --static-swift-stdlib --product "$t"; done
+bin=$(swift build -c release --static-swift-stdlib --show-bin-path)
 
 install -d "$root/bin" "$root/share/man/man1" "$root/share/bash-completion/completions" \
 	"$root/share/zsh/site-functions" "$root/share/fish/vendor_completions.d"

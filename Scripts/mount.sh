@@ -5,6 +5,8 @@
 # Unmount with: fusermount3 -u MOUNTPOINT
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. Scripts/lib/swift.sh
+require_swift
 MNT=${1:-/tmp/gmem}; shift || true
 Scripts/deps.sh
 swift build -c release --product gmemfs >&2

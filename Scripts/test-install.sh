@@ -21,6 +21,10 @@ for t in gmemfs gmemctl; do
 		[ -s "$root/$f" ] || fail "missing $root/$f"
 	done
 	[ -x "$root/bin/$t" ] || fail "$t is not executable"
+	# Built with the Swift standard library linked statically: no RUNPATH/RPATH (into the
+	# toolchain) and no libswift*.so needed, so the install works without a toolchain.
+	if readelf -d "$root/bin/$t" | grep -E '\((RUNPATH|RPATH)\)'; then fail "$t has a RUNPATH: $(readelf -d "$root/bin/$t" | grep -E 'RUNPATH|RPATH')"; fi
+	if readelf -d "$root/bin/$t" | grep -E 'NEEDED.*libswift|NEEDED.*libFoundation|NEEDED.*libdispatch'; then fail "$t needs the Swift runtime's shared libraries"; fi
 	"$root/bin/$t" --version >/dev/null || fail "$t --version failed"
 	# Man page and --help agree: the same long options (from the same parser, but the
 	# installed page must not be stale). Subcommand options count for gmemctl.
@@ -69,4 +73,4 @@ rm "$destdir/alternate.py"
 DESTDIR=$destdir PREFIX=/usr/local Scripts/install.sh --uninstall >/dev/null
 left=$(find "$destdir" -type f)
 [ -z "$left" ] || fail "--uninstall left: $left"
-echo "test-install: ok (install, man pages = --help, completions, mount -t fuse.gmemfs, --json, a 400,000-line .maps file, uninstall)"
+echo "test-install: ok (install, static Swift runtime, man pages = --help, completions, mount -t fuse.gmemfs, --json, a 400,000-line .maps file, uninstall)"

@@ -70,3 +70,22 @@ struct NewUserTests {
         }
     }
 }
+
+/// The set-up scripts check for the Swift toolchain first and say where to get it.
+struct SetUpScriptTests {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().path
+
+    static let toolchainOutsideUsrBin = !FileManager.default.fileExists(atPath: "/usr/bin/swift") && !FileManager.default.fileExists(atPath: "/bin/swift")
+
+    /// Run with PATH=/usr/bin:/bin, which then holds no `swift`.
+    @Test(.enabled(if: toolchainOutsideUsrBin, "swift is in /usr/bin or /bin: PATH cannot leave it out"),
+          arguments: ["mount.sh", "test.sh", "install.sh"])
+    func withoutSwiftTheScriptsSayWhatToInstall(script: String) throws {
+        let r = try run(["/bin/bash", Self.root + "/Scripts/" + script], environment: ["PATH": "/usr/bin:/bin"])
+        #expect(r.status == 1, "\(r)")
+        #expect(r.stderr.contains("Swift 6 toolchain") && r.stderr.contains("https://www.swift.org/install/linux/"), "\(r.stderr)")
+        #expect(!r.stderr.contains("command not found"), "\(r.stderr)")
+    }
+}
+
