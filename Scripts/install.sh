@@ -3,6 +3,8 @@
 #   $PREFIX/bin/gmemfs, $PREFIX/bin/gmemctl
 #   $PREFIX/share/man/man1/gmemfs.1, gmemctl.1      (generated from the argument parser)
 #   bash, zsh and fish completions                   (--generate-completion-script)
+#   $PREFIX/share/gmemfs/gmemfs-test.sh              (the shell test kit)
+#   $PREFIX/share/gmemfs/python/                     (the Python package: pip install it)
 # PREFIX defaults to /usr/local; DESTDIR (staging root, for packages) is honoured.
 # --uninstall removes exactly these files.
 #
@@ -26,12 +28,16 @@ files() {
 		echo "share/zsh/site-functions/_$t"
 		echo "share/fish/vendor_completions.d/$t.fish"
 	done
+	echo share/gmemfs/gmemfs-test.sh
+	(cd python && find pyproject.toml gmemfs_testing -name '*.py' -o -name pyproject.toml) | sort | sed 's|^|share/gmemfs/python/|'
 }
 
 if [ "${1:-}" = --uninstall ]; then
+	if [ -x "$root/bin/gmemfs" ]; then echo "uninstalling $("$root/bin/gmemfs" --version 2>/dev/null || echo gmemfs) from $root"; fi
 	for f in $(files); do
 		if [ -e "$root/$f" ]; then rm -f "$root/$f" && echo "removed $root/$f"; fi
 	done
+	rmdir "$root/share/gmemfs/python/gmemfs_testing" "$root/share/gmemfs/python" "$root/share/gmemfs" 2>/dev/null || true
 	exit 0
 elif [ $# -gt 0 ]; then
 	echo "usage: [PREFIX=/usr/local] [DESTDIR=] $0 [--uninstall]" >&2
@@ -45,11 +51,22 @@ swift package generate-manual --configuration release >/dev/null
 manuals=.build/plugins/GenerateManual/outputs
 # The Swift standard library (and Foundation) linked in: no RUNPATH into the toolchain, so an
 # install copied to another machine, or packaged from DESTDIR, runs without Swift there.
-for t in "${tools[@]}"; do swift build -c release --static-swift-stdlib --product "$t"; done
-bin=$(swift build -c release --static-swift-stdlib --show-bin-path)
+# A scratch path of its own: the flag changes how every module compiles, and the release build
+# in .build (Scripts/mount.sh, the man pages) would otherwise be rebuilt each time.
+static=(-c release --static-swift-stdlib --scratch-path .build/static)
+for t in "${tools[@]}"; do swift build "${static[@]}" --product "$t"; done
+bin=$(swift build "${static[@]}" --show-bin-path)
 
+if [ -x "$root/bin/gmemfs" ]; then
+	echo "replacing the gmemfs installed in $root ($("$root/bin/gmemfs" --version 2>/dev/null || echo unknown version))"
+fi
 install -d "$root/bin" "$root/share/man/man1" "$root/share/bash-completion/completions" \
-	"$root/share/zsh/site-functions" "$root/share/fish/vendor_completions.d"
+	"$root/share/zsh/site-functions" "$root/share/fish/vendor_completions.d" \
+	"$root/share/gmemfs/python/gmemfs_testing"
+install -m 0644 contrib/gmemfs-test.sh "$root/share/gmemfs/gmemfs-test.sh"
+for f in $(cd python && find pyproject.toml gmemfs_testing -name '*.py' -o -name pyproject.toml); do
+	install -m 0644 "python/$f" "$root/share/gmemfs/python/$f"
+done
 for t in "${tools[@]}"; do
 	install -m 0755 "$bin/$t" "$root/bin/$t"
 	install -m 0644 "$manuals/$t/$t.1" "$root/share/man/man1/$t.1"

@@ -21,9 +21,10 @@ for t in gmemfs gmemctl; do
 		[ -s "$root/$f" ] || fail "missing $root/$f"
 	done
 	[ -x "$root/bin/$t" ] || fail "$t is not executable"
-	# Built with the Swift standard library linked statically: no RUNPATH/RPATH (into the
-	# toolchain) and no libswift*.so needed, so the install works without a toolchain.
-	if readelf -d "$root/bin/$t" | grep -E '\((RUNPATH|RPATH)\)'; then fail "$t has a RUNPATH: $(readelf -d "$root/bin/$t" | grep -E 'RUNPATH|RPATH')"; fi
+	# Built with the Swift standard library linked statically: no RUNPATH/RPATH but SwiftPM's
+	# $ORIGIN (none into the toolchain) and no libswift*.so needed, so the install works
+	# without a toolchain.
+	if readelf -d "$root/bin/$t" | grep -E '\((RUNPATH|RPATH)\)' | grep -v 'path: \[\$ORIGIN\]$'; then fail "$t has a RUNPATH outside \$ORIGIN"; fi
 	if readelf -d "$root/bin/$t" | grep -E 'NEEDED.*libswift|NEEDED.*libFoundation|NEEDED.*libdispatch'; then fail "$t needs the Swift runtime's shared libraries"; fi
 	"$root/bin/$t" --version >/dev/null || fail "$t --version failed"
 	# Man page and --help agree: the same long options (from the same parser, but the
@@ -41,6 +42,30 @@ for t in gmemfs gmemctl; do
 	head -1 "$root/share/zsh/site-functions/_$t" | grep -q "^#compdef $t" || fail "zsh completion of $t has no #compdef"
 	grep -q "^complete -c .$t" "$root/share/fish/vendor_completions.d/$t.fish" || fail "fish completion of $t"
 done
+
+# The test kits, from the installed copy: the shell kit mounts with the installed gmemfs, and
+# the Python package installs with pip into a venv and runs a pytest with its fixture.
+for f in share/gmemfs/gmemfs-test.sh share/gmemfs/python/pyproject.toml share/gmemfs/python/gmemfs_testing/pytest_plugin.py; do
+	[ -s "$root/$f" ] || fail "missing $root/$f"
+done
+kit=$(GMEMFS=$root/bin/gmemfs TMPDIR=$destdir bash -c ". '$root/share/gmemfs/gmemfs-test.sh'; gmemfs_up --file vm:8K:init-shared && printf hi | dd of=\"\$GMEMFS_MNT/vm\" conv=notrunc status=none && head -c 2 \"\$GMEMFS_MNT/vm\"; gmemfs_down") ||
+	fail "the installed shell kit failed: $kit"
+[ "$kit" = hi ] || fail "the installed shell kit read '$kit'"
+python3 -m venv --system-site-packages "$destdir/venv" || fail "python3 -m venv failed (python3-venv)"
+"$destdir/venv/bin/python" -m pip install --quiet --no-index "$root/share/gmemfs/python" ||
+	fail "pip install of the installed Python package failed"
+mkdir "$destdir/pytests"
+cat > "$destdir/pytests/test_installed.py" <<'PY'
+from gmemfs_testing import P, attributes, convert
+
+def test_x(gmemfs):
+    m = gmemfs("--file", "vm:64K")
+    convert(m.file("vm"), 0, P, "shared")
+    assert attributes(m.file("vm"))[0] == (0, P, "shared")
+PY
+out=$(cd "$destdir/pytests" && GMEMFS=$root/bin/gmemfs TMPDIR=$destdir "$destdir/venv/bin/python" -m pytest -q -p no:cacheprovider 2>&1) ||
+	fail "pytest with the installed package failed: $out"
+rm -rf "$destdir/venv" "$destdir/pytests"
 
 # What a newcomer does after installing: mount -t fuse.gmemfs with the installed binary,
 # gmemctl --json, and (the release daemon makes it quick) a 400,000-range map read with wc -l
@@ -73,4 +98,4 @@ rm "$destdir/alternate.py"
 DESTDIR=$destdir PREFIX=/usr/local Scripts/install.sh --uninstall >/dev/null
 left=$(find "$destdir" -type f)
 [ -z "$left" ] || fail "--uninstall left: $left"
-echo "test-install: ok (install, static Swift runtime, man pages = --help, completions, mount -t fuse.gmemfs, --json, a 400,000-line .maps file, uninstall)"
+echo "test-install: ok (install, static Swift runtime, the installed shell kit and Python package, man pages = --help, completions, mount -t fuse.gmemfs, --json, a 400,000-line .maps file, uninstall)"

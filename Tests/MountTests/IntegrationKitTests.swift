@@ -13,10 +13,10 @@ struct IntegrationKitTests {
 
     /// Runs `argv` with the kit's variables: `GMEMFS` is the built binary, `TMPDIR` a fresh
     /// directory (the kit makes its mountpoints there), which must end up empty and unmounted.
-    static func runKit(_ argv: [String], timeout: TimeInterval = 60) throws -> CommandResult {
+    static func runKit(_ argv: [String], timeout: TimeInterval = 60, environment: [String: String] = [:]) throws -> CommandResult {
         let tmp = try makeTemporaryDirectory("gmemfs-test")
         defer { try? FileManager.default.removeItem(atPath: tmp) }
-        let r = try run(argv, timeout: timeout, environment: ["GMEMFS": binDirectory() + "/gmemfs", "TMPDIR": tmp])
+        let r = try run(argv, timeout: timeout, environment: ["GMEMFS": binDirectory() + "/gmemfs", "TMPDIR": tmp].merging(environment) { $1 })
         let mounts = (try? String(contentsOfFile: "/proc/mounts", encoding: .utf8)) ?? ""
         let left = mounts.split(separator: "\n").map { String($0.split(separator: " ")[1]) }.filter { $0.hasPrefix(tmp + "/") }
         #expect(left.isEmpty, "the kit left mounts: \(left)")
@@ -53,14 +53,51 @@ struct IntegrationKitTests {
     @Test(.enabled(if: pytestAvailable)) func pytestExample() throws {
         let r = try Self.runKit(["python3", "-m", "pytest", "-q", "-p", "no:cacheprovider", Self.root + "/contrib/pytest"],
                                 timeout: 120)
-        #expect(r.succeeded && r.output.contains("3 passed"), "\(r) \(r.output)")
+        #expect(r.succeeded && r.output.contains("5 passed"), "\(r) \(r.output)")
+    }
+
+    static var venvAvailable: Bool {
+        FUSE.isCI || ((try? run(["python3", "-c", "import ensurepip, venv, pytest"]))?.succeeded ?? false)
+    }
+
+    /// What a pytest user does: `pip install` the repository's Python package (into a fresh venv
+    /// that sees the system's pytest), then write `def test_x(gmemfs): ...` with its helpers, no
+    /// conftest.py: the plugin comes from the package's pytest11 entry point.
+    @Test(.enabled(if: venvAvailable)) func pipInstalledPackageRunsAnExample() throws {
+        let work = try makeTemporaryDirectory("gmemfs-pip")
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        let venv = try run(["python3", "-m", "venv", "--system-site-packages", work + "/venv"], timeout: 120)
+        try #require(venv.succeeded, "\(venv)")
+        // Offline: nothing to download (no dependencies; the build backend is in the package).
+        let pip = try run([work + "/venv/bin/python", "-m", "pip", "install", "--quiet", "--no-index",
+                           Self.root + "/python"], timeout: 120)
+        try #require(pip.succeeded, "\(pip)")
+        try FileManager.default.createDirectory(atPath: work + "/tests", withIntermediateDirectories: true)
+        try """
+            import errno
+            import pytest
+            from gmemfs_testing import P, ConversionError, abi, attributes, convert, pin
+
+            def test_x(gmemfs):
+                m = gmemfs("--file", "vm:64K:mmap,init-shared")
+                vm = m.file("vm")
+                with pin(vm, 0, P):
+                    with pytest.raises(ConversionError) as e:
+                        convert(vm, 0, 2 * P, "private", via="ioctl")
+                    assert e.value.errno == errno.EAGAIN and e.value.error_offset == 0
+                convert(vm, 0, 2 * P, "private")
+                assert attributes(vm)[0] == (0, 2 * P, "private")
+                assert abi.XATTR_SET_ATTRIBUTES == "user.gmem.set_attributes"
+            """.write(toFile: work + "/tests/test_x.py", atomically: true, encoding: .utf8)
+        let r = try Self.runKit([work + "/venv/bin/python", "-m", "pytest", "-q", "-p", "no:cacheprovider", work + "/tests"],
+                                timeout: 120)
+        #expect(r.succeeded && r.output.contains("1 passed"), "\(r) \(r.output)")
     }
 
     /// A mount that fails raises and leaves no directory in TMPDIR (runKit checks).
     @Test(.enabled(if: pytestAvailable)) func pytestFailedMountLeavesNoDirectory() throws {
         let tests = try makeTemporaryDirectory("gmemfs-pytest")
         defer { try? FileManager.default.removeItem(atPath: tests) }
-        try FileManager.default.copyItem(atPath: Self.root + "/contrib/pytest/conftest.py", toPath: tests + "/conftest.py")
         try """
             import pytest
 
@@ -68,7 +105,8 @@ struct IntegrationKitTests {
                 with pytest.raises(RuntimeError, match="did not mount"):
                     gmemfs("--file", "bad")
             """.write(toFile: tests + "/test_failed.py", atomically: true, encoding: .utf8)
-        let r = try Self.runKit(["python3", "-m", "pytest", "-q", "-p", "no:cacheprovider", tests + "/test_failed.py"])
+        let r = try Self.runKit(["python3", "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "gmemfs_testing.pytest_plugin",
+                                 tests + "/test_failed.py"], environment: ["PYTHONPATH": Self.root + "/python"])
         #expect(r.succeeded && r.output.contains("1 passed"), "\(r) \(r.output)")
     }
 
@@ -103,7 +141,7 @@ struct IntegrationKitTests {
             """
         let argv = ["/bin/bash", "-c", harness, "harness"] + runner
         let env = ProcessInfo.processInfo.environment.merging(
-            ["GMEMFS": binDirectory() + "/gmemfs", "TMPDIR": tmp, "STATE": state]) { $1 }.map { "\($0)=\($1)" }
+            ["GMEMFS": binDirectory() + "/gmemfs", "TMPDIR": tmp, "STATE": state, "PYTHONPATH": root + "/python"]) { $1 }.map { "\($0)=\($1)" }
         var cargv = argv.map { strdup($0) } + [nil]
         var cenv = env.map { strdup($0) } + [nil]
         defer { (cargv + cenv).forEach { free($0) } }
@@ -187,7 +225,6 @@ struct IntegrationKitTests {
     @Test(.enabled(if: pytestAvailable), arguments: [SIGKILL, SIGTERM]) func killedPytestRunnerLeavesNothing(signal: Int32) throws {
         let tests = try makeTemporaryDirectory("gmemfs-pytest")
         defer { try? FileManager.default.removeItem(atPath: tests) }
-        try FileManager.default.copyItem(atPath: Self.root + "/contrib/pytest/conftest.py", toPath: tests + "/conftest.py")
         try """
             import os, time
 
@@ -197,7 +234,8 @@ struct IntegrationKitTests {
                     f.write(f"{m.pid} {m.dir}")
                 time.sleep(600)
             """.write(toFile: tests + "/test_killed.py", atomically: true, encoding: .utf8)
-        try Self.killRunner(["/usr/bin/env", "python3", "-m", "pytest", "-q", "-p", "no:cacheprovider", tests + "/test_killed.py"],
+        try Self.killRunner(["/usr/bin/env", "python3", "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                             "-p", "gmemfs_testing.pytest_plugin", tests + "/test_killed.py"],
                             signal: signal)
     }
 }
