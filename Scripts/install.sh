@@ -5,6 +5,7 @@
 #   bash, zsh and fish completions                   (--generate-completion-script)
 #   $PREFIX/share/gmemfs/gmemfs-test.sh              (the shell test kit)
 #   $PREFIX/share/gmemfs/python/                     (the Python package: pip install it)
+#   $PREFIX/share/doc/gmemfs/*.md                    (docs/, which the man pages point at)
 # PREFIX defaults to /usr/local; DESTDIR (staging root, for packages) is honoured.
 # --uninstall removes exactly these files.
 #
@@ -20,6 +21,10 @@ PREFIX=${PREFIX:-/usr/local}
 DESTDIR=${DESTDIR:-}
 root="$DESTDIR$PREFIX"
 tools=(gmemfs gmemctl)
+# The Python package's files, relative to python/ (its build backend included: pip needs it).
+python_files() {
+	(cd python && find pyproject.toml build_backend.py gmemfs_testing -name '*.py' -o -name pyproject.toml) | sort
+}
 files() {
 	for t in "${tools[@]}"; do
 		echo "bin/$t"
@@ -29,7 +34,8 @@ files() {
 		echo "share/fish/vendor_completions.d/$t.fish"
 	done
 	echo share/gmemfs/gmemfs-test.sh
-	(cd python && find pyproject.toml gmemfs_testing -name '*.py' -o -name pyproject.toml) | sort | sed 's|^|share/gmemfs/python/|'
+	python_files | sed 's|^|share/gmemfs/python/|'
+	for d in docs/*.md; do echo "share/doc/gmemfs/${d#docs/}"; done
 }
 
 if [ "${1:-}" = --uninstall ]; then
@@ -37,7 +43,7 @@ if [ "${1:-}" = --uninstall ]; then
 	for f in $(files); do
 		if [ -e "$root/$f" ]; then rm -f "$root/$f" && echo "removed $root/$f"; fi
 	done
-	rmdir "$root/share/gmemfs/python/gmemfs_testing" "$root/share/gmemfs/python" "$root/share/gmemfs" 2>/dev/null || true
+	rmdir "$root/share/gmemfs/python/gmemfs_testing" "$root/share/gmemfs/python" "$root/share/gmemfs" "$root/share/doc/gmemfs" 2>/dev/null || true
 	exit 0
 elif [ $# -gt 0 ]; then
 	echo "usage: [PREFIX=/usr/local] [DESTDIR=] $0 [--uninstall]" >&2
@@ -62,14 +68,21 @@ if [ -x "$root/bin/gmemfs" ]; then
 fi
 install -d "$root/bin" "$root/share/man/man1" "$root/share/bash-completion/completions" \
 	"$root/share/zsh/site-functions" "$root/share/fish/vendor_completions.d" \
-	"$root/share/gmemfs/python/gmemfs_testing"
+	"$root/share/gmemfs/python/gmemfs_testing" "$root/share/doc/gmemfs"
+install -m 0644 docs/*.md "$root/share/doc/gmemfs/"
 install -m 0644 contrib/gmemfs-test.sh "$root/share/gmemfs/gmemfs-test.sh"
-for f in $(cd python && find pyproject.toml gmemfs_testing -name '*.py' -o -name pyproject.toml); do
+for f in $(python_files); do
 	install -m 0644 "python/$f" "$root/share/gmemfs/python/$f"
 done
 for t in "${tools[@]}"; do
 	install -m 0755 "$bin/$t" "$root/bin/$t"
-	install -m 0644 "$manuals/$t/$t.1" "$root/share/man/man1/$t.1"
+	# The generated page, finished (Scripts/lib/man/polish.awk): no empty lines, examples
+	# set apart, FILES, EXIT STATUS, EXAMPLES and SEE ALSO, docs/ at their installed place.
+	sed "s|DOCDIR|$PREFIX/share/doc/gmemfs|g" "Scripts/lib/man/$t.tail" >"$root/share/man/man1/$t.tail"
+	awk -v tool="$t" -v tail="$root/share/man/man1/$t.tail" -v docdir="$PREFIX/share/doc/gmemfs" \
+		-f Scripts/lib/man/polish.awk "$manuals/$t/$t.1" >"$root/share/man/man1/$t.1"
+	rm "$root/share/man/man1/$t.tail"
+	chmod 0644 "$root/share/man/man1/$t.1"
 	"$bin/$t" --generate-completion-script bash >"$root/share/bash-completion/completions/$t"
 	"$bin/$t" --generate-completion-script zsh >"$root/share/zsh/site-functions/_$t"
 	"$bin/$t" --generate-completion-script fish >"$root/share/fish/vendor_completions.d/$t.fish"

@@ -37,7 +37,7 @@ struct GmemfsCommand: ParsableCommand {
     @Flag(name: .shortAndLong, help: "Log every FUSE request (libfuse -d) and every conversion; implies --foreground.")
     var debug = false
 
-    @Option(name: .customShort("o"), help: ArgumentHelp(MountOptions.help, valueName: "OPTS"))
+    @Option(name: .customShort("o"), help: ArgumentHelp(MountOptions.help, valueName: "OPTS"), completion: .list(MountOptions.completions))
     var mountOptions: [String] = []
 
     @Option(name: .customLong("file"), help: ArgumentHelp(
@@ -57,7 +57,7 @@ struct GmemfsCommand: ParsableCommand {
 
     @Option(name: .customLong("log-file"), help: ArgumentHelp(
         "Append the daemon's log here instead of stderr (kept in daemon mode): one line per refused user.gmem.* request or ioctl, with the reason and the requester's pid.",
-        valueName: "PATH"))
+        valueName: "PATH"), completion: .file())
     var logFile: String?
 
     @Option(name: .customLong("log-level"), help: ArgumentHelp(
@@ -75,15 +75,15 @@ struct GmemfsCommand: ParsableCommand {
     var exitWithParent = false
 
     @Option(name: .customLong("pid-file"), help: ArgumentHelp(
-        "Write the daemon's pid to PATH once the mount is live (before gmemfs returns in daemon mode); removed on a clean exit.", valueName: "PATH"))
+        "Write the daemon's pid to PATH once the mount is live (before gmemfs returns in daemon mode); removed on a clean exit.", valueName: "PATH"), completion: .file())
     var pidFile: String?
 
-    @Argument(help: ArgumentHelp("Where to mount; with two arguments, the SOURCE.", valueName: "source-or-mountpoint"))
+    @Argument(help: ArgumentHelp("Where to mount; with two arguments, the SOURCE.", valueName: "source-or-mountpoint"), completion: .directory)
     var mountpoint: String
 
     @Argument(help: ArgumentHelp(
         "Where to mount, after a SOURCE: mount(8) and fstab run 'gmemfs SOURCE MOUNTPOINT -o OPTS'. SOURCE becomes the fsname (first field of /proc/mounts; default gmemfs).",
-        valueName: "mountpoint"))
+        valueName: "mountpoint"), completion: .directory)
     var mountpointAfterSource: String?
 
     mutating func validate() throws {

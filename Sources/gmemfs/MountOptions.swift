@@ -113,6 +113,12 @@ enum MountOptions {
         return n
     }
 
+    /// What shell completion offers after `-o`: gmemfs's words (`name=` for a word with a value)
+    /// and libfuse's.
+    static var completions: [String] {
+        words.map { $0.value == nil ? $0.name : $0.name + "=" } + fuseWords.sorted() + fuseValueWords.sorted().map { $0 + "=" }
+    }
+
     /// The `-o` help: one line per gmemfs word.
     static var help: String {
         let own = words.map { w in

@@ -17,7 +17,7 @@ struct ConvertCommand: ParsableCommand {
     enum Target: String, ExpressibleByArgument, CaseIterable { case `private`, shared }
 
     @Argument(help: "private or shared.") var attribute: Target
-    @Argument(help: "The gmem file.") var file: String
+    @Argument(help: "The gmem file.", completion: .file()) var file: String
     @Argument(help: "Byte offset (multiple of 4096; decimal, 0x hex, K/M/G/T suffix).") var offset: String
     @Argument(help: "Byte count (positive multiple of 4096).") var size: String
     @Flag(help: "Use the kernel's KVM_SET_MEMORY_ATTRIBUTES2 ioctl instead of the xattr.") var ioctl = false

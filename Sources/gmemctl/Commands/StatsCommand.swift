@@ -8,7 +8,7 @@ struct StatsCommand: ParsableCommand {
         commandName: "stats",
         abstract: "Show a file's counters, or a mount's (getxattr user.gmem.stats).")
 
-    @Argument(help: "A gmem file or the mount point.") var path: String
+    @Argument(help: "A gmem file or the mount point.", completion: .file()) var path: String
     @Flag(help: ArgumentHelp("Print one JSON object: {path, stats: {NAME: number}, files: [{name, size, shared_bytes, private_bytes, ranges}]} (files only for a mount point).")) var json = false
 
     func run() throws {
