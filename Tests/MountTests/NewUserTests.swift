@@ -42,6 +42,22 @@ struct NewUserTests {
         #expect(out.isEmpty, "printed: \(out)")
     }
 
+    /// gmemctl takes what the xattr takes, says what is wrong with the value given, and its
+    /// JSON has a number or null where a number belongs.
+    @Test func gmemctlInputs() throws {
+        let m = try GmemMount(["--file", "f:64K"])
+        defer { m.unmount() }
+        let gmemctl = binDirectory() + "/gmemctl"
+        let convert = try run([gmemctl, "convert", "Shared", m.file("f"), "0", "4K"])
+        #expect(convert.succeeded, "\(convert)")
+        #expect(try Sys.getxattr(m.file("f"), "user.gmem.attributes") == "0-1000 shared\n1000-10000 private\n")
+        let watch = try run([gmemctl, "watch", "--interval", "-1", m.file("f")])
+        #expect(watch.status == 64 && watch.stderr.contains("--interval '-1' is negative") && !watch.stderr.contains("offsets"), "\(watch)")
+        let stats = try run([gmemctl, "stats", "--json", m.path])
+        let compact = stats.output.replacingOccurrences(of: " ", with: "")
+        #expect(stats.succeeded && compact.contains("\"max_memory\":null"), "\(stats.output)")
+    }
+
     static func gmemfs(_ arguments: [String]) throws -> CommandResult {
         try run([binDirectory() + "/gmemfs", "-f"] + arguments, timeout: 20)
     }

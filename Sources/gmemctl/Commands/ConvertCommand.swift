@@ -14,7 +14,11 @@ struct ConvertCommand: ParsableCommand {
             a bad range exits 64 with its reason and sends nothing.
             """)
 
-    enum Target: String, ExpressibleByArgument, CaseIterable { case `private`, shared }
+    /// Any case, as the xattr takes it (`Shared`, `PRIVATE`).
+    enum Target: String, ExpressibleByArgument, CaseIterable {
+        case `private`, shared
+        init?(argument: String) { self.init(rawValue: argument.lowercased()) }
+    }
 
     @Argument(help: "private or shared.") var attribute: Target
     @Argument(help: "The gmem file.", completion: .file()) var file: String

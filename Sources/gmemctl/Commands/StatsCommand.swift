@@ -38,7 +38,10 @@ struct StatsCommand: ParsableCommand {
     }
 
     func jsonStats(_ pairs: [(key: String, value: String)]) throws -> JSONOutput.StatsJSON {
-        var out = JSONOutput.StatsJSON(path: path, stats: Dictionary(pairs.map { ($0.key, JSONOutput.Value($0.value)) }) { $1 })
+        // `max_memory=none` (no cap) is null: the field is a number when there is one.
+        var out = JSONOutput.StatsJSON(path: path, stats: Dictionary(pairs.map {
+            ($0.key, $0.key == "max_memory" && $0.value == "none" ? .null : JSONOutput.Value($0.value))
+        }) { $1 })
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
             let names = (try? FileManager.default.contentsOfDirectory(atPath: path))?.filter { !$0.hasPrefix(".") }.sorted() ?? []

@@ -9,7 +9,7 @@ struct WatchCommand: ParsableCommand {
         abstract: "Redraw a file's map whenever it changes (Ctrl-C to stop).")
 
     @Argument(help: "The gmem file.", completion: .file()) var file: String
-    @Option(help: "Seconds between polls (more than 0, at most 3600).") var interval: Double = 0.5
+    @Option(parsing: .unconditional, help: "Seconds between polls (more than 0, at most 3600).") var interval: Double = 0.5
     @Option(help: "Stop after this many drawings (default: never).") var count: Int?
     @Option(help: "auto, always, never.") var color: ColorChoice = .auto
     @Flag(help: ArgumentHelp("Print one line of JSON per change (the first map included), as 'map --json' prints.")) var json = false
