@@ -86,6 +86,28 @@ struct GmemfsCommand: ParsableCommand {
         valueName: "mountpoint"), completion: .directory)
     var mountpointAfterSource: String?
 
+    /// ArgumentParser's entry point, with an option error on one line (its default adds the
+    /// whole usage): `Error: MESSAGE (see 'gmemfs --help')`, exit status 64.
+    static func main() {
+        let command: ParsableCommand
+        do {
+            command = try parseAsRoot()
+        } catch {
+            let code = exitCode(for: error)
+            guard code != .success else { exit(withError: error) }   // --help, --version
+            let text = message(for: error).split(separator: "\n").first.map(String.init) ?? "bad arguments"
+            let line = Array("Error: \(text) (see 'gmemfs --help')\n".utf8)
+            _ = Glibc.write(2, line, line.count)
+            Glibc.exit(code.rawValue)
+        }
+        do {
+            var command = command
+            try command.run()
+        } catch {
+            exit(withError: error)
+        }
+    }
+
     mutating func validate() throws {
         var source: String?
         if let second = mountpointAfterSource { (source, mountpoint, mountpointAfterSource) = (mountpoint, second, nil) }
@@ -101,6 +123,10 @@ struct GmemfsCommand: ParsableCommand {
             guard access(directory.isEmpty ? "/" : directory, W_OK) == 0 else {
                 throw ValidationError("--pid-file \(pidFile): cannot write in \(directory.isEmpty ? "/" : directory): \(String(cString: strerror(errno)))")
             }
+        }
+        var names = Set<String>()
+        for f in files where !names.insert(f.name).inserted {
+            throw ValidationError("--file \(f.name) is given twice: each file needs its own name")
         }
         guard threads >= 2 else { throw ValidationError("--threads must be at least 2 (conversions notify the kernel while other threads serve it)") }
     }
@@ -159,9 +185,6 @@ struct GmemfsCommand: ParsableCommand {
                                   fidelity: kernelCompat ? .kernel : .tools)
         options.mountpoint = mountpoint
         let fs = GmemFilesystem(options: options, notifier: notifier, logger: logger)
-        for r in requests {
-            do { try fs.createFile(r) } catch { throw ValidationError("cannot create \(r.name): \(error)") }
-        }
         // noexec: the kernel refuses executable mappings of a guest_memfd (mmap PROT_EXEC is
         // EPERM, mprotect to PROT_EXEC EACCES); a later "-o exec" overrides it.
         let mountOptions = ["default_permissions", "noexec", "fsname=gmemfs", "subtype=" + GmemFileSystem.subtype] + self.mountOptions
@@ -169,6 +192,14 @@ struct GmemfsCommand: ParsableCommand {
         try session.mount(at: mountpoint)
         close(mountpointLock)   // a gmemfs waiting for it now sees this mount
         mountpointLock = -1
+        // The files are made once the mount is up (no request is served before `run`), so that
+        // a mount that fails logs no "created" line.
+        for r in requests {
+            do { try fs.createFile(r) } catch {
+                session.unmount()
+                throw MountRefusal(description: "cannot create \(r.name): \(error)")
+            }
+        }
         logger.info("mounted on \(mountpoint)")
         let pidFile = self.pidFile
         let ready = { pidFile.map { PidFile.write($0, logger: logger) } ?? true }

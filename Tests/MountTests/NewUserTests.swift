@@ -78,10 +78,14 @@ struct NewUserTests {
             (["--max-memory", "-1"], "'-1' is not a size"),
             (["--pid-file", "/nonexistent/p"], "--pid-file /nonexistent/p: cannot write in /nonexistent"),
             (["-o", "pid_file=/nonexistent/p"], "cannot write in /nonexistent"),
+            (["--file", "a:4K", "--file", "a:8K"], "--file a is given twice"),
+            (["--bogus"], "Unknown option '--bogus'"),
         ]
         for (arguments, message) in cases {
             let r = try Self.gmemfs(arguments + [dir])
             #expect(r.status == 64 && r.stderr.contains(message) && !r.stderr.contains("Missing value"), "\(arguments): \(r)")
+            // One line, not the whole usage, and nothing created.
+            #expect(r.stderr.split(separator: "\n").count == 1 && !r.stderr.contains("created"), "\(arguments): \(r.stderr)")
             #expect(!GmemMount.isMounted(dir), "\(arguments) mounted")
         }
     }
