@@ -58,6 +58,26 @@ struct NewUserTests {
         #expect(stats.succeeded && compact.contains("\"max_memory\":null"), "\(stats.output)")
     }
 
+    /// On a dead mount gmemctl names the mount point to unmount, not a placeholder.
+    @Test func gmemctlNamesTheDeadMount() throws {
+        let dir = try makeTemporaryDirectory("gmemfs-mnt")
+        let mnt = dir + "/mnt"
+        try FileManager.default.createDirectory(atPath: mnt, withIntermediateDirectories: true)
+        defer {
+            while GmemMount.isMounted(mnt) {
+                guard (try? run(["fusermount3", "-u", "-z", mnt], timeout: 10))?.succeeded == true else { break }
+            }
+            try? FileManager.default.removeItem(atPath: dir)
+        }
+        // No auto_unmount: a SIGKILL leaves the mount dead behind it.
+        let p = try startForegroundGmemfs(["-o", "noauto_unmount", "--file", "f:64K", mnt])
+        #expect(LifecycleTests.eventually(10) { GmemMount.isMounted(mnt) })
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        let r = try run([binDirectory() + "/gmemctl", "stats", mnt + "/f"])
+        #expect(r.status == 1 && r.stderr.contains("fusermount3 -u \(mnt))") && !r.stderr.contains("MOUNTPOINT"), "\(r)")
+    }
+
     static func gmemfs(_ arguments: [String]) throws -> CommandResult {
         try run([binDirectory() + "/gmemfs", "-f"] + arguments, timeout: 20)
     }
