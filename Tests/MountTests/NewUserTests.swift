@@ -78,6 +78,20 @@ struct NewUserTests {
         #expect(r.status == 1 && r.stderr.contains("fusermount3 -u \(mnt))") && !r.stderr.contains("MOUNTPOINT"), "\(r)")
     }
 
+    /// An unmount ends `gmemctl watch` cleanly (it reported the file as missing).
+    @Test func watchEndsWithTheMount() throws {
+        let m = try GmemMount(["--file", "f:64K"])
+        defer { m.unmount() }
+        let r = try run(["/bin/bash", "-c", """
+            "$0" watch --json --interval 0.05 "$1/f" > /dev/null &
+            w=$!
+            sleep 0.5
+            fusermount3 -u "$1"
+            wait $w
+            """, binDirectory() + "/gmemctl", m.path], timeout: 30)
+        #expect(r.status == 0 && r.stderr.contains("\(m.path) was unmounted; the watch ends") && !r.stderr.contains("ENOENT"), "\(r)")
+    }
+
     static func gmemfs(_ arguments: [String]) throws -> CommandResult {
         try run([binDirectory() + "/gmemfs", "-f"] + arguments, timeout: 20)
     }
