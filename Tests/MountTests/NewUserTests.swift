@@ -53,6 +53,8 @@ struct NewUserTests {
         #expect(try Sys.getxattr(m.file("f"), "user.gmem.attributes") == "0-1000 shared\n1000-10000 private\n")
         let watch = try run([gmemctl, "watch", "--interval", "-1", m.file("f")])
         #expect(watch.status == 64 && watch.stderr.contains("--interval '-1' is negative") && !watch.stderr.contains("offsets"), "\(watch)")
+        let map = try run([gmemctl, "map", "--svg", "/nonexistent/x.svg", m.file("f")])
+        #expect(map.status == 64 && map.output.isEmpty && map.stderr.contains("/nonexistent does not exist"), "\(map) \(map.output)")
         let stats = try run([gmemctl, "stats", "--json", m.path])
         let compact = stats.output.replacingOccurrences(of: " ", with: "")
         #expect(stats.succeeded && compact.contains("\"max_memory\":null"), "\(stats.output)")

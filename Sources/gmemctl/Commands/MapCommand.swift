@@ -15,6 +15,16 @@ struct MapCommand: ParsableCommand {
 
     func validate() throws {
         guard rows >= 0 else { throw ValidationError("--rows must be 0 (all) or positive") }
+        // Checked before anything is printed: a map followed by a failure misleads.
+        if let svg {
+            let directory = (svg as NSString).deletingLastPathComponent
+            let dir = directory.isEmpty ? "." : directory
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDirectory), isDirectory.boolValue else {
+                throw ValidationError("--svg \(svg): the directory \(dir) does not exist")
+            }
+            guard access(dir, W_OK) == 0 else { throw ValidationError("--svg \(svg): cannot write in \(dir)") }
+        }
     }
 
     func run() throws {
