@@ -60,7 +60,7 @@ let package = Package(
         // MARK: - Executables
         .executableTarget(
             name: "gmemfs",
-            dependencies: ["GmemFS", "FuseKit", "GmemCore", "GmemABI", "LinuxMounts",
+            dependencies: ["GmemFS", "FuseKit", "GmemCore", "GmemABI", "LinuxMounts", "CLinuxSys",
                            .product(name: "ArgumentParser", package: "swift-argument-parser"),
                            .product(name: "Logging", package: "swift-log")]),
         .executableTarget(

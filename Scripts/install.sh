@@ -3,6 +3,9 @@
 #   $PREFIX/bin/gmemfs, $PREFIX/bin/gmemctl
 #   $PREFIX/share/man/man1/gmemfs.1, gmemctl.1      (generated from the argument parser)
 #   bash, zsh and fish completions                   (--generate-completion-script)
+#   $PREFIX/share/gmemfs/gmemfs-test.sh              (the shell test kit)
+#   $PREFIX/share/gmemfs/python/                     (the Python package: pip install it)
+#   $PREFIX/share/doc/gmemfs/*.md                    (docs/, which the man pages point at)
 # PREFIX defaults to /usr/local; DESTDIR (staging root, for packages) is honoured.
 # --uninstall removes exactly these files.
 #
@@ -12,11 +15,16 @@
 # PREFIX (or /usr) does. See docs/semantics.md ("Mount options").
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. Scripts/lib/swift.sh
 
 PREFIX=${PREFIX:-/usr/local}
 DESTDIR=${DESTDIR:-}
 root="$DESTDIR$PREFIX"
 tools=(gmemfs gmemctl)
+# The Python package's files, relative to python/ (its build backend included: pip needs it).
+python_files() {
+	(cd python && find pyproject.toml build_backend.py gmemfs_testing -name '*.py' -o -name pyproject.toml) | sort
+}
 files() {
 	for t in "${tools[@]}"; do
 		echo "bin/$t"
@@ -25,29 +33,56 @@ files() {
 		echo "share/zsh/site-functions/_$t"
 		echo "share/fish/vendor_completions.d/$t.fish"
 	done
+	echo share/gmemfs/gmemfs-test.sh
+	python_files | sed 's|^|share/gmemfs/python/|'
+	for d in docs/*.md; do echo "share/doc/gmemfs/${d#docs/}"; done
 }
 
 if [ "${1:-}" = --uninstall ]; then
+	if [ -x "$root/bin/gmemfs" ]; then echo "uninstalling $("$root/bin/gmemfs" --version 2>/dev/null || echo gmemfs) from $root"; fi
 	for f in $(files); do
 		if [ -e "$root/$f" ]; then rm -f "$root/$f" && echo "removed $root/$f"; fi
 	done
+	rmdir "$root/share/gmemfs/python/gmemfs_testing" "$root/share/gmemfs/python" "$root/share/gmemfs" "$root/share/doc/gmemfs" 2>/dev/null || true
 	exit 0
 elif [ $# -gt 0 ]; then
 	echo "usage: [PREFIX=/usr/local] [DESTDIR=] $0 [--uninstall]" >&2
 	exit 64
 fi
 
-for t in "${tools[@]}"; do swift build -c release --product "$t"; done
-bin=$(swift build -c release --show-bin-path)
-# swift-argument-parser's generate-manual plugin (works offline; builds nothing new here).
+require_swift
+# swift-argument-parser's generate-manual plugin (works offline). First: it builds the tools
+# with the default flags, and the installed ones must be the static build below.
 swift package generate-manual --configuration release >/dev/null
 manuals=.build/plugins/GenerateManual/outputs
+# The Swift standard library (and Foundation) linked in: no RUNPATH into the toolchain, so an
+# install copied to another machine, or packaged from DESTDIR, runs without Swift there.
+# A scratch path of its own: the flag changes how every module compiles, and the release build
+# in .build (Scripts/mount.sh, the man pages) would otherwise be rebuilt each time.
+static=(-c release --static-swift-stdlib --scratch-path .build/static)
+for t in "${tools[@]}"; do swift build "${static[@]}" --product "$t"; done
+bin=$(swift build "${static[@]}" --show-bin-path)
 
+if [ -x "$root/bin/gmemfs" ]; then
+	echo "replacing the gmemfs installed in $root ($("$root/bin/gmemfs" --version 2>/dev/null || echo unknown version))"
+fi
 install -d "$root/bin" "$root/share/man/man1" "$root/share/bash-completion/completions" \
-	"$root/share/zsh/site-functions" "$root/share/fish/vendor_completions.d"
+	"$root/share/zsh/site-functions" "$root/share/fish/vendor_completions.d" \
+	"$root/share/gmemfs/python/gmemfs_testing" "$root/share/doc/gmemfs"
+install -m 0644 docs/*.md "$root/share/doc/gmemfs/"
+install -m 0644 contrib/gmemfs-test.sh "$root/share/gmemfs/gmemfs-test.sh"
+for f in $(python_files); do
+	install -m 0644 "python/$f" "$root/share/gmemfs/python/$f"
+done
 for t in "${tools[@]}"; do
 	install -m 0755 "$bin/$t" "$root/bin/$t"
-	install -m 0644 "$manuals/$t/$t.1" "$root/share/man/man1/$t.1"
+	# The generated page, finished (Scripts/lib/man/polish.awk): no empty lines, examples
+	# set apart, FILES, EXIT STATUS, EXAMPLES and SEE ALSO, docs/ at their installed place.
+	sed "s|DOCDIR|$PREFIX/share/doc/gmemfs|g" "Scripts/lib/man/$t.tail" >"$root/share/man/man1/$t.tail"
+	awk -v tool="$t" -v tail="$root/share/man/man1/$t.tail" -v docdir="$PREFIX/share/doc/gmemfs" \
+		-f Scripts/lib/man/polish.awk "$manuals/$t/$t.1" >"$root/share/man/man1/$t.1"
+	rm "$root/share/man/man1/$t.tail"
+	chmod 0644 "$root/share/man/man1/$t.1"
 	"$bin/$t" --generate-completion-script bash >"$root/share/bash-completion/completions/$t"
 	"$bin/$t" --generate-completion-script zsh >"$root/share/zsh/site-functions/_$t"
 	"$bin/$t" --generate-completion-script fish >"$root/share/fish/vendor_completions.d/$t.fish"

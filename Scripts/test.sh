@@ -3,6 +3,8 @@
 # attribute-tree checksum check. Mount tests need /dev/fuse; under CI=true its absence fails them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. Scripts/lib/swift.sh
+require_swift
 Scripts/deps.sh
 swift build --build-tests
 swift test --skip-build

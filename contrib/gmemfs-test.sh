@@ -10,9 +10,13 @@
 #   GMEMFS_MNT  the mountpoint          GMEMFS_PID  the daemon's pid
 #   GMEMFS_LOG  the daemon's log file   GMEMFS_DIR  the directory holding all three
 # gmemfs_down [STATUS] unmounts, waits for the daemon to exit, prints the log to stderr if the
-# shell is failing (STATUS, default $?, is not 0) and removes the directory; returns STATUS. One mount per shell; the EXIT trap set by
-# gmemfs_up replaces any earlier one. $GMEMFS names the binary (default: gmemfs from PATH).
-# See docs/integration-testing.md.
+# shell is failing (STATUS, default $?, is not 0) and removes the directory; returns STATUS.
+# One mount per shell; the EXIT trap set by gmemfs_up replaces any earlier one. $GMEMFS names
+# the binary (default: gmemfs from PATH).
+#
+# A killed shell (SIGKILL, or a CI timeout's SIGTERM) runs no trap: the daemon is started with
+# --exit-with-parent, so it unmounts and exits when this shell ends, and a watcher in its own
+# session removes GMEMFS_DIR once the mount is gone. See docs/integration-testing.md.
 
 gmemfs_up() {
 	GMEMFS_DIR=$(mktemp -d "${TMPDIR:-/tmp}/gmemfs-test.XXXXXX") || return 1
@@ -22,9 +26,19 @@ gmemfs_up() {
 	mkdir "$GMEMFS_MNT" || return 1
 	trap gmemfs_down EXIT
 	# -f: the daemon stays our child and its log stays in the file; --pid-file is written
-	# once the mount is live, so its presence is the readiness signal.
-	"${GMEMFS:-gmemfs}" -f --pid-file "$GMEMFS_DIR/pid" "$@" "$GMEMFS_MNT" >"$GMEMFS_LOG" 2>&1 &
-	local child=$! i
+	# once the mount is live, so its presence is the readiness signal; --exit-with-parent:
+	# it unmounts when this shell ends, even if no trap runs.
+	"${GMEMFS:-gmemfs}" -f --exit-with-parent --pid-file "$GMEMFS_DIR/pid" "$@" "$GMEMFS_MNT" >"$GMEMFS_LOG" 2>&1 &
+	local child=$! shell=$BASHPID i
+	# The watcher ends when gmemfs_down removes the directory, or removes it itself once this
+	# shell is gone and the mount with it (never with the mount still there).
+	setsid /bin/sh -c '
+		alive() { s=$(sed "s/.*) //" "/proc/$1/stat" 2>/dev/null) && [ "${s%% *}" != Z ]; }
+		while alive "$1" && [ -d "$2" ]; do sleep 0.2; done
+		[ -d "$2" ] || exit 0
+		i=0; while mountpoint -q "$2/mnt" && [ $i -lt 100 ]; do sleep 0.2; i=$((i + 1)); done
+		mountpoint -q "$2/mnt" || rm -rf --one-file-system "$2"
+	' gmemfs-test-watch "$shell" "$GMEMFS_DIR" </dev/null >/dev/null 2>&1 &
 	for i in $(seq 200); do   # 20 s
 		if [ -s "$GMEMFS_DIR/pid" ]; then
 			GMEMFS_PID=$(cat "$GMEMFS_DIR/pid")

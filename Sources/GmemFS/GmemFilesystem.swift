@@ -270,6 +270,9 @@ public final class GmemFilesystem: LowLevelFilesystem {
         do throws(GmemError) {
             try options.fidelity.checkSetattr(AttributeChanges(size: changes.size != nil, ownerOrMode: ownerOrMode), on: n.kind)
         } catch {
+            // `echo x > FILE`, `cp` and `tee` truncate first (O_TRUNC): say why they fail.
+            let hint = changes.size != nil ? " (the size is fixed; write in place: dd conv=notrunc)" : ""
+            refused("setattr", on: n, ctx, error, hint: hint)
             return reply.error(error)
         }
         func apply(_ m: inout Metadata) {
@@ -318,7 +321,12 @@ public final class GmemFilesystem: LowLevelFilesystem {
         if n.isSpecial { return openSpecial(n, flags: flags, reply: reply) }
         guard let f = n.fileNode else { return reply.error(.isDirectory("inode \(inode)")) }
         let request: OpenRequest
-        do throws(GmemError) { request = try OpenRequest(flags: flags) } catch { return reply.error(error) }
+        do throws(GmemError) { request = try OpenRequest(flags: flags) } catch {
+            // `echo x > FILE`, `cp` and `tee` open with O_TRUNC: say why they fail.
+            let hint = flags & O_TRUNC != 0 ? " (write in place: dd conv=notrunc)" : ""
+            refused("open", on: n, ctx, error, hint: hint)
+            return reply.error(error)
+        }
         // An unlink may have freed the file between node() and here (the kernel can send OPEN
         // for a name removed after its lookup): it is gone, not openable.
         let live = f.lifetime.withLock { l -> Bool in
@@ -455,6 +463,11 @@ public final class GmemFilesystem: LowLevelFilesystem {
                 } catch .privatePage(let page) {
                     trace(.writeRefused, f, start, UInt64(data.count), .failed(GmemError.privatePage(offset: page).errno), ctx)
                     throw .privatePage(offset: page)
+                } catch .noSpace(let why) {
+                    // `>>` appends at the end of a file whose size never changes.
+                    let hint = start >= f.file.size ? " (the size is fixed: appending cannot work)" : ""
+                    refused("write [\(offset), +\(data.count))", on: n, ctx, .noSpace(why), hint: hint)
+                    throw .noSpace(why)
                 }
                 f.touchModified()
                 remember(.host, f, offset: start, length: UInt64(written))

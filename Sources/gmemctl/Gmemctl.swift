@@ -49,7 +49,10 @@ struct Gmemctl: ParsableCommand {
     static func main() {
         let arguments = Array(CommandLine.arguments.dropFirst())
         if let negative = Input.negativeNumber(in: arguments) {
-            fail(UsageFailure("'\(negative)' is negative: offsets, sizes and counts are ≥ 0 (a file name starting with '-' goes after '--')"))
+            if let option = negative.option {
+                fail(UsageFailure("\(option) '\(negative.value)' is negative: \(option) takes no negative value"))
+            }
+            fail(UsageFailure("'\(negative.value)' is negative: offsets, sizes and counts are ≥ 0 (a file name starting with '-' goes after '--')"))
         }
         var command: ParsableCommand
         do {

@@ -37,7 +37,7 @@ struct GmemfsCommand: ParsableCommand {
     @Flag(name: .shortAndLong, help: "Log every FUSE request (libfuse -d) and every conversion; implies --foreground.")
     var debug = false
 
-    @Option(name: .customShort("o"), help: ArgumentHelp(MountOptions.help, valueName: "OPTS"))
+    @Option(name: .customShort("o"), help: ArgumentHelp(MountOptions.help, valueName: "OPTS"), completion: .list(MountOptions.completions))
     var mountOptions: [String] = []
 
     @Option(name: .customLong("file"), help: ArgumentHelp(
@@ -54,37 +54,62 @@ struct GmemfsCommand: ParsableCommand {
     @Flag(name: .customLong("no-in-place"), help: "Play a kernel without in-place conversion (module parameter kvm.gmem_in_place_conversion off): KVM_SET_MEMORY_ATTRIBUTES2 fails with ENOTTY and user.gmem.set_attributes with EOPNOTSUPP; everything else is unchanged.")
     var noInPlace = false
 
-    @Option(name: .customLong("max-memory"), help: ArgumentHelp("Cap on allocated page memory: past it, writes and fallocate fail with ENOSPC and a fault through a mapping gets SIGBUS; 0 means no cap (the default).", valueName: "SIZE"),
+    @Option(name: .customLong("max-memory"), parsing: .unconditional, help: ArgumentHelp("Cap on allocated page memory: past it, writes and fallocate fail with ENOSPC and a fault through a mapping gets SIGBUS; 0 means no cap (the default).", valueName: "SIZE"),
             transform: GmemfsCommand.size)
     var maxMemory: UInt64?
 
     @Option(name: .customLong("log-file"), help: ArgumentHelp(
         "Append the daemon's log here instead of stderr (kept in daemon mode): one line per refused user.gmem.* request or ioctl, with the reason and the requester's pid.",
-        valueName: "PATH"))
+        valueName: "PATH"), completion: .file())
     var logFile: String?
 
     @Option(name: .customLong("log-level"), help: ArgumentHelp(
         "Least severe log level written (default info; refusals are notice).", valueName: "LEVEL"))
     var logLevel: Logger.Level?
 
-    @Option(name: .customLong("read-ahead-kb"), help: ArgumentHelp(
+    @Option(name: .customLong("read-ahead-kb"), parsing: .unconditional, help: ArgumentHelp(
         "Read-ahead window of the mount in KiB (set through sysfs when root; 0 keeps the kernel's 128).", valueName: "KB"))
     var readAheadKB = 1024
 
-    @Option(help: "Maximum number of request threads.")
+    @Option(parsing: .unconditional, help: "Maximum number of request threads.")
     var threads: UInt32 = 16
 
+    @Flag(name: .customLong("exit-with-parent"), help: "Unmount and exit 0 when the process that started gmemfs exits, however it ends (for test runners; as nbdkit's option).")
+    var exitWithParent = false
+
     @Option(name: .customLong("pid-file"), help: ArgumentHelp(
-        "Write the daemon's pid to PATH once the mount is live (before gmemfs returns in daemon mode); removed on a clean exit.", valueName: "PATH"))
+        "Write the daemon's pid to PATH once the mount is live (before gmemfs returns in daemon mode); removed on a clean exit.", valueName: "PATH"), completion: .file())
     var pidFile: String?
 
-    @Argument(help: ArgumentHelp("Where to mount; with two arguments, the SOURCE.", valueName: "source-or-mountpoint"))
+    @Argument(help: ArgumentHelp("Where to mount; with two arguments, the SOURCE.", valueName: "source-or-mountpoint"), completion: .directory)
     var mountpoint: String
 
     @Argument(help: ArgumentHelp(
         "Where to mount, after a SOURCE: mount(8) and fstab run 'gmemfs SOURCE MOUNTPOINT -o OPTS'. SOURCE becomes the fsname (first field of /proc/mounts; default gmemfs).",
-        valueName: "mountpoint"))
+        valueName: "mountpoint"), completion: .directory)
     var mountpointAfterSource: String?
+
+    /// ArgumentParser's entry point, with an option error on one line (its default adds the
+    /// whole usage): `Error: MESSAGE (see 'gmemfs --help')`, exit status 64.
+    static func main() {
+        let command: ParsableCommand
+        do {
+            command = try parseAsRoot()
+        } catch {
+            let code = exitCode(for: error)
+            guard code != .success else { exit(withError: error) }   // --help, --version
+            let text = message(for: error).split(separator: "\n").first.map(String.init) ?? "bad arguments"
+            let line = Array("Error: \(text) (see 'gmemfs --help')\n".utf8)
+            _ = Glibc.write(2, line, line.count)
+            Glibc.exit(code.rawValue)
+        }
+        do {
+            var command = command
+            try command.run()
+        } catch {
+            exit(withError: error)
+        }
+    }
 
     mutating func validate() throws {
         var source: String?
@@ -92,6 +117,20 @@ struct GmemfsCommand: ParsableCommand {
         mountOptions = try MountOptions.resolve(&self, source: source)
         pidFile = pidFile.map(Self.absolute)
         guard (0...1_048_576).contains(readAheadKB) else { throw ValidationError("--read-ahead-kb must be between 0 and 1048576") }
+        if let maxMemory, maxMemory != 0, maxMemory < 4096 {
+            throw ValidationError("--max-memory \(maxMemory) is less than one page (4096 bytes); 0 means no cap")
+        }
+        if let pidFile {
+            // Checked now, not once mounted: the directory must exist and be writable.
+            let directory = pidFile.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
+            guard access(directory.isEmpty ? "/" : directory, W_OK) == 0 else {
+                throw ValidationError("--pid-file \(pidFile): cannot write in \(directory.isEmpty ? "/" : directory): \(String(cString: strerror(errno)))")
+            }
+        }
+        var names = Set<String>()
+        for f in files where !names.insert(f.name).inserted {
+            throw ValidationError("--file \(f.name) is given twice: each file needs its own name")
+        }
         guard threads >= 2 else { throw ValidationError("--threads must be at least 2 (conversions notify the kernel while other threads serve it)") }
     }
 
@@ -122,9 +161,14 @@ struct GmemfsCommand: ParsableCommand {
     func run() throws {
         // Everything that can refuse the mount runs first: nothing is logged or allocated for a
         // start that cannot work.
-        let mountpoint = try MountpointCheck.resolve(mountpoint)
+        var (mountpoint, mountpointLock) = try MountpointCheck.resolve(mountpoint)
+        defer { if mountpointLock >= 0 { close(mountpointLock) } }   // a start that failed before mounting
+        let parentWatch = exitWithParent ? try ParentWatch.open() : nil
         let requests = try files.isEmpty ? [Self.parseFileSpec("gmem:1G:mmap")] : files
-        let level = logLevel ?? (debug ? .debug : .info)
+        // A daemon whose log goes to the terminal says nothing on success (as sshfs): its info
+        // lines would only precede the shell prompt. Refusals (notice) still show until it detaches.
+        let daemonToTerminal = !foreground && !debug && logFile == nil
+        let level = logLevel ?? (debug ? .debug : daemonToTerminal ? .notice : .info)
         if let logFile {
             // Opened before daemonizing (which sends stdout and stderr to /dev/null).
             let path = Self.absolute(logFile)
@@ -145,14 +189,21 @@ struct GmemfsCommand: ParsableCommand {
         options.mountpoint = mountpoint
         options.inPlaceConversion = noInPlace ? .disabled : .enabled
         let fs = GmemFilesystem(options: options, notifier: notifier, logger: logger)
-        for r in requests {
-            do { try fs.createFile(r) } catch { throw ValidationError("cannot create \(r.name): \(error)") }
-        }
         // noexec: the kernel refuses executable mappings of a guest_memfd (mmap PROT_EXEC is
         // EPERM, mprotect to PROT_EXEC EACCES); a later "-o exec" overrides it.
         let mountOptions = ["default_permissions", "noexec", "fsname=gmemfs", "subtype=" + GmemFileSystem.subtype] + self.mountOptions
         let session = try Session(filesystem: fs, notifier: notifier, options: mountOptions, debug: debug)
         try session.mount(at: mountpoint)
+        close(mountpointLock)   // a gmemfs waiting for it now sees this mount
+        mountpointLock = -1
+        // The files are made once the mount is up (no request is served before `run`), so that
+        // a mount that fails logs no "created" line.
+        for r in requests {
+            do { try fs.createFile(r) } catch {
+                session.unmount()
+                throw MountRefusal(description: "cannot create \(r.name): \(error)")
+            }
+        }
         logger.info("mounted on \(mountpoint)")
         let pidFile = self.pidFile
         let ready = { pidFile.map { PidFile.write($0, logger: logger) } ?? true }
@@ -162,6 +213,10 @@ struct GmemfsCommand: ParsableCommand {
             guard ready() else { throw ExitCode.failure }
         }
         defer { if let pidFile { unlink(pidFile) } }
+        if let parentWatch, !ParentWatch.start(parentWatch) {
+            session.unmount()
+            throw MountRefusal(description: "--exit-with-parent: cannot start the watching thread")
+        }
         if readAheadKB > 0 {
             session.setReadAhead(kilobytes: readAheadKB, mountpoint: mountpoint) { ok in
                 if !ok { logger.debug("read-ahead not changed (needs root and sysfs)") }

@@ -45,6 +45,7 @@ enum MountOptions {
             }
             c.logLevel = level
         },
+        Word(name: "exit_with_parent", value: nil, long: "--exit-with-parent") { c, _ in c.exitWithParent = true },
         Word(name: "foreground", value: nil, long: "--foreground") { c, _ in c.foreground = true },
         Word(name: "debug", value: nil, long: "--debug") { c, _ in c.debug = true },
         Word(name: "noauto_unmount", value: nil, long: nil) { _, _ in },
@@ -111,6 +112,12 @@ enum MountOptions {
     static func number<T: FixedWidthInteger>(_ text: String, _ name: String) throws -> T {
         guard let n = T(text), n >= 0 else { throw ValidationError("'\(text)' is not a number for \(name)") }
         return n
+    }
+
+    /// What shell completion offers after `-o`: gmemfs's words (`name=` for a word with a value)
+    /// and libfuse's.
+    static var completions: [String] {
+        words.map { $0.value == nil ? $0.name : $0.name + "=" } + fuseWords.sorted() + fuseValueWords.sorted().map { $0 + "=" }
     }
 
     /// The `-o` help: one line per gmemfs word.

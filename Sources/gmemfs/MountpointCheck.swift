@@ -17,8 +17,13 @@ enum MountpointCheck {
     /// - it is not a dead FUSE mount (its daemon gone: stat fails with ENOTCONN);
     /// - it is not already a gmemfs mount (a second daemon would hide the first one's files).
     ///
+    /// The last check is race-free against other gmemfs processes: it runs holding an exclusive
+    /// `flock` on the directory, and the returned `lock` must stay open until this process has
+    /// mounted (then closed, before daemonizing). A gmemfs started at the same moment waits for
+    /// the lock and then sees the first one's mount.
+    ///
     /// Never called once this process has mounted (a daemon must not ask its own mount).
-    static func resolve(_ path: String) throws(MountRefusal) -> String {
+    static func resolve(_ path: String) throws(MountRefusal) -> (path: String, lock: Int32) {
         let given = GmemfsCommand.absolute(path)
         guard let resolved = realpath(given, nil) else {
             throw refusal(given, errno)
@@ -30,10 +35,20 @@ enum MountpointCheck {
         guard st.st_mode & S_IFMT == S_IFDIR else {
             throw MountRefusal(description: "\(mountpoint) is not a directory: a mountpoint must be an existing directory")
         }
+        let lock = open(mountpoint, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard lock >= 0 else { throw refusal(mountpoint, errno) }
+        while flock(lock, LOCK_EX) != 0 {
+            guard errno == EINTR else {
+                let code = errno
+                close(lock)
+                throw refusal(mountpoint, code)
+            }
+        }
         if let mounts = MountInfo.current(), let m = MountInfo.mount(at: mountpoint, in: mounts), m.fileSystemType == GmemFileSystem.type {
+            close(lock)
             throw MountRefusal(description: "\(mountpoint) is already a gmemfs mount: unmount it first (fusermount3 -u \(mountpoint)) or choose another directory")
         }
-        return mountpoint
+        return (mountpoint, lock)
     }
 
     static func refusal(_ path: String, _ code: Int32) -> MountRefusal {

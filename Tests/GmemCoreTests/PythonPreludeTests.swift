@@ -10,6 +10,15 @@ import Testing
         #expect(text.contains("XATTR_SET_ATTRIBUTES = '\(GmemXattr.setAttributes)'"))
     }
 
+    /// The installable package's constants (python/gmemfs_testing/abi.py) are GmemABI's too.
+    @Test func thePackageConstantsMatchGmemABI() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().path
+        let text = try String(contentsOfFile: root + "/python/gmemfs_testing/abi.py", encoding: .utf8)
+        _ = try Python.checkedPrelude(text)
+        #expect(text.contains("GMEM_PIN_PAGES = 0x\(String(GmemPageReference.pinNumber, radix: 16, uppercase: false))"))
+    }
+
     @Test func aWrongOrMissingConstantIsRefused() throws {
         let text = try Python.prelude()
         let renamed = text.replacingOccurrences(of: "'\(GmemXattr.setAttributes)'", with: "'user.gmem.set_attrs'")

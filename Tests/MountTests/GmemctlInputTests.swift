@@ -75,7 +75,7 @@ struct GmemctlInputTests {
             (["convert", "shared", f, "-4K", "4K"], "'-4K' is negative: offsets, sizes and counts are ≥ 0"),
             (["convert", "shared", f, "0", "-0x1000"], "'-0x1000' is negative"),
             (["peek", f, "0", "--count", "-5"], "'-5' is negative"),
-            (["peek", f, "0", "--count=-5"], "'--count=-5' is negative"),
+            (["peek", f, "0", "--count=-5"], "--count '-5' is negative"),
             (["map", f, "--rows", "-1"], "'-1' is negative"),
             (["peek", f, "0", "--count", "99999999999"], "--count must be 1 to 1048576 (1 MiB)"),
             (["peek", f, "0", "--count", "99999999999999999999999"], "is invalid for '--count <count>'"),

@@ -1,6 +1,7 @@
 import Foundation
 import GmemABI
 import GmemTestSupport
+import LinuxMounts
 import Testing
 #if canImport(Glibc)
 import Glibc
@@ -61,6 +62,37 @@ struct MountpointTests {
         #expect(access(m.file("g"), F_OK) == 0 && access(m.file("f"), F_OK) != 0)
         let mounts = try String(contentsOfFile: "/proc/mounts", encoding: .utf8)
         #expect(mounts.split(separator: "\n").filter { $0.contains(" \(m.path) ") }.count == 1)
+    }
+
+    /// gmemfs processes started at the same moment on one directory: exactly one mounts, the
+    /// others are refused as "already a gmemfs mount" (the check holds a lock on the directory
+    /// until the mount is up). Five rounds of four starts.
+    @Test func concurrentStartsMountOnce() throws {
+        try Self.withDirectory { (dir: String, mnt: String) throws in
+            for round in 1...5 {
+                // Daemon mode: each gmemfs returns once mounted (0) or refused (1). system(3): a
+                // daemonizing command outlives Process's view of it (see LifecycleTests).
+                let script = """
+                    for i in 1 2 3 4; do
+                        timeout -s KILL 20 '\(binDirectory())/gmemfs' --file f:64K '\(mnt)' >'\(dir)/out.'$i 2>&1 </dev/null &
+                    done
+                    ok=0; for i in 1 2 3 4; do wait -n && ok=$((ok + 1)); done
+                    echo "$ok" > '\(dir)/ok'
+                    """
+                try script.write(toFile: dir + "/race.sh", atomically: true, encoding: .utf8)
+                #expect(system("/bin/bash '\(dir)/race.sh'") == 0)
+                let ok = (try? String(contentsOfFile: dir + "/ok", encoding: .utf8)) ?? ""
+                let outputs = (1...4).map { (try? String(contentsOfFile: "\(dir)/out.\($0)", encoding: .utf8)) ?? "" }.joined()
+                let stacked = (MountInfo.current() ?? []).filter { $0.mountPoint == mnt }.count
+                #expect(ok == "1\n" && stacked == 1, "round \(round): \(ok) mounted, \(stacked) mounts: \(outputs)")
+                #expect(outputs.components(separatedBy: "is already a gmemfs mount").count == 4, "round \(round): \(outputs)")
+                while GmemMount.isMounted(mnt) {
+                    guard (try? run(["fusermount3", "-u", mnt], timeout: 10))?.succeeded == true else { break }
+                }
+                for i in 1...4 { unlink("\(dir)/out.\(i)") }
+                unlink(dir + "/ok")
+            }
+        }
     }
 
     @Test func deadFuseMount() throws {

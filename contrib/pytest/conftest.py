@@ -1,91 +1,14 @@
-"""A pytest fixture to use gmemfs inside integration tests (see docs/integration-testing.md).
+"""The gmemfs pytest fixture for tests in a checkout of the repository.
 
-    def test_something(gmemfs):
-        m = gmemfs("--file", "vm:1M:mmap,init-shared")   # any gmemfs options
-        with open(m.file("vm"), "r+b") as f: ...
-
-``gmemfs(*options)`` mounts on a fresh temporary directory, waits until the mount is live and
-returns a ``Mount`` (``path``, ``pid``, ``log_path``, ``log()``, ``file(name)``). Every mount is
-unmounted when the test ends, pass or fail; a failed test gets the daemon's log in its report.
-$GMEMFS names the binary (default: gmemfs from PATH).
+The fixture is the plugin of the repository's Python package, python/gmemfs_testing. Once that
+is installed (``pip install ./python``) pytest loads the plugin by itself (entry point
+``pytest11``) and no conftest.py is needed; this one only makes the checkout's copy available
+when it is not installed. See docs/integration-testing.md.
 """
+import importlib.metadata
 import os
-import shutil
-import signal
-import subprocess
-import tempfile
-import time
+import sys
 
-import pytest
-
-GMEMFS = os.environ.get("GMEMFS", "gmemfs")
-
-
-class Mount:
-    def __init__(self, options):
-        self.dir = tempfile.mkdtemp(prefix="gmemfs-test.")
-        self.path = os.path.join(self.dir, "mnt")
-        self.log_path = os.path.join(self.dir, "gmemfs.log")
-        self.pid = None
-        os.mkdir(self.path)
-        pid_file = os.path.join(self.dir, "pid")
-        with open(self.log_path, "wb") as log:
-            # -f: the daemon stays our child and logs to the file; the pid file appears once
-            # the mount is live.
-            self.process = subprocess.Popen(
-                [GMEMFS, "-f", "--pid-file", pid_file, *options, self.path],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and self.process.poll() is None:
-            if os.path.exists(pid_file):
-                with open(pid_file) as f:
-                    self.pid = int(f.read())
-                return
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"gmemfs did not mount on {self.path}:\n{self.log()}")
-
-    def file(self, name):
-        return os.path.join(self.path, name)
-
-    def log(self):
-        with open(self.log_path, errors="replace") as f:
-            return f.read()
-
-    def stop(self):
-        """Unmounts (SIGTERM unmounts cleanly; SIGKILL and a lazy unmount after 10 s)."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        if os.path.ismount(self.path):
-            subprocess.run(["fusermount3", "-u", "-z", self.path], check=False)
-        return self.process.returncode
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
-    outcome = yield
-    report = outcome.get_result()
-    setattr(item, "gmemfs_" + report.when, report)
-
-
-@pytest.fixture
-def gmemfs(request):
-    mounts = []
-
-    def mount(*options):
-        m = Mount(options)
-        mounts.append(m)
-        return m
-
-    yield mount
-    failed = getattr(request.node, "gmemfs_call", None) is None or request.node.gmemfs_call.failed
-    for m in mounts:
-        status = m.stop()
-        if failed:
-            print(f"--- gmemfs log ({m.log_path}, exit {status}) ---\n{m.log()}")
-        shutil.rmtree(m.dir, ignore_errors=True)
+if not any(ep.name == "gmemfs" for ep in importlib.metadata.entry_points(group="pytest11")):
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "python"))
+    from gmemfs_testing.pytest_plugin import gmemfs, pytest_runtest_makereport  # noqa: E402,F401

@@ -1,9 +1,10 @@
-"""An integration test using the gmemfs fixture of conftest.py; CI runs it."""
+"""Integration tests using the gmemfs fixture and helpers (python/gmemfs_testing); CI runs them."""
 import errno
-import mmap
 import os
 
 import pytest
+
+from gmemfs_testing import ConversionError, P, TraceReader, attributes, convert, pin
 
 
 def test_shared_memory_reads_back(gmemfs):
@@ -37,3 +38,29 @@ def test_two_mounts_are_independent(gmemfs):
         f.write(b"a")
     with pytest.raises(PermissionError):
         open(b.file("f"), "rb").read(1)
+
+
+def test_a_pinned_page_cannot_go_private(gmemfs):
+    m = gmemfs("--file", "vm:64K:init-shared")
+    vm = m.file("vm")
+    with TraceReader(m.path) as trace:
+        with pin(vm, P, P):
+            with pytest.raises(ConversionError) as e:
+                convert(vm, 0, 4 * P, "private", via="ioctl")
+            assert e.value.errno == errno.EAGAIN and e.value.error_offset == P
+            refused = trace.wait_for("convert", file="vm", outcome="EAGAIN")
+            assert refused.detail["cause"] == "references"
+        convert(vm, 0, 4 * P, "private")
+        assert trace.wait_for("convert", file="vm").outcome == "became-private"
+    assert attributes(vm) == [(0, 4 * P, "private"), (4 * P, 16 * P, "shared")]
+
+
+def test_an_injected_fault_refuses_one_conversion(gmemfs):
+    m = gmemfs("--file", "vm:64K")
+    m.inject("vm", "enomem count 1")
+    with pytest.raises(OSError) as e:
+        m.convert("vm", 0, P, "shared")
+    assert e.value.errno == errno.ENOMEM
+    m.convert("vm", 0, P, "shared")
+    assert m.attributes("vm")[0] == (0, P, "shared")
+    assert m.stats("vm")["injected_failures"] == 1

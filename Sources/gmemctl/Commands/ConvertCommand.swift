@@ -14,10 +14,14 @@ struct ConvertCommand: ParsableCommand {
             a bad range exits 64 with its reason and sends nothing.
             """)
 
-    enum Target: String, ExpressibleByArgument, CaseIterable { case `private`, shared }
+    /// Any case, as the xattr takes it (`Shared`, `PRIVATE`).
+    enum Target: String, ExpressibleByArgument, CaseIterable {
+        case `private`, shared
+        init?(argument: String) { self.init(rawValue: argument.lowercased()) }
+    }
 
     @Argument(help: "private or shared.") var attribute: Target
-    @Argument(help: "The gmem file.") var file: String
+    @Argument(help: "The gmem file.", completion: .file()) var file: String
     @Argument(help: "Byte offset (multiple of 4096; decimal, 0x hex, K/M/G/T suffix).") var offset: String
     @Argument(help: "Byte count (positive multiple of 4096).") var size: String
     @Flag(help: "Use the kernel's KVM_SET_MEMORY_ATTRIBUTES2 ioctl instead of the xattr.") var ioctl = false

@@ -13,7 +13,7 @@ struct CreateCommand: ParsableCommand {
             MOUNTPOINT must be the root of a gmemfs mount; the new file is checked to exist afterwards.
             """)
 
-    @Argument(help: "The gmemfs mount point.") var mountpoint: String
+    @Argument(help: "The gmemfs mount point.", completion: .directory) var mountpoint: String
     @Argument(help: "The new file's name (1-255 bytes; no '/', spaces, control characters or leading '.').") var name: String
     @Argument(help: "Size: a positive multiple of 4096, e.g. 64K, 1G, 0x10000.") var size: String
     @Option(help: "Comma list of mmap, init-shared (or a number: bit 0 mmap, bit 1 init-shared).") var flags: String?

@@ -31,7 +31,7 @@ struct InjectCommand: ParsableCommand {
     enum Action: String, ExpressibleByArgument, CaseIterable { case enomem, eintr, eagain, clear, list }
 
     @Argument(help: "enomem, eintr, eagain, clear or list.") var action: Action
-    @Argument(help: "The gmem file.") var file: String
+    @Argument(help: "The gmem file.", completion: .file()) var file: String
     @Argument(help: "eagain only: the byte offset of the page to report (multiple of 4096).") var offset: String?
     @Option(help: "How many conversions fail (≥ 1).") var count: String?
     @Option(parsing: .upToNextOption, help: "enomem/eintr only: OFFSET SIZE, the range a request must overlap.") var range: [String] = []

@@ -16,7 +16,7 @@ struct PeekCommand: ParsableCommand {
     /// The most bytes one peek shows.
     static let maxCount = 1 << 20
 
-    @Argument(help: "A gmem file created with the mmap flag.") var file: String
+    @Argument(help: "A gmem file created with the mmap flag.", completion: .file()) var file: String
     @Argument(help: "Byte offset (decimal, 0x hex, K/M/G/T suffix).") var offset: String
     @Option(help: "Bytes to read (1 to 1 MiB, not past the end of the file).") var count = 16
     @Flag(help: "Keep the mapping and read again after a line on stdin.") var hold = false

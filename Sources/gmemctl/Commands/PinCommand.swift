@@ -24,10 +24,10 @@ struct PinCommand: ParsableCommand {
               gmemctl pin /mnt/gmem/demo 0 4K -- gmemctl convert private /mnt/gmem/demo 0 16K
             """)
 
-    @Argument(help: "The gmem file.") var file: String
+    @Argument(help: "The gmem file.", completion: .file()) var file: String
     @Argument(help: "Byte offset (multiple of 4096).") var offset: String
     @Argument(help: "Byte count (positive multiple of 4096).") var size: String
-    @Argument(parsing: .postTerminator, help: "The command to run while the pages are pinned (after --).") var command: [String] = []
+    @Argument(parsing: .postTerminator, help: "The command to run while the pages are pinned (after --).", completion: .shellCommand("compgen -c")) var command: [String] = []
 
     static let hints: [Int32: String] = [
         EFAULT: "a page in the range is private; only shared pages can be pinned",

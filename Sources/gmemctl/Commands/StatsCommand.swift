@@ -8,7 +8,7 @@ struct StatsCommand: ParsableCommand {
         commandName: "stats",
         abstract: "Show a file's counters, or a mount's (getxattr user.gmem.stats).")
 
-    @Argument(help: "A gmem file or the mount point.") var path: String
+    @Argument(help: "A gmem file or the mount point.", completion: .file()) var path: String
     @Flag(help: ArgumentHelp("Print one JSON object: {path, stats: {NAME: number}, files: [{name, size, shared_bytes, private_bytes, ranges}]} (files only for a mount point).")) var json = false
 
     func run() throws {
@@ -39,7 +39,10 @@ struct StatsCommand: ParsableCommand {
     }
 
     func jsonStats(_ pairs: [(key: String, value: String)]) throws -> JSONOutput.StatsJSON {
-        var out = JSONOutput.StatsJSON(path: path, stats: Dictionary(pairs.map { ($0.key, JSONOutput.Value($0.value)) }) { $1 })
+        // `max_memory=none` (no cap) is null: the field is a number when there is one.
+        var out = JSONOutput.StatsJSON(path: path, stats: Dictionary(pairs.map {
+            ($0.key, $0.key == "max_memory" && $0.value == "none" ? .null : JSONOutput.Value($0.value))
+        }) { $1 })
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
             let names = (try? FileManager.default.contentsOfDirectory(atPath: path))?.filter { !$0.hasPrefix(".") }.sorted() ?? []

@@ -17,8 +17,9 @@ struct TraceCommand: ParsableCommand {
 
     static let kinds = GmemTraceKind.allCases.map(\.rawValue)
 
-    @Argument(help: "The mount point, or a file on it (default: the current directory).") var path = "."
-    @Option(help: ArgumentHelp("Comma-separated event kinds to show (default: all).", valueName: "LIST")) var events: String?
+    @Argument(help: "The mount point, or a file on it (default: the current directory).", completion: .file()) var path = "."
+    @Option(help: ArgumentHelp("Comma-separated event kinds to show (default: all).", valueName: "LIST"),
+            completion: .list(GmemTraceKind.allCases.map(\.rawValue))) var events: String?
     @Flag(help: "One JSON object per line.") var json = false
     @Option(help: "Stop after this many events.") var count: Int?
     @Option(help: "auto, always, never.") var color: ColorChoice = .auto

@@ -37,6 +37,7 @@ enum JSONOutput {
     enum Value: Encodable {
         case number(UInt64)
         case text(String)
+        case null
 
         init(_ text: String) { self = UInt64(text).map(Value.number) ?? .text(text) }
 
@@ -45,6 +46,7 @@ enum JSONOutput {
             switch self {
             case .number(let n): try c.encode(n)
             case .text(let s): try c.encode(s)
+            case .null: try c.encodeNil()
             }
         }
     }

@@ -72,12 +72,18 @@ enum Input {
     /// The first argument before `--` that reads as a negative number (`-4K`, `-0x1000`, `-1`).
     /// ArgumentParser would take it for an option and report a missing argument; every number
     /// gmemctl takes is ≥ 0, so it is rejected with that reason instead.
-    static func negativeNumber(in arguments: [String]) -> String? {
-        for a in arguments {
+    /// With the option it was given to (`--interval -1`, `--count=-5`), or nil for an argument.
+    static func negativeNumber(in arguments: [String]) -> (value: String, option: String?)? {
+        for (i, a) in arguments.enumerated() {
             if a == "--" { return nil }
-            if a.count >= 2, a.first == "-", a.dropFirst().first.map({ $0.isNumber || $0 == "." }) == true { return a }
+            if a.count >= 2, a.first == "-", a.dropFirst().first.map({ $0.isNumber || $0 == "." }) == true {
+                let previous = i > 0 ? arguments[i - 1] : ""
+                return (a, previous.hasPrefix("--") && !previous.contains("=") ? previous : nil)
+            }
             // `--count=-5`
-            if a.hasPrefix("--"), let eq = a.firstIndex(of: "="), a[a.index(after: eq)...].hasPrefix("-") { return a }
+            if a.hasPrefix("--"), let eq = a.firstIndex(of: "="), a[a.index(after: eq)...].hasPrefix("-") {
+                return (String(a[a.index(after: eq)...]), String(a[..<eq]))
+            }
         }
         return nil
     }

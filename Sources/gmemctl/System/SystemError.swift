@@ -1,5 +1,6 @@
 import Glibc
 import GmemABI
+import LinuxMounts
 
 /// A failed system call, reported the way a user wants to read it:
 /// `setxattr user.gmem.create = "demo 4K" on /mnt/gmem: EEXIST (File exists): a file named demo
@@ -16,7 +17,22 @@ struct SystemError: Error, CustomStringConvertible {
     init(_ what: String, errno: Int32 = Glibc.errno, hints: [Int32: String] = [:]) {
         self.what = what
         self.errno = errno
-        self.reason = hints[errno] ?? Self.commonHints[errno]
+        self.reason = hints[errno] ?? (errno == ENOTCONN ? Self.deadMountHint(what) : Self.commonHints[errno])
+    }
+
+    /// The ENOTCONN sentence with the dead mount's own mount point, found in mountinfo from the
+    /// absolute path named in `what` (never by asking the mount).
+    static func deadMountHint(_ what: String) -> String {
+        var cwd = [UInt8](repeating: 0, count: Int(PATH_MAX) + 1)
+        let found = cwd.withUnsafeMutableBufferPointer { b in
+            b.baseAddress!.withMemoryRebound(to: CChar.self, capacity: b.count) { getcwd($0, b.count) != nil }
+        }
+        let base = found ? String(decoding: cwd.prefix { $0 != 0 }, as: UTF8.self) : "/"
+        let paths = what.split(separator: " ").map(String.init).filter { $0.hasPrefix("/") || $0.contains("/") }
+            .map { $0.hasPrefix("/") ? $0 : base + "/" + $0 }
+        let mounts = MountInfo.current() ?? []
+        let point = paths.lazy.compactMap { MountInfo.mount(containing: $0, in: mounts) }.first { $0.isFUSE }?.mountPoint
+        return "the gmemfs daemon of this mount is gone; unmount it (fusermount3 -u \(point ?? "MOUNTPOINT")) and start gmemfs again"
     }
 
     var description: String { "\(what): \(Self.describe(errno))" + (reason.map { ": " + $0 } ?? "") }

@@ -17,7 +17,7 @@ struct TourCommand: ParsableCommand {
             running gmemfs mounted with --guest-view, and removes its demo file afterwards.
             """)
 
-    @Argument(help: "A gmemfs mounted with --guest-view (default: mount a private one).") var mountpoint: String?
+    @Argument(help: "A gmemfs mounted with --guest-view (default: mount a private one).", completion: .directory) var mountpoint: String?
     @Flag(name: .customLong("no-pause"), help: "Do not wait for Enter between steps.") var noPause = false
     @Option(help: "auto, always, never.") var color: ColorChoice = .auto
 
