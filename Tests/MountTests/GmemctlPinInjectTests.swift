@@ -39,6 +39,28 @@ struct GmemctlPinInjectTests {
         #expect(stats(f)[.references] == "0")
     }
 
+    /// SIGKILL of `gmemctl pin … -- COMMAND` takes COMMAND with it (it is tied to gmemctl with
+    /// PR_SET_PDEATHSIG), and the reference goes with gmemctl's descriptor.
+    @Test func killingPinEndsItsCommand() throws {
+        let m = try GmemMount(["--file", "demo:64K:mmap,init-shared"])
+        defer { m.unmount() }
+        let f = m.file("demo")
+        let dir = try makeTemporaryDirectory("gmemfs-pin")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let script = """
+            "$1" pin "$2" 0 4K -- sh -c 'echo $$ > "$3/pid"; exec sleep 30' 2>/dev/null &
+            ctl=$!
+            for _ in $(seq 200); do [ -s "$3/pid" ] && break; sleep 0.05; done
+            child=$(cat "$3/pid")
+            kill -KILL $ctl; wait $ctl
+            for _ in $(seq 100); do kill -0 "$child" 2>/dev/null || { echo gone; exit 0; }; sleep 0.05; done
+            kill -KILL "$child"; echo alive
+            """
+        let r = try run(["/bin/bash", "-c", script, "test", GmemctlTests.gmemctl, f, dir])
+        #expect(r.output == "gone\n", "\(r) \(r.output)")
+        #expect(PageReferenceTests.awaitReferences(f, 0))
+    }
+
     @Test func pinWithoutCommandHoldsUntilSigterm() throws {
         let m = try GmemMount(["--file", "demo:64K:mmap,init-shared"])
         defer { m.unmount() }

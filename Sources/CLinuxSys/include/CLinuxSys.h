@@ -29,6 +29,13 @@ extern int pidfd_open(pid_t pid, unsigned int flags);
 extern int pidfd_send_signal(int pidfd, int sig, siginfo_t *info, unsigned int flags);
 #define CLINUX_PIDFD_THREAD 0200
 
+/* Starts argv[0] (searched in PATH) with the signal mask *mask and PR_SET_PDEATHSIG(SIGKILL), so
+ * that the child dies with the thread that started it, even if that thread's process is
+ * SIGKILLed. Returns the child's pid, or -errno when it could not be started (fork failed, or
+ * exec failed: reported through a close-on-exec pipe, so the caller never waits for a child
+ * that is not running the command). */
+extern pid_t clinux_spawn_tied(char *const argv[], const sigset_t *mask);
+
 /* ioctl is variadic. */
 static inline int clinux_ioctl_ptr(int fd, unsigned long request, void *arg) { return ioctl(fd, request, arg); }
 #endif

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CLinuxSys
 import Glibc
 import GmemABI
 
@@ -70,20 +71,15 @@ struct PinCommand: ParsableCommand {
         if status != ExitStatus.success { throw ExitCode(status) }
     }
 
-    /// Spawns `command` with the signal mask gmemctl started with, passes on the signals in
+    /// Spawns `command` with the signal mask gmemctl started with, tied to this thread (it gets
+    /// SIGKILL if gmemctl is killed: no command outlives the pin), passes on the signals in
     /// `forwarding`, and returns its exit status (128+N for signal N).
     func runCommand(mask: sigset_t, forwarding signals: sigset_t) throws -> Int32 {
         var mask = mask, signals = signals
-        var attr = posix_spawnattr_t()
-        posix_spawnattr_init(&attr)
-        defer { posix_spawnattr_destroy(&attr) }
-        posix_spawnattr_setsigmask(&attr, &mask)
-        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK))
         let argv: [UnsafeMutablePointer<CChar>?] = command.map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
-        var pid: pid_t = 0
-        let rc = posix_spawnp(&pid, command[0], nil, &attr, argv, environ)
-        guard rc == 0 else { throw SystemError("cannot run \(command[0])", errno: rc) }
+        let pid = clinux_spawn_tied(argv, &mask)
+        guard pid > 0 else { throw SystemError("cannot run \(command[0])", errno: -pid) }
         var timeout = timespec(tv_sec: 0, tv_nsec: 50_000_000)
         while true {
             var st: Int32 = 0
