@@ -47,7 +47,7 @@ let package = Package(
         .target(name: "GmemDaemonProcess", dependencies: ["LinuxMounts"]),
         .target(
             name: "GmemCore",
-            dependencies: ["GmemABI", "CLinuxSys", "Locking", .product(name: "SystemPackage", package: "swift-system")],
+            dependencies: ["GmemABI", "CLinuxSys", "Locking", "LinuxProc", .product(name: "SystemPackage", package: "swift-system")],
             swiftSettings: internalChecks),
         .target(
             name: "FuseKit",
@@ -55,7 +55,7 @@ let package = Package(
                            .product(name: "Logging", package: "swift-log")]),
         .target(
             name: "GmemFS",
-            dependencies: ["GmemABI", "GmemCore", "FuseKit", "CLinuxSys", .product(name: "Logging", package: "swift-log")]),
+            dependencies: ["GmemABI", "GmemCore", "FuseKit", "CLinuxSys", "LinuxProc", .product(name: "Logging", package: "swift-log")]),
 
         // MARK: - Executables
         .executableTarget(

@@ -368,7 +368,7 @@ public final class GmemFilesystem: LowLevelFilesystem {
         if view == .host {
             do throws(GmemError) {
                 try options.fidelity.checkHostRead(buffered: cached) {
-                    Requester(ctx.pid).isReading(inode: f.hostInode, under: options.mountpoint)
+                    RequestingThread(ctx.pid).isReading(inode: f.hostInode, under: options.mountpoint)
                 }
             } catch {
                 return reply.error(error)

@@ -19,7 +19,7 @@ import Synchronization
 ///   group, and the read bits of its mode (`0600` → `0400`). The map is metadata anyone who may
 ///   read the file already sees; the guest view's rule (the daemon's user alone) would hide it
 ///   from the VMM user that owns the file.
-/// - Size 0 and direct_io (as /proc files): read until a read returns 0.
+/// - Size 0 and direct_io (as procfs files): read until a read returns 0.
 final class MapsDirectory: Sendable {
     /// Map inodes are the file's host inode with this bit set.
     static let inodeBit: UInt64 = 1 << 62

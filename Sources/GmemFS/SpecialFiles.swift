@@ -2,6 +2,7 @@ import FuseKit
 import Glibc
 import GmemABI
 import GmemCore
+import LinuxProc
 import Synchronization
 
 /// The bridge's side of the event trace and of the special files `.trace` and `.maps/NAME`
@@ -13,9 +14,9 @@ import Synchronization
 extension GmemFilesystem {
     // MARK: - Events
 
-    /// Who sent `ctx`'s request. `comm` comes from `/proc/PID/comm` when the event happens
+    /// Who sent `ctx`'s request. `comm` comes from proc(5)'s `comm` when the event happens
     /// (only while someone traces); a thread's name read in the last ``commLifetime`` is reused,
-    /// so that a conversion's two events and a busy caller's stream cost one /proc read, not one
+    /// so that a conversion's two events and a busy caller's stream cost one proc(5) read, not one
     /// each (a rename by exec or prctl shows after at most that long).
     static func requester(_ ctx: RequestContext?) -> Event.Requester {
         guard let ctx, ctx.pid > 0 else { return ctx.map { .init(pid: 0, uid: $0.uid, gid: $0.gid, comm: "-") } ?? .none }
@@ -23,7 +24,7 @@ extension GmemFilesystem {
         if let cached = commCache.withLock({ $0[ctx.pid] }), now &- cached.time < commLifetime {
             return Event.Requester(pid: ctx.pid, uid: ctx.uid, gid: ctx.gid, comm: cached.comm)
         }
-        let comm = PopulateGuard.readProc("/proc/\(ctx.pid)/comm")?.split(separator: "\n").first.map(String.init) ?? "-"
+        let comm = ProcFiles.readComm(ctx.pid) ?? "-"
         commCache.withLock { c in
             if c.count >= 256 { c.removeAll(keepingCapacity: true) }   // bounded: many short-lived callers
             c[ctx.pid] = (comm, now)

@@ -2,6 +2,7 @@ import FuseKit
 import Glibc
 import GmemABI
 import GmemCore
+import LinuxProc
 import Synchronization
 
 /// `MOUNTPOINT/.trace`: the live event trace, in the style of the kernel's `trace_pipe`
@@ -199,11 +200,8 @@ final class TraceFile: Sendable {
     /// Whether every signal pending for thread `tid` leaves it waiting: none is SIGKILL, caught,
     /// or fatal by default. False when the thread cannot be inspected (gone: nobody waits).
     static func onlyStopOrIgnoredSignals(_ tid: pid_t) -> Bool {
-        guard tid > 0, let status = readStatus(tid) else { return false }
-        func mask(_ key: String) -> UInt64 {
-            guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix(key + ":") }) else { return 0 }
-            return UInt64(line.dropFirst(key.count + 1).trimmingPrefix(while: { $0 == " " || $0 == "\t" }), radix: 16) ?? 0
-        }
+        guard tid > 0, let status = ProcFiles.readStatus(tid) else { return false }
+        func mask(_ key: String) -> UInt64 { status.signalMask(key) ?? 0 }
         let deliverable = (mask("SigPnd") | mask("ShdPnd")) & ~mask("SigBlk")
         let harmless: Set<Int32> = [SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU, SIGCHLD, SIGCONT, SIGURG, SIGWINCH]
         let ignored = mask("SigIgn"), caught = mask("SigCgt")
@@ -213,15 +211,6 @@ final class TraceFile: Sendable {
             if ignored & bit == 0 && !harmless.contains(sig) { return false }
         }
         return true
-    }
-
-    private static func readStatus(_ tid: pid_t) -> String? {
-        let fd = Glibc.open("/proc/\(tid)/status", O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-        return n > 0 ? String(decoding: buffer[..<n], as: UTF8.self) : nil
     }
 }
 
