@@ -447,9 +447,7 @@ public final class GmemFilesystem: LowLevelFilesystem {
                 let written: Int
                 do throws(GmemError) {
                     written = try writeHost(f, offset: start, data, writepage: file.isWritepage)
-                } catch .noSpace(let why) where file.isWritepage {
-                    // Nobody waits for a writeback's reply: keep the error for fsync and close.
-                    f.writebackFailed.store(true, ordering: .relaxed)
+                } catch .noSpace(let why) where f.writebackError.record(.noSpace(why), writepage: file.isWritepage) {
                     logger.warning("\(f.name): writeback of [\(offset), +\(data.count)) lost: \(why) (reported on the next fsync or close)")
                     throw .noSpace(why)
                 } catch .privatePage(let page) {
@@ -553,8 +551,8 @@ public final class GmemFilesystem: LowLevelFilesystem {
     }
 
     /// The kernel's guest_memfd has no fsync (EINVAL, also for `msync(MS_SYNC)`); by default
-    /// gmemfs answers success (its memory has no backing store to flush), or ENOSPC once after
-    /// a writeback of mapped pages failed at the memory cap (see ``flush``).
+    /// gmemfs answers success (its memory has no backing store to flush), or the recorded
+    /// ``WritebackError``.
     public func fsync(_ ctx: RequestContext, inode: UInt64, file: FileInfo, reply: consuming Reply<EmptyReply>) {
         guard let n = node(inode) else { return reply.error(.notFound("inode \(inode)")) }
         if case .host = n {
@@ -563,23 +561,16 @@ public final class GmemFilesystem: LowLevelFilesystem {
         // The kernel wrote this view's dirty pages back before sending FSYNC: the other view's
         // copies of them go before the reply, so after msync(MS_SYNC) the other view reads them.
         if let f = n.fileNode, let side = n.side { syncOtherView(side, f, for: ctx) }
-        reply.complete(takeWritebackError(n))
+        guard case .host(let f) = n, let error = f.writebackError.take() else { return reply.complete(nil) }
+        reply.error(error)
     }
 
-    /// close(): ENOSPC once after a writeback of mapped pages failed at the memory cap, as the
-    /// kernel reports a recorded writeback error (`AS_ENOSPC`) on the next fsync or close. The
-    /// kernel runs the close's writeback before this FLUSH, so a failure of that writeback is
-    /// seen here. Never in `--kernel-compat` mode (a guest_memfd's close cannot fail).
+    /// close(): ``WritebackError/takeAtClose(_:)``. The kernel runs the close's writeback
+    /// before this FLUSH, so a failure of that writeback is seen here.
     public func flush(_ ctx: RequestContext, inode: UInt64, file: FileInfo, reply: consuming Reply<EmptyReply>) {
         guard let n = node(inode) else { return reply.error(.notFound("inode \(inode)")) }
-        if options.fidelity == .kernel { return reply.complete(nil) }
-        reply.complete(takeWritebackError(n))
-    }
-
-    /// ENOSPC if a writeback of `n`'s file failed since the last report (and clears it).
-    func takeWritebackError(_ n: Node) -> Errno? {
-        guard case .host(let f) = n, f.writebackFailed.exchange(false, ordering: .relaxed) else { return nil }
-        return GmemError.noSpace("a writeback of mapped pages failed at the memory cap").errno
+        guard case .host(let f) = n, let error = f.writebackError.takeAtClose(options.fidelity) else { return reply.complete(nil) }
+        reply.error(error)
     }
 
     public func lseek(_ ctx: RequestContext, inode: UInt64, offset: Int, whence: Int32, file: FileInfo, reply: consuming Reply<LseekReply>) {

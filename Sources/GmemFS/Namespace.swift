@@ -42,9 +42,8 @@ final class FileNode: Sendable {
     let metadata: Mutex<Metadata>
     /// Open handles on either view, and whether the name is gone (memory is freed when both allow).
     let lifetime = Mutex<(openHandles: Int, unlinked: Bool)>((0, false))
-    /// A writeback of mapped pages failed with ENOSPC (the memory cap) and no `fsync` or close
-    /// has reported it yet (the kernel's `AS_ENOSPC`).
-    let writebackFailed = Atomic<Bool>(false)
+    /// A failed writeback of mapped pages not yet reported by `fsync` or close.
+    let writebackError = WritebackError()
     /// Ghosts: private pages whose READ a populate loop got answered with zeros, by page, with
     /// the number of answers not yet dropped (``PopulateGuard``). A writeback into one is
     /// discarded; a conversion to shared drops them first.

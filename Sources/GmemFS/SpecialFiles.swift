@@ -89,10 +89,7 @@ extension GmemFilesystem {
     }
 
     func openSpecial(_ n: Node, flags: Int32, reply: consuming Reply<OpenReply>) {
-        // Read-only files (root passes the kernel's mode check): EACCES for any write access.
-        guard flags & O_ACCMODE == O_RDONLY, flags & O_TRUNC == 0 else {
-            return reply.error(.accessDenied("\(n.displayName) is read-only"))
-        }
+        do throws(GmemError) { try OpenRequest.checkReadOnly(flags: flags, name: n.displayName) } catch { return reply.error(error) }
         switch n {
         case .trace:
             reply.open(OpenOptions(handle: trace.open(), directIO: true, nonseekable: true))

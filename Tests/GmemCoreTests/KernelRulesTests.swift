@@ -53,17 +53,18 @@ import Testing
         #expect(GmemError.noSuchOffset(-1).errno == .noSuchAddressOrDevice)
     }
 
-    /// O_TRUNC is EINVAL (the size is fixed); the access mode survives the round trip through
-    /// the handle, and only a read-only handle refuses a conversion (EBADF).
+    /// O_TRUNC is EINVAL (the size is fixed); only a read-only or O_ACCMODE open refuses a
+    /// conversion (EBADF); the special files refuse any write access or O_TRUNC (EACCES).
     @Test func openFlagsAndAccessModes() throws {
         #expect(throws: GmemError.self) { try OpenRequest(flags: O_RDWR | O_TRUNC) }
         do { _ = try OpenRequest(flags: O_WRONLY | O_TRUNC) } catch { #expect(error.errno == .invalidArgument) }
         for (flags, mode) in [(O_RDONLY, AccessMode.readOnly), (O_WRONLY, .writeOnly), (O_RDWR, .readWrite), (O_ACCMODE, .accessMode)] {
             let access = try OpenRequest(flags: flags | O_CLOEXEC | O_APPEND).access
             #expect(access == mode)
-            #expect(AccessMode(handle: access.handle(serial: 0)) == mode)
-            #expect(AccessMode(handle: access.handle(serial: 12345)) == mode)
-            #expect(access.handle(serial: 5) != access.handle(serial: 6))
+        }
+        try OpenRequest.checkReadOnly(flags: O_RDONLY | O_CLOEXEC, name: ".trace")
+        for flags in [O_WRONLY, O_RDWR, O_ACCMODE, O_RDONLY | O_TRUNC] {
+            do { try OpenRequest.checkReadOnly(flags: flags, name: ".trace"); Issue.record("flags \(flags) opened") } catch { #expect(error.errno == .permissionDenied) }
         }
         #expect(throws: GmemError.self) { try AccessMode.readOnly.checkConversion() }
         do { try AccessMode.readOnly.checkConversion() } catch { #expect(error.errno == .badFileDescriptor) }
@@ -134,5 +135,20 @@ import Testing
         do { try InPlaceConversion.disabled.checkConversion(via: .xattr); Issue.record("xattr passed") } catch {
             #expect(error.errno == .notSupported)
         }
+    }
+
+    /// `AS_ENOSPC`: only a writeback's ENOSPC is recorded, reported once by fsync or (with
+    /// `.tools`) by close; a `--kernel-compat` close reports nothing and keeps it for fsync.
+    @Test func writebackErrorIsReportedOnce() {
+        let e = WritebackError()
+        #expect(!e.record(.noSpace("cap"), writepage: false))
+        #expect(!e.record(.invalidArgument("x"), writepage: true))
+        #expect(e.take() == nil)
+        #expect(e.record(.noSpace("cap"), writepage: true))
+        #expect(e.takeAtClose(.kernel) == nil)
+        #expect(e.takeAtClose(.tools)?.errno == .noSpace)
+        #expect(e.take() == nil)
+        _ = e.record(.noSpace("cap"), writepage: true)
+        #expect(e.take()?.errno == .noSpace && e.take() == nil)
     }
 }

@@ -28,6 +28,16 @@ import Testing
 
     func handle(_ flags: Int32) -> FileInfo { FileInfo(handle: AccessMode(openFlags: flags).handle(serial: 1), flags: flags) }
 
+    /// The access mode survives the round trip through the FUSE handle; the serial makes each
+    /// open's handle its own.
+    @Test func handlePacking() {
+        for mode in [AccessMode.readOnly, .writeOnly, .readWrite, .accessMode] {
+            #expect(AccessMode(handle: mode.handle(serial: 0)) == mode)
+            #expect(AccessMode(handle: mode.handle(serial: 12345)) == mode)
+            #expect(mode.handle(serial: 5) != mode.handle(serial: 6))
+        }
+    }
+
     func answer<Kind>(_ call: (consuming Reply<Kind>) -> Void) -> RecordedReply? {
         let r = ReplyRecorder()
         call(Reply(recordingInto: r))

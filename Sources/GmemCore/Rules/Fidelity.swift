@@ -61,3 +61,24 @@ extension Fidelity {
         self == .kernel ? 0 : Int(allocatedBytes / 512)
     }
 }
+
+/// Which node a metadata request addresses (the rules differ by kind, not by name).
+public enum NodeKind: Sendable, Equatable {
+    /// The mount root (the VM fd).
+    case root
+    /// `MOUNTPOINT/.guest`.
+    case guestDirectory
+    /// A gmem file as the host sees it.
+    case hostFile
+    /// A gmem file through `.guest`.
+    case guestFile
+
+    public var isDirectory: Bool { self == .root || self == .guestDirectory }
+}
+
+/// Which parts of a node a setattr changes (the parts whose rules differ).
+public struct AttributeChanges: Sendable, Equatable {
+    public var size: Bool
+    public var ownerOrMode: Bool
+    public init(size: Bool, ownerOrMode: Bool) { self.size = size; self.ownerOrMode = ownerOrMode }
+}
