@@ -22,8 +22,13 @@ extension GmemFilesystem {
                 events.emit(Event(kind: .create, file: request.name, offset: 0, length: request.size, outcome: .ok,
                                   requester: Self.requester(ctx), detail: "flags=" + Self.flagsWord(request.flags)))
             case (.host(let f), GmemXattr.setAttributes), (.guest(let f), GmemXattr.setAttributes):
-                try convert(f, ctx, via: .xattr) { () throws(GmemError) in
-                    try ConversionRequest(xattrValue: Array(value), fileSize: f.file.size)
+                do throws(ConversionRefusal) {
+                    try convert(f, ctx, via: .xattr) { () throws(GmemError) in
+                        try ConversionRequest(xattrValue: Array(value), fileSize: f.file.size)
+                    }
+                } catch {
+                    refused("setxattr \(name) \(Self.quoted(value))", on: n, ctx, error.error)
+                    return reply.error(error.errno)
                 }
             case (.host(let f), GmemXattr.inject), (.guest(let f), GmemXattr.inject):
                 try inject(f, ctx, try InjectionCommand(xattrValue: Array(value), fileSize: f.file.size))
@@ -167,23 +172,27 @@ extension GmemFilesystem {
             switch command {
             case GmemPageReference.pinNumber, GmemPageReference.unpinNumber:
                 try reference(n, f, ctx, pin: command == GmemPageReference.pinNumber, input: input, handle: file.handle)
-            default:
-                var args: KVMMemoryAttributes2?
-                do throws(GmemError) {
+            case KVMMemoryAttributes2.ioctlNumber:
+                do throws(ConversionRefusal) {
                     try convert(f, ctx, via: .ioctl) { () throws(GmemError) in
                         try AccessMode(handle: file.handle).checkConversion()
-                        let decoded = try KVMMemoryAttributes2(bytes: input)
-                        args = decoded
-                        return try decoded.request(fileSize: f.file.size)
+                        return try KVMMemoryAttributes2(bytes: input).request(fileSize: f.file.size)
                     }
                 } catch {
                     // kvm_gmem_set_attributes: on a failure that names a page, error_offset is set,
                     // the whole struct copied back, and the call fails (Reply.failure does both).
-                    guard let offset = error.errorOffset, var back = args, outputSize >= KVMMemoryAttributes2.byteCount else { throw error }
-                    refused("ioctl \(name) [\(back.offset), +\(back.size))", on: n, ctx, error)
-                    back.errorOffset = offset
+                    // Such a failure comes after validation, so the struct was the request with
+                    // zero flags and reserved words.
+                    guard let offset = error.error.errorOffset, let r = error.request, outputSize >= KVMMemoryAttributes2.byteCount else {
+                        refused("ioctl \(name)", on: n, ctx, error.error)
+                        return reply.error(error.errno)
+                    }
+                    refused("ioctl \(name) [\(r.offset), +\(r.size))", on: n, ctx, error.error)
+                    let back = KVMMemoryAttributes2(offset: r.offset, size: r.size, attributes: r.attributes.rawValue, errorOffset: offset)
                     return reply.failure(error.errno, output: back.encode())
                 }
+            default:
+                throw .unknownIoctl(command)
             }
             // Success copies nothing back, as in the kernel (error_offset is only written on failure).
             reply.result(0, output: UnsafeRawBufferPointer(start: nil, count: 0))

@@ -184,14 +184,25 @@ public final class GmemFilesystem: LowLevelFilesystem {
         func errno(_ error: GmemError) -> Errno { self == .xattr ? error.setxattrErrno : error.errno }
     }
 
+    /// A refused conversion, with the errno chosen once for its interface: the trace records it
+    /// and the reply sends it.
+    struct ConversionRefusal: Error {
+        let error: GmemError
+        /// What the caller gets (``ConversionInterface/errno(_:)``).
+        let errno: Errno
+        /// The validated request, when the refusal came after validation (references, an
+        /// armed fault): the ioctl copies it back with `error_offset`.
+        let request: ConversionRequest?
+    }
+
     /// Runs a conversion to completion: refuse it when conversions are off (`--no-in-place`),
     /// validate (`make`), update the tree (under the file lock),
     /// then, with no lock held, drop the host's cached copies when pages became private. Returns
     /// once no process can read the converted pages' old contents. A refused conversion (bad
-    /// input, references, an armed fault) throws and changed nothing. A refusal is traced with
-    /// the errno the caller sees through `via` and, when it names a page, its `error_offset`.
+    /// input, references, an armed fault) throws a ``ConversionRefusal`` and changed nothing; it
+    /// is traced with the refusal's errno and, when it names a page, its `error_offset`.
     func convert(_ f: FileNode, _ ctx: RequestContext, via: ConversionInterface,
-                 _ make: () throws(GmemError) -> ConversionRequest) throws(GmemError) {
+                 _ make: () throws(GmemError) -> ConversionRequest) throws(ConversionRefusal) {
         let start = events.start()
         var request: ConversionRequest?
         do throws(GmemError) {
@@ -220,10 +231,11 @@ public final class GmemFilesystem: LowLevelFilesystem {
                   detail: "via=\(via.rawValue) to=\(r.attributes.name)")
             logger.debug("\(f.name): [\(r.offset), +\(r.size)) -> \(r.attributes.name)")
         } catch {
+            let refusal = ConversionRefusal(error: error, errno: via.errno(error), request: request)
             trace(since: start, .convert, f, request?.offset ?? 0, request?.size ?? 0,
-                  .failed(via.errno(error)), ctx,
+                  .failed(refusal.errno), ctx,
                   detail: Self.refusalDetail(via: via, request, error))
-            throw error
+            throw refusal
         }
     }
 
