@@ -88,10 +88,10 @@ extension GmemFilesystem {
         // Under a memory cap, what enters the page cache is allocated first (docs/semantics.md,
         // "Memory"): a mapping can store to a cached page without asking the daemon.
         let allocating = cached && budget.limitPages != nil
-        var pending: Reply<DataReply>? = consume reply
+        var pending = PendingReply(reply)
         do throws(GmemError) {
             try f.file.read(offset: start, count: size, view: view, allowShort: !cached, allocating: allocating) { bytes in
-                pending.take()!.data(bytes)
+                pending.answer { $0.data(bytes) }
             }
         } catch {
             switch error {
@@ -107,7 +107,7 @@ extension GmemFilesystem {
                         // conversion to shared sees them, a writeback into them is discarded.
                         let answered = f.file.readHidingPrivate(offset: start, count: size, allocating: allocating) { bytes, hidden in
                             f.ghosts.withLock { map in for p in hidden { map[p, default: 0] += 1 } }
-                            pending.take()!.data(bytes)
+                            pending.answer { $0.data(bytes) }
                             return hidden
                         }
                         if let hidden = answered {

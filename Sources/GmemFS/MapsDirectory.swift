@@ -54,7 +54,7 @@ final class MapsDirectory: Sendable {
         guard let snapshot = snapshots.withLock({ $0.byHandle[handle] }) else { return reply.error(.badHandle("no map snapshot \(handle)")) }
         let start = min(max(0, offset), snapshot.text.count)
         let end = start + min(max(0, size), snapshot.text.count - start)
-        var pending: Reply<DataReply>? = consume reply
-        snapshot.text.withUnsafeBytes { pending.take()!.data(UnsafeRawBufferPointer(rebasing: $0[start..<end])) }
+        var pending = PendingReply(reply)
+        snapshot.text.withUnsafeBytes { text in pending.answer { $0.data(UnsafeRawBufferPointer(rebasing: text[start..<end])) } }
     }
 }

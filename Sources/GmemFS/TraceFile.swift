@@ -107,14 +107,15 @@ final class TraceFile: Sendable {
         let id = reply.id
         readers.withLock { _ = $0.earlyInterrupts.remove(id) }   // a stale mark of a freed request
         reply.notifyInterrupt(to: interrupts)
-        var pending: Reply<DataReply>? = consume reply
+        var pending = PendingReply(reply)
         readers.withLock { r in
-            guard let reader = r.byHandle[handle] else { return pending.take()!.error(.badHandle("no .trace reader \(handle)")) }
+            guard let reader = r.byHandle[handle] else { return pending.answer { $0.error(.badHandle("no .trace reader \(handle)")) } }
             let interrupted = r.earlyInterrupts.remove(id) != nil
-            if interrupted, !Self.onlyStopOrIgnoredSignals(ctx.pid) { return pending.take()!.error(.interrupted("signal before the READ was parked")) }
+            if interrupted, !Self.onlyStopOrIgnoredSignals(ctx.pid) { return pending.answer { $0.error(.interrupted("signal before the READ was parked")) } }
             let waiting = events.pending(reader.subscription)
             if !reader.carry.isEmpty || waiting.lost || waiting.events >= events.capacity / 2 {
-                return answer(reader, pending.take()!, size: size)
+                if let reply = pending.take() { answer(reader, reply, size: size) }
+                return
             }
             reader.parked = pending.take()
             reader.parkedID = id
@@ -138,8 +139,8 @@ final class TraceFile: Sendable {
             reader.carry = Array(out[size...])
             out.removeSubrange(size...)
         }
-        var pending: Reply<DataReply>? = consume reply
-        out.withUnsafeBytes { pending.take()!.data($0) }
+        var pending = PendingReply(reply)
+        out.withUnsafeBytes { bytes in pending.answer { $0.data(bytes) } }
     }
 
     /// FUSE_INTERRUPT for `id` (under the request's libfuse lock).

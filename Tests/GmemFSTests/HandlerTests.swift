@@ -44,6 +44,19 @@ import Testing
         return r.only
     }
 
+    /// FuseKit's PendingReply: answered from a closure once; a second answer is dropped (not
+    /// sent twice); a box dropped unanswered answers EIO.
+    @Test func pendingReplyAnswersOnce() {
+        let r = ReplyRecorder()
+        var pending = PendingReply(Reply<EmptyReply>(recordingInto: r))
+        [1, 2].forEach { _ in pending.answer { $0.complete(nil) } }
+        if let left = pending.take() { Issue.record("the reply is still there"); left.complete(nil) }
+        guard case .success? = r.only else { Issue.record("\(r.all)"); return }
+        let dropped = ReplyRecorder()
+        do { _ = PendingReply(Reply<EmptyReply>(recordingInto: dropped)) }
+        guard case .dropped? = dropped.only else { Issue.record("\(dropped.all)"); return }
+    }
+
     @Test func fallocateBadModesTouchNoMemory() throws {
         let (fs, f) = try filesystem()
         let p = Int(pageSize)
