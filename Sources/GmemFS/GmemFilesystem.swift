@@ -52,7 +52,7 @@ public final class GmemFilesystem: LowLevelFilesystem {
     let populateGuard: PopulateGuard
     /// Where handlers report what they did (``TraceFile`` reads it).
     let events = EventHub()
-    let trace: TraceFile
+    let traceFile: TraceFile
     let maps = MapsDirectory()
     /// Numbers open files: the handle is ``AccessMode/handle(serial:)`` of it, so that page
     /// references can belong to one open file description.
@@ -67,7 +67,7 @@ public final class GmemFilesystem: LowLevelFilesystem {
             let e = notifier.invalidate(inode: f.hostInode, offset: Int(first << gmemPageShift), length: Int(count << gmemPageShift))
             if let e { logger.warning("dropping the zero pages answered for \(f.name) at offset \(first << gmemPageShift) failed: \(e)") }
         }
-        trace = TraceFile(events: events)
+        traceFile = TraceFile(events: events)
         rootMetadata = Mutex(Metadata(mode: S_IFDIR | 0o755, uid: getuid(), gid: getgid()))
     }
 
@@ -128,9 +128,11 @@ extension Node {
     var kind: NodeKind {
         switch self {
         case .root: .root
-        case .guestDirectory, .mapsDirectory: .guestDirectory
+        case .guestDirectory: .guestDirectory
+        case .mapsDirectory: .specialDirectory
         case .host: .hostFile
-        case .guest, .trace, .map: .guestFile
+        case .guest: .guestFile
+        case .trace, .map: .specialFile
         }
     }
 }

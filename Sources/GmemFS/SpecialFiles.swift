@@ -44,7 +44,7 @@ extension GmemFilesystem {
         do throws(GmemError) { try OpenRequest.checkReadOnly(flags: flags, name: n.displayName) } catch { return reply.error(error) }
         switch n {
         case .trace:
-            reply.open(OpenOptions(handle: trace.open(), directIO: true, nonseekable: true))
+            reply.open(OpenOptions(handle: traceFile.open(), directIO: true, nonseekable: true))
         case .map(let f):
             reply.open(OpenOptions(handle: maps.open(f.file), directIO: true))
         default:
@@ -54,7 +54,7 @@ extension GmemFilesystem {
 
     func readSpecial(_ ctx: RequestContext, _ n: Node, offset: Int, size: Int, file: FileInfo, reply: consuming Reply<DataReply>) {
         switch n {
-        case .trace: trace.read(ctx, handle: file.handle, size: size, reply: reply)
+        case .trace: traceFile.read(ctx, handle: file.handle, size: size, reply: reply)
         case .map: maps.read(handle: file.handle, offset: offset, size: size, reply: reply)
         default: reply.error(.isDirectory(n.displayName))
         }
@@ -62,7 +62,7 @@ extension GmemFilesystem {
 
     /// Releases a special file's handle; false if `inode` is not a special file.
     func releaseSpecial(inode: UInt64, file: FileInfo) -> Bool {
-        if inode == FixedInode.trace { trace.release(handle: file.handle); return true }
+        if inode == FixedInode.trace { traceFile.release(handle: file.handle); return true }
         if inode & MapsDirectory.inodeBit != 0 { maps.release(handle: file.handle); return true }
         return inode == FixedInode.mapsDirectory
     }

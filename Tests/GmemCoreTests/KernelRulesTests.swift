@@ -58,7 +58,7 @@ import Testing
     @Test func openFlagsAndAccessModes() throws {
         #expect(throws: GmemError.self) { try OpenRequest(flags: O_RDWR | O_TRUNC) }
         do { _ = try OpenRequest(flags: O_WRONLY | O_TRUNC) } catch { #expect(error.errno == .invalidArgument) }
-        for (flags, mode) in [(O_RDONLY, AccessMode.readOnly), (O_WRONLY, .writeOnly), (O_RDWR, .readWrite), (O_ACCMODE, .accessMode)] {
+        for (flags, mode) in [(O_RDONLY, AccessMode.readOnly), (O_WRONLY, .writeOnly), (O_RDWR, .readWrite), (O_ACCMODE, .noReadWrite)] {
             let access = try OpenRequest(flags: flags | O_CLOEXEC | O_APPEND).access
             #expect(access == mode)
         }
@@ -69,13 +69,14 @@ import Testing
         #expect(throws: GmemError.self) { try AccessMode.readOnly.checkConversion() }
         do { try AccessMode.readOnly.checkConversion() } catch { #expect(error.errno == .badFileDescriptor) }
         // O_ACCMODE (3): no FMODE_WRITE, so the kernel's ioctl answers EBADF too.
-        do { try AccessMode.accessMode.checkConversion(); Issue.record("O_ACCMODE converted") } catch { #expect(error.errno == .badFileDescriptor) }
+        do { try AccessMode.noReadWrite.checkConversion(); Issue.record("O_ACCMODE converted") } catch { #expect(error.errno == .badFileDescriptor) }
         try AccessMode.writeOnly.checkConversion()
         try AccessMode.readWrite.checkConversion()
     }
 
     /// kvm_gmem_setattr: truncation is EINVAL (EISDIR on directories); kernel fidelity refuses
-    /// every change of the host file; the guest view's owner and mode are fixed (EPERM).
+    /// every change of the host file; the owner and mode of the guest view and the special
+    /// nodes are fixed (EPERM).
     @Test func setattrRules() throws {
         func errno(_ f: Fidelity, _ size: Bool, _ owner: Bool, _ node: NodeKind) -> Int32? {
             do { try f.checkSetattr(AttributeChanges(size: size, ownerOrMode: owner), on: node); return nil } catch { return error.errno.rawValue }
@@ -89,6 +90,9 @@ import Testing
             #expect(errno(f, false, true, .guestDirectory) == EPERM)
             #expect(errno(f, false, false, .guestFile) == nil)
             #expect(errno(f, false, true, .root) == nil)
+            #expect(errno(f, true, false, .specialDirectory) == EISDIR && errno(f, true, false, .specialFile) == EINVAL)
+            #expect(errno(f, false, true, .specialDirectory) == EPERM && errno(f, false, true, .specialFile) == EPERM)
+            #expect(errno(f, false, false, .specialFile) == nil)
         }
         #expect(errno(.tools, false, true, .hostFile) == nil)
         #expect(errno(.tools, false, false, .hostFile) == nil)

@@ -31,7 +31,7 @@ import Testing
     /// The access mode survives the round trip through the FUSE handle; the serial makes each
     /// open's handle its own.
     @Test func handlePacking() {
-        for mode in [AccessMode.readOnly, .writeOnly, .readWrite, .accessMode] {
+        for mode in [AccessMode.readOnly, .writeOnly, .readWrite, .noReadWrite] {
             #expect(AccessMode(handle: mode.handle(serial: 0)) == mode)
             #expect(AccessMode(handle: mode.handle(serial: 12345)) == mode)
             #expect(mode.handle(serial: 5) != mode.handle(serial: 6))

@@ -5,8 +5,8 @@ public enum AccessMode: UInt64, Sendable, Equatable {
     case readOnly = 0     // O_RDONLY
     case writeOnly = 1    // O_WRONLY
     case readWrite = 2    // O_RDWR
-    /// `O_ACCMODE` itself (3): Linux's "neither read nor write" mode.
-    case accessMode = 3
+    /// `O_ACCMODE` itself (3): Linux's "neither read nor write" mode (ioctls only).
+    case noReadWrite = 3
 
     /// The access mode of `open(2)` flags.
     public init(openFlags: Int32) { self.init(accessBits: UInt64(UInt32(bitPattern: openFlags))) }
@@ -18,7 +18,7 @@ public enum AccessMode: UInt64, Sendable, Equatable {
         case 0: self = .readOnly
         case 1: self = .writeOnly
         case 2: self = .readWrite
-        default: self = .accessMode
+        default: self = .noReadWrite
         }
     }
 }
