@@ -65,7 +65,7 @@ extension GmemFilesystem {
         if view == .host {
             do throws(GmemError) {
                 try options.fidelity.checkHostRead(buffered: cached) {
-                    RequestingThread(ctx.pid).isReading(inode: f.hostInode, under: options.mountpoint)
+                    RequestingThread(ctx.pid).isReading(inode: f.hostInode.rawValue, under: options.mountpoint)
                 }
             } catch {
                 return reply.error(error)

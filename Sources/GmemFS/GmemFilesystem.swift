@@ -64,7 +64,7 @@ public final class GmemFilesystem: LowLevelFilesystem {
         self.logger = logger
         budget = MemoryBudget(limitBytes: options.maxMemory)
         populateGuard = PopulateGuard(logger: logger) { f, first, count in
-            let e = notifier.invalidate(inode: f.hostInode, offset: Int(first << gmemPageShift), length: Int(count << gmemPageShift))
+            let e = notifier.invalidate(inode: f.hostInode.rawValue, offset: Int(first << gmemPageShift), length: Int(count << gmemPageShift))
             if let e { logger.warning("dropping the zero pages answered for \(f.name) at offset \(first << gmemPageShift) failed: \(e)") }
         }
         traceFile = TraceFile(events: events)
@@ -88,18 +88,14 @@ public final class GmemFilesystem: LowLevelFilesystem {
     }
 
     func node(_ inode: UInt64) -> Node? {
-        switch inode {
-        case FixedInode.root: return .root
-        case FixedInode.guestDirectory: return options.guestView ? .guestDirectory : nil
-        case FixedInode.trace: return .trace
-        case FixedInode.mapsDirectory: return .mapsDirectory
-        case _ where inode & MapsDirectory.inodeBit != 0:
-            return namespace.withLock { ns in ns.byInode[inode & ~MapsDirectory.inodeBit].map { .map($0) } }
-        default:
-            let host = inode & ~1 == inode  // file inodes are allocated in even/odd pairs from an even base
-            return namespace.withLock { ns in
-                ns.byInode[inode & ~1].map { host ? .host($0) : .guest($0) }
-            }
+        switch InodeNumber(inode).target {
+        case .root: return .root
+        case .guestDirectory: return options.guestView ? .guestDirectory : nil
+        case .trace: return .trace
+        case .mapsDirectory: return .mapsDirectory
+        case .map(let host): return namespace.withLock { ns in ns.byInode[host].map { .map($0) } }
+        case .host(let host): return namespace.withLock { ns in ns.byInode[host].map { .host($0) } }
+        case .guest(let host): return namespace.withLock { ns in ns.byInode[host].map { .guest($0) } }
         }
     }
 

@@ -99,16 +99,16 @@ extension GmemFilesystem {
     public func readdir(_ ctx: RequestContext, inode: UInt64, offset: Int, size: Int, reply: consuming Reply<DirectoryReply>) {
         guard let n = node(inode) else { return reply.error(.notFound("inode \(inode)")) }
         var entries: [(name: String, inode: UInt64, mode: mode_t, cookie: UInt64)] =
-            [(".", inode, S_IFDIR, 1), ("..", FixedInode.root, S_IFDIR, 2)]
+            [(".", inode, S_IFDIR, 1), ("..", InodeNumber.root.rawValue, S_IFDIR, 2)]
         let files = namespace.withLock { $0.order }
         switch n {
         case .root:
-            if options.guestView { entries.append((GmemSpecialName.guest, FixedInode.guestDirectory, S_IFDIR, 3)) }
-            entries += files.map { ($0.name, $0.hostInode, S_IFREG, $0.hostInode) }
+            if options.guestView { entries.append((GmemSpecialName.guest, InodeNumber.guestDirectory.rawValue, S_IFDIR, 3)) }
+            entries += files.map { ($0.name, $0.hostInode.rawValue, S_IFREG, $0.hostInode.rawValue) }
         case .guestDirectory:
-            entries += files.map { ($0.name, $0.guestInode, S_IFREG, $0.hostInode) }
+            entries += files.map { ($0.name, $0.guestInode.rawValue, S_IFREG, $0.hostInode.rawValue) }
         case .mapsDirectory:
-            entries += files.map { ($0.name, $0.hostInode | MapsDirectory.inodeBit, S_IFREG, $0.hostInode) }
+            entries += files.map { ($0.name, $0.hostInode.mapFile.rawValue, S_IFREG, $0.hostInode.rawValue) }
         default: return reply.error(.notDirectory("inode \(inode)"))
         }
         var buffer = reply.makeBuffer(capacity: size)

@@ -21,9 +21,6 @@ import Synchronization
 ///   from the VMM user that owns the file.
 /// - Size 0 and direct_io (as procfs files): read until a read returns 0.
 final class MapsDirectory: Sendable {
-    /// Map inodes are the file's host inode with this bit set.
-    static let inodeBit: UInt64 = 1 << 62
-
     final class Snapshot: Sendable {
         let text: [UInt8]
         init(_ text: [UInt8]) { self.text = text }

@@ -15,13 +15,13 @@ extension GmemFilesystem {
         case (.root?, GmemSpecialName.trace), (.root?, GmemSpecialName.maps), (.mapsDirectory?, _):
             lookupSpecial(parent: parent, name: name, reply: reply)
         case (.root?, GmemSpecialName.guest) where options.guestView:
-            reply.entry(entry(.guestDirectory, inode: FixedInode.guestDirectory))
+            reply.entry(entry(.guestDirectory, inode: InodeNumber.guestDirectory.rawValue))
         case (.root?, _):
             guard let f = namespace.withLock({ $0[name] }) else { return reply.error(.notFound("file '\(name)'")) }
-            reply.entry(entry(.host(f), inode: f.hostInode))
+            reply.entry(entry(.host(f), inode: f.hostInode.rawValue))
         case (.guestDirectory?, _):
             guard let f = namespace.withLock({ $0[name] }) else { return reply.error(.notFound("file '\(name)'")) }
-            reply.entry(entry(.guest(f), inode: f.guestInode))
+            reply.entry(entry(.guest(f), inode: f.guestInode.rawValue))
         case (nil, _): reply.error(.notFound("inode \(parent)"))
         default: reply.error(.notDirectory("inode \(parent)"))
         }
@@ -29,7 +29,7 @@ extension GmemFilesystem {
 
 
     public func unlink(_ ctx: RequestContext, parent: UInt64, name: String, reply: consuming Reply<EmptyReply>) {
-        guard parent == FixedInode.root else { return reply.error(.notPermitted("files exist only in the mount root")) }
+        guard parent == InodeNumber.root.rawValue else { return reply.error(.notPermitted("files exist only in the mount root")) }
         guard let f = namespace.withLock({ $0.remove(name) }) else { return reply.error(.notFound("file '\(name)'")) }
         let gone = f.lifetime.withLock { l -> Bool in
             l.unlinked = true

@@ -143,7 +143,7 @@ final class PopulateGuard: Sendable {
     /// After a storm of identical refusals: a pidfd pinning the thread and its state, if it is
     /// in a populate syscall.
     private func inspectStorm(tid: pid_t, file f: FileNode, offset: Int, size: Int, now: UInt64) -> (Int32, RequesterState)? {
-        let request = RetryStormDetector.Request(inode: f.hostInode, offset: offset, size: size)
+        let request = RetryStormDetector.Request(inode: f.hostInode.rawValue, offset: offset, size: size)
         guard detector.withLock({ $0.refused(tid: tid, request: request, now: now) }) else { return nil }
         // The pidfd pins the task's identity: if it exits and the tid is reused, a signal
         // fails instead of reaching another task.

@@ -13,11 +13,11 @@ import Synchronization
 extension GmemFilesystem {
     func lookupSpecial(parent: UInt64, name: String, reply: consuming Reply<EntryReply>) {
         switch (parent, name) {
-        case (FixedInode.root, GmemSpecialName.trace): reply.entry(entry(.trace, inode: FixedInode.trace))
-        case (FixedInode.root, GmemSpecialName.maps): reply.entry(entry(.mapsDirectory, inode: FixedInode.mapsDirectory))
+        case (InodeNumber.root.rawValue, GmemSpecialName.trace): reply.entry(entry(.trace, inode: InodeNumber.trace.rawValue))
+        case (InodeNumber.root.rawValue, GmemSpecialName.maps): reply.entry(entry(.mapsDirectory, inode: InodeNumber.mapsDirectory.rawValue))
         default:
             guard let f = namespace.withLock({ $0[name] }) else { return reply.error(.notFound("file '\(name)'")) }
-            reply.entry(entry(.map(f), inode: f.hostInode | MapsDirectory.inodeBit))
+            reply.entry(entry(.map(f), inode: f.hostInode.mapFile.rawValue))
         }
     }
 
@@ -62,9 +62,9 @@ extension GmemFilesystem {
 
     /// Releases a special file's handle; false if `inode` is not a special file.
     func releaseSpecial(inode: UInt64, file: FileInfo) -> Bool {
-        if inode == FixedInode.trace { traceFile.release(handle: file.handle); return true }
-        if inode & MapsDirectory.inodeBit != 0 { maps.release(handle: file.handle); return true }
-        return inode == FixedInode.mapsDirectory
+        if inode == InodeNumber.trace.rawValue { traceFile.release(handle: file.handle); return true }
+        if case .map = InodeNumber(inode).target { maps.release(handle: file.handle); return true }
+        return inode == InodeNumber.mapsDirectory.rawValue
     }
 }
 

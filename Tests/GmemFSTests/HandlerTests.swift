@@ -24,7 +24,7 @@ import Testing
         return (fs, try fs.createFile(CreateRequest(name: "f", size: 8 * pageSize, flags: flags)))
     }
 
-    let host = FixedInode.firstFile, guest = FixedInode.firstFile + 1
+    let host = InodeNumber.firstFile.rawValue, guest = InodeNumber.firstFile.guestView.rawValue
 
     func handle(_ flags: Int32) -> FileInfo { FileInfo(handle: AccessMode(openFlags: flags).handle(serial: 1), flags: flags) }
 
@@ -42,6 +42,16 @@ import Testing
         let r = ReplyRecorder()
         call(Reply(recordingInto: r))
         return r.only
+    }
+
+    /// The inode encoding: fixed nodes, a file's host/guest pair, its `.maps/NAME` number.
+    @Test func inodeNumbers() {
+        #expect(InodeNumber(1).target == .root && InodeNumber(2).target == .guestDirectory)
+        #expect(InodeNumber(3).target == .mapsDirectory && InodeNumber(4).target == .trace)
+        let f = InodeNumber.firstFile, g = f.nextFile
+        #expect(f.target == .host(f) && f.guestView.target == .guest(host: f) && f.mapFile.target == .map(host: f))
+        #expect(g.rawValue == f.rawValue + 2 && g.guestView.target == .guest(host: g) && g.mapFile.target == .map(host: g))
+        #expect(f.mapFile.rawValue == f.rawValue | 1 << 62)
     }
 
     /// FuseKit's PendingReply: answered from a closure once; a second answer is dropped (not
@@ -72,7 +82,7 @@ import Testing
         let ok = answer { fs.fallocate(ctx, inode: host, mode: Int32(FALLOC_FL_KEEP_SIZE), offset: p, length: 2 * p, file: handle(O_RDWR), reply: $0) }
         guard case .success? = ok else { Issue.record("allocate: \(String(describing: ok))"); return }
         #expect(f.allocatedBytes == 2 * pageSize)
-        let dir = answer { fs.fallocate(ctx, inode: FixedInode.root, mode: Int32(FALLOC_FL_KEEP_SIZE), offset: 0, length: p, file: handle(O_RDWR), reply: $0) }
+        let dir = answer { fs.fallocate(ctx, inode: InodeNumber.root.rawValue, mode: Int32(FALLOC_FL_KEEP_SIZE), offset: 0, length: p, file: handle(O_RDWR), reply: $0) }
         #expect(dir?.errno == .isDirectory)
     }
 
@@ -82,7 +92,7 @@ import Testing
         truncate.size = 0
         #expect(answer { fs.setattr(ctx, inode: host, truncate, file: nil, reply: $0) }?.errno == .invalidArgument)
         #expect(answer { fs.setattr(ctx, inode: guest, truncate, file: nil, reply: $0) }?.errno == .invalidArgument)
-        #expect(answer { fs.setattr(ctx, inode: FixedInode.root, truncate, file: nil, reply: $0) }?.errno == .isDirectory)
+        #expect(answer { fs.setattr(ctx, inode: InodeNumber.root.rawValue, truncate, file: nil, reply: $0) }?.errno == .isDirectory)
         #expect(answer { fs.setattr(ctx, inode: 999, truncate, file: nil, reply: $0) }?.errno == .noSuchFileOrDirectory)
         // chmod: kept by default (the answer is the new attributes), EINVAL in kernel mode,
         // EPERM on the guest view.
@@ -100,7 +110,7 @@ import Testing
     @Test func openDecodesFlagsIntoTheHandle() throws {
         let (fs, _) = try filesystem()
         #expect(answer { fs.open(ctx, inode: host, flags: O_RDWR | O_TRUNC, reply: $0) }?.errno == .invalidArgument)
-        #expect(answer { fs.open(ctx, inode: FixedInode.root, flags: O_RDONLY, reply: $0) }?.errno == .isDirectory)
+        #expect(answer { fs.open(ctx, inode: InodeNumber.root.rawValue, flags: O_RDONLY, reply: $0) }?.errno == .isDirectory)
         guard case .open(let o)? = answer({ fs.open(ctx, inode: host, flags: O_WRONLY, reply: $0) }) else {
             Issue.record("open did not answer an open file"); return
         }
@@ -140,7 +150,7 @@ import Testing
         }
         #expect(call(convert, host, O_RDONLY)?.errno == .badFileDescriptor)
         #expect(call(convert &+ 1, host, O_RDWR)?.errno == .inappropriateIOCTLForDevice)
-        #expect(call(convert, FixedInode.root, O_RDWR)?.errno == .inappropriateIOCTLForDevice)
+        #expect(call(convert, InodeNumber.root.rawValue, O_RDWR)?.errno == .inappropriateIOCTLForDevice)
         #expect(f.attributes(at: 0) == .shared)
         guard case .ioctl(0, let output)? = call(convert, host, O_WRONLY) else { Issue.record("conversion refused"); return }
         #expect(output.isEmpty)
@@ -286,21 +296,21 @@ import Testing
 
     @Test func namesComeOnlyFromTheCreateXattr() throws {
         let (fs, _) = try filesystem()
-        #expect(answer { fs.create(ctx, parent: FixedInode.root, name: "g", mode: 0o600, flags: O_CREAT | O_RDWR, reply: $0) }?.errno == .notPermitted)
-        #expect(answer { fs.mkdir(ctx, parent: FixedInode.root, name: "d", mode: 0o700, reply: $0) }?.errno == .notPermitted)
-        #expect(answer { fs.rename(ctx, parent: FixedInode.root, name: "f", newParent: FixedInode.root, newName: "g", reply: $0) }?.errno == .notPermitted)
-        #expect(answer { fs.unlink(ctx, parent: FixedInode.guestDirectory, name: "f", reply: $0) }?.errno == .notPermitted)
-        #expect(answer { fs.unlink(ctx, parent: FixedInode.root, name: "nope", reply: $0) }?.errno == .noSuchFileOrDirectory)
+        #expect(answer { fs.create(ctx, parent: InodeNumber.root.rawValue, name: "g", mode: 0o600, flags: O_CREAT | O_RDWR, reply: $0) }?.errno == .notPermitted)
+        #expect(answer { fs.mkdir(ctx, parent: InodeNumber.root.rawValue, name: "d", mode: 0o700, reply: $0) }?.errno == .notPermitted)
+        #expect(answer { fs.rename(ctx, parent: InodeNumber.root.rawValue, name: "f", newParent: InodeNumber.root.rawValue, newName: "g", reply: $0) }?.errno == .notPermitted)
+        #expect(answer { fs.unlink(ctx, parent: InodeNumber.guestDirectory.rawValue, name: "f", reply: $0) }?.errno == .notPermitted)
+        #expect(answer { fs.unlink(ctx, parent: InodeNumber.root.rawValue, name: "nope", reply: $0) }?.errno == .noSuchFileOrDirectory)
         #expect(answer { fs.lookup(ctx, parent: host, name: "f", reply: $0) }?.errno == .notDirectory)
-        guard case .entry(let e)? = answer({ fs.lookup(ctx, parent: FixedInode.root, name: "f", reply: $0) }) else {
+        guard case .entry(let e)? = answer({ fs.lookup(ctx, parent: InodeNumber.root.rawValue, name: "f", reply: $0) }) else {
             Issue.record("lookup did not answer an entry"); return
         }
         #expect(e.inode == host && e.attributes.st_size == Int(8 * pageSize))
-        guard case .entries(let list)? = answer({ fs.readdir(ctx, inode: FixedInode.root, offset: 0, size: 4096, reply: $0) }) else {
+        guard case .entries(let list)? = answer({ fs.readdir(ctx, inode: InodeNumber.root.rawValue, offset: 0, size: 4096, reply: $0) }) else {
             Issue.record("readdir did not answer entries"); return
         }
         #expect(list.map(\.name) == [".", "..", ".guest", "f"])
-        #expect(answer { fs.unlink(ctx, parent: FixedInode.root, name: "f", reply: $0) }.map { if case .success = $0 { true } else { false } } == true)
+        #expect(answer { fs.unlink(ctx, parent: InodeNumber.root.rawValue, name: "f", reply: $0) }.map { if case .success = $0 { true } else { false } } == true)
         #expect(answer { fs.getattr(ctx, inode: host, reply: $0) }?.errno == .noSuchFileOrDirectory)
     }
 
