@@ -32,8 +32,8 @@ extension GmemFilesystem {
         if case .host = n { nonseekable = !options.fidelity.hostFileSeekable }
         // The handle carries the access mode (for the ioctl's write check) and is unique: page
         // references belong to it.
-        let handle = request.access.handle(serial: openCount.add(1, ordering: .relaxed).newValue)
-        reply.open(OpenOptions(handle: handle, directIO: !cached, keepCache: cached,
+        let handle = GmemFileHandle(access: request.access, serial: openCount.add(1, ordering: .relaxed).newValue)
+        reply.open(OpenOptions(handle: handle.rawValue, directIO: !cached, keepCache: cached,
                                nonseekable: nonseekable))
     }
 

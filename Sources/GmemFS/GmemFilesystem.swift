@@ -54,7 +54,7 @@ public final class GmemFilesystem: LowLevelFilesystem {
     let events = EventHub()
     let traceFile: TraceFile
     let maps = MapsDirectory()
-    /// Numbers open files: the handle is ``AccessMode/handle(serial:)`` of it, so that page
+    /// Numbers open files: the handle is ``GmemFileHandle/init(access:serial:)`` of it, so that page
     /// references can belong to one open file description.
     let openCount = Atomic<UInt64>(0)
 

@@ -18,7 +18,7 @@ extension GmemFilesystem {
             case KVMMemoryAttributes2.ioctlNumber:
                 do throws(ConversionRefusal) {
                     try convert(f, ctx, via: .ioctl) { () throws(GmemError) in
-                        try AccessMode(handle: file.handle).checkConversion()
+                        try GmemFileHandle(file.handle).access.checkConversion()
                         return try KVMMemoryAttributes2(bytes: input).request(fileSize: f.file.size)
                     }
                 } catch {

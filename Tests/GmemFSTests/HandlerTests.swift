@@ -26,15 +26,15 @@ import Testing
 
     let host = InodeNumber.firstFile.rawValue, guest = InodeNumber.firstFile.guestView.rawValue
 
-    func handle(_ flags: Int32) -> FileInfo { FileInfo(handle: AccessMode(openFlags: flags).handle(serial: 1), flags: flags) }
+    func handle(_ flags: Int32) -> FileInfo { FileInfo(handle: GmemFileHandle(access: AccessMode(openFlags: flags), serial: 1).rawValue, flags: flags) }
 
     /// The access mode survives the round trip through the FUSE handle; the serial makes each
     /// open's handle its own.
     @Test func handlePacking() {
         for mode in [AccessMode.readOnly, .writeOnly, .readWrite, .noReadWrite] {
-            #expect(AccessMode(handle: mode.handle(serial: 0)) == mode)
-            #expect(AccessMode(handle: mode.handle(serial: 12345)) == mode)
-            #expect(mode.handle(serial: 5) != mode.handle(serial: 6))
+            #expect(GmemFileHandle(GmemFileHandle(access: mode, serial: 0).rawValue).access == mode)
+            #expect(GmemFileHandle(GmemFileHandle(access: mode, serial: 12345).rawValue).access == mode)
+            #expect(GmemFileHandle(access: mode, serial: 5) != GmemFileHandle(access: mode, serial: 6))
         }
     }
 
@@ -114,7 +114,7 @@ import Testing
         guard case .open(let o)? = answer({ fs.open(ctx, inode: host, flags: O_WRONLY, reply: $0) }) else {
             Issue.record("open did not answer an open file"); return
         }
-        #expect(AccessMode(handle: o.handle) == .writeOnly)
+        #expect(GmemFileHandle(o.handle).access == .writeOnly)
         #expect(o.keepCache && !o.directIO && !o.nonseekable)
         guard case .open(let g)? = answer({ fs.open(ctx, inode: guest, flags: O_RDONLY, reply: $0) }) else {
             Issue.record("open did not answer an open file"); return
@@ -221,7 +221,7 @@ import Testing
         try f.setAttributes(try ConversionRequest(offset: pageSize, size: pageSize, attributes: 8, fileSize: f.size))
         node.ghosts.withLock { $0[1] = 1 }
         let data = [UInt8](repeating: 0x5a, count: 3 * Int(pageSize))
-        let writeback = FileInfo(handle: AccessMode.readWrite.handle(serial: 1), flags: O_RDWR, isWritepage: true)
+        let writeback = FileInfo(handle: GmemFileHandle(access: .readWrite, serial: 1).rawValue, flags: O_RDWR, isWritepage: true)
         let w = data.withUnsafeBytes { b in answer { fs.write(ctx, inode: host, offset: 0, data: b, file: writeback, reply: $0) } }
         guard case .written(let n)? = w else { Issue.record("writeback: \(String(describing: w))"); return }
         #expect(n == data.count)
