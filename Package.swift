@@ -2,10 +2,12 @@
 //
 // gmemfs: a userspace guest_memfd-like file system served through FUSE.
 //
-// Read bottom-up: CFuse (shim) -> FuseKit (typed libfuse, knows nothing of gmem);
-// LinuxMounts (mountinfo) beside it; GmemABI (the public interface, values in CGmemABI's
-// header) -> GmemCore (attribute tree, page store, file semantics; no FUSE) -> GmemFS
-// (bridge) -> thin executables (gmemfs, gmemctl, gmem-bench).
+// Read bottom-up: Locking (RWLocked), LinuxMounts and LinuxProc (pure /proc parsers and
+// per-architecture tables) under everything; CFuse (shim) -> FuseKit (typed libfuse, knows
+// nothing of gmem); GmemABI (the public interface, values in CGmemABI's header) -> GmemCore
+// (attribute tree, page store, file semantics, every kernel rule in Rules/; no FUSE) ->
+// GmemFS (bridge: decode, call, reply) -> thin executables (gmemfs, gmemctl, gmem-bench);
+// gmemctl run adds GmemRun (its answers, pure) and CSeccomp (the filter and janitor in C).
 //
 // Debug builds define GMEM_INTERNAL_CHECKS: the attribute tree validates all of its
 // invariants after every mutation (O(n) per store). Release builds compile the checks away.
@@ -47,7 +49,7 @@ let package = Package(
         .target(name: "GmemDaemonProcess", dependencies: ["LinuxMounts"]),
         .target(
             name: "GmemCore",
-            dependencies: ["GmemABI", "CLinuxSys", "Locking", .product(name: "SystemPackage", package: "swift-system")],
+            dependencies: ["GmemABI", "CLinuxSys", "Locking", "LinuxProc", .product(name: "SystemPackage", package: "swift-system")],
             swiftSettings: internalChecks),
         .target(
             name: "FuseKit",
@@ -55,7 +57,7 @@ let package = Package(
                            .product(name: "Logging", package: "swift-log")]),
         .target(
             name: "GmemFS",
-            dependencies: ["GmemABI", "GmemCore", "FuseKit", "CLinuxSys", .product(name: "Logging", package: "swift-log")]),
+            dependencies: ["GmemABI", "GmemCore", "FuseKit", "CLinuxSys", "LinuxProc", .product(name: "Logging", package: "swift-log")]),
 
         // MARK: - Executables
         .executableTarget(

@@ -81,6 +81,27 @@ public struct Reply<Kind>: ~Copyable {
     }
 }
 
+/// A reply to answer from inside a closure: a non-escaping closure cannot consume a reply it
+/// captures, so the reply moves into this box and the closure takes it out for its one answer.
+/// A box dropped with its reply still inside answers EIO through the reply's `deinit`.
+public struct PendingReply<Kind>: ~Copyable {
+    private var reply: Reply<Kind>?
+
+    public init(_ reply: consuming Reply<Kind>) { self.reply = consume reply }
+
+    /// Gives the reply to `body` for its answer. A second call is a bug (the request was
+    /// answered already): it is logged and `body` is not called.
+    public mutating func answer(_ body: (consuming Reply<Kind>) -> Void) {
+        guard let reply = reply.take() else {
+            return FuseKitLog.logger.error("\(Kind.self) answered twice: the second answer is dropped")
+        }
+        body(reply)
+    }
+
+    /// The reply if it has not been answered yet (for a last answer after the closure ran).
+    public mutating func take() -> Reply<Kind>? { reply.take() }
+}
+
 extension Reply where Kind == EmptyReply {
     /// Answers with an error, or success when `result` is nil.
     public consuming func complete(_ result: Errno?) {

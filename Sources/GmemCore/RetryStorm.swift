@@ -1,3 +1,5 @@
+import LinuxProc
+
 /// What a task that sent a FUSE request is doing, read from `/proc/TID/syscall` while the task
 /// waits for the reply.
 ///
@@ -18,28 +20,15 @@ public enum RequesterState: Equatable, Sendable {
     /// Running, or text this parser does not know: nothing can be concluded.
     case unknown
 
-    /// Syscalls that reach `__mm_populate` (this architecture's numbers).
-    public static let populateSyscalls: Set<Int> = {
-        #if arch(x86_64)
-        // mmap, mremap, mlock, mlockall, remap_file_pages, mlock2
-        return [9, 25, 149, 151, 216, 325]
-        #elseif arch(arm64)
-        // mremap, mmap, mlock, mlockall, remap_file_pages, mlock2
-        return [216, 222, 228, 230, 234, 284]
-        #else
-        return []
-        #endif
-    }()
-
-    /// Parses the text of `/proc/TID/syscall`: the syscall number first, `-1` outside a syscall,
-    /// `running` while the task runs. Total: any other text is ``unknown``.
-    public init(procSyscall text: String) {
-        guard let first = text.split(whereSeparator: { $0 == " " || $0 == "\n" }).first,
-              let number = Int(first) else { self = .unknown; return }
-        if number == -1 { self = .userFault }
-        else if number < 0 { self = .unknown }
-        else if Self.populateSyscalls.contains(number) { self = .populating(syscall: number) }
-        else { self = .otherSyscall(number) }
+    /// Classifies a thread's parsed `/proc/TID/syscall` (LinuxProc's ``ProcSyscall``; nil when it
+    /// could not be read or parsed). Total: what cannot be concluded is ``unknown``.
+    public init(_ syscall: ProcSyscall?) {
+        switch syscall {
+        case .blocked(let number, _)?:
+            self = SyscallNumber.populateFamily.contains(number) ? .populating(syscall: number) : .otherSyscall(number)
+        case .notInSyscall?: self = .userFault
+        case .running?, nil: self = .unknown
+        }
     }
 }
 

@@ -22,8 +22,13 @@ extension GmemFilesystem {
                 events.emit(Event(kind: .create, file: request.name, offset: 0, length: request.size, outcome: .ok,
                                   requester: Self.requester(ctx), detail: "flags=" + Self.flagsWord(request.flags)))
             case (.host(let f), GmemXattr.setAttributes), (.guest(let f), GmemXattr.setAttributes):
-                try convert(f, ctx, via: .xattr) { () throws(GmemError) in
-                    try ConversionRequest(xattrValue: Array(value), fileSize: f.file.size)
+                do throws(ConversionRefusal) {
+                    try convert(f, ctx, via: .xattr) { () throws(GmemError) in
+                        try ConversionRequest(xattrValue: Array(value), fileSize: f.file.size)
+                    }
+                } catch {
+                    refused("setxattr \(name) \(Self.quoted(value))", on: n, ctx, error.error)
+                    return reply.error(error.errno)
                 }
             case (.host(let f), GmemXattr.inject), (.guest(let f), GmemXattr.inject):
                 try inject(f, ctx, try InjectionCommand(xattrValue: Array(value), fileSize: f.file.size))
@@ -156,47 +161,4 @@ extension GmemFilesystem {
         }
         return text
     }
-
-    // MARK: - ioctl
-
-    public func ioctl(_ ctx: RequestContext, inode: UInt64, command: UInt32, input: UnsafeRawBufferPointer, outputSize: Int, file: FileInfo, reply: consuming Reply<IoctlReply>) {
-        let n = node(inode)
-        let name = Self.ioctlNames[command]
-        do throws(GmemError) {
-            guard let n, let f = n.fileNode, let name else { throw .unknownIoctl(command) }
-            switch command {
-            case GmemPageReference.pinNumber, GmemPageReference.unpinNumber:
-                try reference(n, f, ctx, pin: command == GmemPageReference.pinNumber, input: input, handle: file.handle)
-            default:
-                var args: KVMMemoryAttributes2?
-                do throws(GmemError) {
-                    try convert(f, ctx, via: .ioctl) { () throws(GmemError) in
-                        try AccessMode(handle: file.handle).checkConversion()
-                        let decoded = try KVMMemoryAttributes2(bytes: input)
-                        args = decoded
-                        return try decoded.request(fileSize: f.file.size)
-                    }
-                } catch {
-                    // kvm_gmem_set_attributes: on a failure that names a page, error_offset is set,
-                    // the whole struct copied back, and the call fails (Reply.failure does both).
-                    guard let offset = error.errorOffset, var back = args, outputSize >= KVMMemoryAttributes2.byteCount else { throw error }
-                    refused("ioctl \(name) [\(back.offset), +\(back.size))", on: n, ctx, error)
-                    back.errorOffset = offset
-                    return reply.failure(error.errno, output: back.encode())
-                }
-            }
-            // Success copies nothing back, as in the kernel (error_offset is only written on failure).
-            reply.result(0, output: UnsafeRawBufferPointer(start: nil, count: 0))
-        } catch {
-            if let n, n.fileNode != nil, let name { refused("ioctl \(name)", on: n, ctx, error) }
-            reply.error(error)
-        }
-    }
-
-    /// The ioctls of a gmem file, by their uAPI names (for refusal log lines).
-    static let ioctlNames: [UInt32: String] = [
-        KVMMemoryAttributes2.ioctlNumber: KVMMemoryAttributes2.ioctlName,
-        GmemPageReference.pinNumber: GmemPageReference.pinName,
-        GmemPageReference.unpinNumber: GmemPageReference.unpinName,
-    ]
 }

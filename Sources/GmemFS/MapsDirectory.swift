@@ -19,11 +19,8 @@ import Synchronization
 ///   group, and the read bits of its mode (`0600` → `0400`). The map is metadata anyone who may
 ///   read the file already sees; the guest view's rule (the daemon's user alone) would hide it
 ///   from the VMM user that owns the file.
-/// - Size 0 and direct_io (as /proc files): read until a read returns 0.
+/// - Size 0 and direct_io (as procfs files): read until a read returns 0.
 final class MapsDirectory: Sendable {
-    /// Map inodes are the file's host inode with this bit set.
-    static let inodeBit: UInt64 = 1 << 62
-
     final class Snapshot: Sendable {
         let text: [UInt8]
         init(_ text: [UInt8]) { self.text = text }
@@ -54,7 +51,7 @@ final class MapsDirectory: Sendable {
         guard let snapshot = snapshots.withLock({ $0.byHandle[handle] }) else { return reply.error(.badHandle("no map snapshot \(handle)")) }
         let start = min(max(0, offset), snapshot.text.count)
         let end = start + min(max(0, size), snapshot.text.count - start)
-        var pending: Reply<DataReply>? = consume reply
-        snapshot.text.withUnsafeBytes { pending.take()!.data(UnsafeRawBufferPointer(rebasing: $0[start..<end])) }
+        var pending = PendingReply(reply)
+        snapshot.text.withUnsafeBytes { text in pending.answer { $0.data(UnsafeRawBufferPointer(rebasing: text[start..<end])) } }
     }
 }

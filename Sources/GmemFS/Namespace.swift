@@ -2,19 +2,6 @@ import Glibc
 import GmemCore
 import Synchronization
 
-/// Inode numbers of the fixed nodes.
-enum FixedInode {
-    static let root: UInt64 = 1
-    /// `MOUNTPOINT/.guest` (with `--guest-view`).
-    static let guestDirectory: UInt64 = 2
-    /// `MOUNTPOINT/.maps` (docs/trace.md).
-    static let mapsDirectory: UInt64 = 3
-    /// `MOUNTPOINT/.trace` (docs/trace.md).
-    static let trace: UInt64 = 4
-    /// The first inode number handed to files; each file takes two (host view, guest view).
-    static let firstFile: UInt64 = 16
-}
-
 /// Owner, mode and times of a node (what setattr may change).
 struct Metadata: Sendable {
     var mode: mode_t
@@ -36,15 +23,14 @@ struct Metadata: Sendable {
 final class FileNode: Sendable {
     let name: String
     let file: GuestMemFile
-    let hostInode: UInt64
-    let guestInode: UInt64
+    let hostInode: InodeNumber
+    var guestInode: InodeNumber { hostInode.guestView }
     /// Host metadata; the guest view is always 0600, owned by the daemon's user.
     let metadata: Mutex<Metadata>
     /// Open handles on either view, and whether the name is gone (memory is freed when both allow).
     let lifetime = Mutex<(openHandles: Int, unlinked: Bool)>((0, false))
-    /// A writeback of mapped pages failed with ENOSPC (the memory cap) and no `fsync` or close
-    /// has reported it yet (the kernel's `AS_ENOSPC`).
-    let writebackFailed = Atomic<Bool>(false)
+    /// A failed writeback of mapped pages not yet reported by `fsync` or close.
+    let writebackError = WritebackError()
     /// Ghosts: private pages whose READ a populate loop got answered with zeros, by page, with
     /// the number of answers not yet dropped (``PopulateGuard``). A writeback into one is
     /// discarded; a conversion to shared drops them first.
@@ -57,8 +43,8 @@ final class FileNode: Sendable {
     /// Ranges each view wrote back (writepage WRITEs) since its last fsync (``WrittenBack``).
     let writtenBack = Mutex(WrittenBackByView())
 
-    init(name: String, file: GuestMemFile, hostInode: UInt64, metadata: Metadata) {
-        self.name = name; self.file = file; self.hostInode = hostInode; guestInode = hostInode + 1
+    init(name: String, file: GuestMemFile, hostInode: InodeNumber, metadata: Metadata) {
+        self.name = name; self.file = file; self.hostInode = hostInode
         self.metadata = Mutex(metadata)
     }
 
@@ -110,8 +96,8 @@ enum Node: Sendable {
 struct Namespace: ~Copyable {
     private var byName: [[UInt8]: FileNode] = [:]
     private(set) var order: [FileNode] = []  // creation order, for readdir
-    var byInode: [UInt64: FileNode] = [:]    // includes unlinked files still open
-    var nextInode = FixedInode.firstFile
+    var byInode: [InodeNumber: FileNode] = [:]    // by host number; includes unlinked files still open
+    var nextInode = InodeNumber.firstFile
 
     var count: Int { byName.count }
 
@@ -119,11 +105,11 @@ struct Namespace: ~Copyable {
 
     /// Adds the file `make` builds for the next free inode pair; EEXIST for a taken name.
     /// `make` runs with the namespace lock held: it must not take the namespace again.
-    mutating func insert(_ name: String, make: (UInt64) throws(GmemError) -> FileNode) throws(GmemError) -> FileNode {
+    mutating func insert(_ name: String, make: (InodeNumber) throws(GmemError) -> FileNode) throws(GmemError) -> FileNode {
         let key = Array(name.utf8)
         guard byName[key] == nil else { throw .exists(name) }
         let node = try make(nextInode)
-        nextInode += 2
+        nextInode = nextInode.nextFile
         byName[key] = node
         order.append(node)
         byInode[node.hostInode] = node

@@ -3,6 +3,7 @@ import Dispatch
 import Glibc
 import GmemABI
 import GmemCore
+import LinuxProc
 import Logging
 import Synchronization
 
@@ -59,7 +60,7 @@ final class PopulateGuard: Sendable {
         let since: UInt64
     }
 
-    /// The longest a ghost lives while its thread cannot be seen out of the syscall (`/proc`
+    /// The longest a ghost lives while its thread cannot be seen out of the syscall (proc(5)
     /// says only "running" for a thread on a CPU, in the syscall or not). A populate loop maps
     /// an answered page within microseconds and never goes back to it; dropping a ghost too
     /// early costs one more READ, answered at once.
@@ -102,7 +103,7 @@ final class PopulateGuard: Sendable {
         let aligned = offset >= 0 && size > 0 && offset % Int(pageSize) == 0
         // A thread already answered in this syscall: check it at once.
         if aligned, let known = populating.withLock({ $0[tid] }), Self.elapsed(since: known.last, now: now) <= detector.withLock({ $0.window }),
-           let text = Self.readProc("/proc/\(tid)/syscall"), RequesterState(procSyscall: text) == .populating(syscall: known.syscall) {
+           RequesterState(ProcFiles.readSyscall(tid)) == .populating(syscall: known.syscall) {
             populating.withLock { $0[tid] = (known.syscall, now) }
             return .zeros(syscall: known.syscall)
         }
@@ -113,7 +114,7 @@ final class PopulateGuard: Sendable {
         close(pidfd)
         detector.withLock { $0.forget(tid: tid) }
         populating.withLock { $0[tid] = (syscall, now) }
-        let comm = Self.readProc("/proc/\(tid)/comm")?.split(separator: "\n").first.map(String.init) ?? "?"
+        let comm = ProcFiles.readComm(tid) ?? "?"
         logger.info("task \(tid) (\(comm)) retries the private page of \(f.name) at offset \(offset) endlessly (\(state)): answering with zeros, dropped once it leaves the syscall")
         return .zeros(syscall: syscall)
     }
@@ -142,18 +143,18 @@ final class PopulateGuard: Sendable {
     /// After a storm of identical refusals: a pidfd pinning the thread and its state, if it is
     /// in a populate syscall.
     private func inspectStorm(tid: pid_t, file f: FileNode, offset: Int, size: Int, now: UInt64) -> (Int32, RequesterState)? {
-        let request = RetryStormDetector.Request(inode: f.hostInode, offset: offset, size: size)
+        let request = RetryStormDetector.Request(inode: f.hostInode.rawValue, offset: offset, size: size)
         guard detector.withLock({ $0.refused(tid: tid, request: request, now: now) }) else { return nil }
         // The pidfd pins the task's identity: if it exits and the tid is reused, a signal
         // fails instead of reaching another task.
         var pidfd = pidfd_open(tid, UInt32(CLINUX_PIDFD_THREAD))
         if pidfd < 0 && errno == EINVAL { pidfd = pidfd_open(tid, 0) }   // kernels before 6.9: leaders only
         guard pidfd >= 0 else { return nil }
-        let text = Self.readProc("/proc/\(tid)/syscall")
-        if text == nil, !warnedUnreadable.exchange(true, ordering: .relaxed) {
-            logger.warning("cannot read /proc/\(tid)/syscall (\(String(cString: strerror(errno)))): populate loops on private pages cannot be ended")
+        let syscall = ProcFiles.readSyscall(tid)
+        if syscall == nil, !warnedUnreadable.exchange(true, ordering: .relaxed) {
+            logger.warning("cannot read \(ProcFiles.syscall(tid)) (\(String(cString: strerror(errno)))): populate loops on private pages cannot be ended")
         }
-        let state = text.map(RequesterState.init(procSyscall:)) ?? .unknown
+        let state = RequesterState(syscall)
         guard detector.withLock({ $0.decide(tid: tid, state: state) }) else {
             close(pidfd)
             return nil
@@ -163,7 +164,7 @@ final class PopulateGuard: Sendable {
 
     private func kill(pidfd: Int32, tid: pid_t, state: RequesterState, why: String, file f: FileNode, offset: Int) -> Answer {
         kills.add(1, ordering: .relaxed)
-        let comm = Self.readProc("/proc/\(tid)/comm")?.split(separator: "\n").first.map(String.init) ?? "?"
+        let comm = ProcFiles.readComm(tid) ?? "?"
         logger.info("SIGKILL to task \(tid) (\(comm)): \(state), retrying \(why) of \(f.name) at offset \(offset) endlessly")
         return .kill(PendingKill(pidfd: pidfd))
     }
@@ -224,13 +225,13 @@ final class PopulateGuard: Sendable {
     }
 
     /// Whether the thread has exited or is no longer in `syscall` (a running thread, which
-    /// `/proc` cannot tell apart, counts as still in it).
+    /// proc(5) cannot tell apart, counts as still in it).
     static func hasLeft(pidfd: Int32, tid: pid_t, syscall: Int) -> Bool {
         guard pidfd >= 0 else { return true }
         var p = pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)
         if poll(&p, 1, 0) > 0 { return true }   // exited
-        guard let text = readProc("/proc/\(tid)/syscall") else { return true }
-        switch RequesterState(procSyscall: text) {
+        guard let state = ProcFiles.readSyscall(tid).map({ RequesterState($0) }) else { return true }
+        switch state {
         case .populating(let n): return n != syscall
         case .unknown: return false
         case .userFault, .otherSyscall: return true
@@ -240,20 +241,5 @@ final class PopulateGuard: Sendable {
     /// `now - since`, 0 when `since` is later (taken by another thread after `now`).
     static func elapsed(since: UInt64, now: UInt64) -> UInt64 { now >= since ? now - since : 0 }
 
-    static func now() -> UInt64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
-    }
-
-    /// The text of a small /proc file, nil (errno set) when it cannot be read.
-    static func readProc(_ path: String) -> String? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var buffer = [UInt8](repeating: 0, count: 256)
-        let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        guard n >= 0 else { return nil }
-        return String(decoding: buffer[..<n], as: UTF8.self)
-    }
+    static func now() -> UInt64 { Event.now() }
 }

@@ -2,6 +2,7 @@ import FuseKit
 import Glibc
 import GmemABI
 import GmemCore
+import LinuxProc
 import Synchronization
 
 /// `MOUNTPOINT/.trace`: the live event trace, in the style of the kernel's `trace_pipe`
@@ -106,14 +107,15 @@ final class TraceFile: Sendable {
         let id = reply.id
         readers.withLock { _ = $0.earlyInterrupts.remove(id) }   // a stale mark of a freed request
         reply.notifyInterrupt(to: interrupts)
-        var pending: Reply<DataReply>? = consume reply
+        var pending = PendingReply(reply)
         readers.withLock { r in
-            guard let reader = r.byHandle[handle] else { return pending.take()!.error(.badHandle("no .trace reader \(handle)")) }
+            guard let reader = r.byHandle[handle] else { return pending.answer { $0.error(.badHandle("no .trace reader \(handle)")) } }
             let interrupted = r.earlyInterrupts.remove(id) != nil
-            if interrupted, !Self.onlyStopOrIgnoredSignals(ctx.pid) { return pending.take()!.error(.interrupted("signal before the READ was parked")) }
+            if interrupted, !Self.onlyStopOrIgnoredSignals(ctx.pid) { return pending.answer { $0.error(.interrupted("signal before the READ was parked")) } }
             let waiting = events.pending(reader.subscription)
             if !reader.carry.isEmpty || waiting.lost || waiting.events >= events.capacity / 2 {
-                return answer(reader, pending.take()!, size: size)
+                if let reply = pending.take() { answer(reader, reply, size: size) }
+                return
             }
             reader.parked = pending.take()
             reader.parkedID = id
@@ -137,8 +139,8 @@ final class TraceFile: Sendable {
             reader.carry = Array(out[size...])
             out.removeSubrange(size...)
         }
-        var pending: Reply<DataReply>? = consume reply
-        out.withUnsafeBytes { pending.take()!.data($0) }
+        var pending = PendingReply(reply)
+        out.withUnsafeBytes { bytes in pending.answer { $0.data(bytes) } }
     }
 
     /// FUSE_INTERRUPT for `id` (under the request's libfuse lock).
@@ -199,11 +201,8 @@ final class TraceFile: Sendable {
     /// Whether every signal pending for thread `tid` leaves it waiting: none is SIGKILL, caught,
     /// or fatal by default. False when the thread cannot be inspected (gone: nobody waits).
     static func onlyStopOrIgnoredSignals(_ tid: pid_t) -> Bool {
-        guard tid > 0, let status = readStatus(tid) else { return false }
-        func mask(_ key: String) -> UInt64 {
-            guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix(key + ":") }) else { return 0 }
-            return UInt64(line.dropFirst(key.count + 1).trimmingPrefix(while: { $0 == " " || $0 == "\t" }), radix: 16) ?? 0
-        }
+        guard tid > 0, let status = ProcFiles.readStatus(tid) else { return false }
+        func mask(_ key: String) -> UInt64 { status.signalMask(key) ?? 0 }
         let deliverable = (mask("SigPnd") | mask("ShdPnd")) & ~mask("SigBlk")
         let harmless: Set<Int32> = [SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU, SIGCHLD, SIGCONT, SIGURG, SIGWINCH]
         let ignored = mask("SigIgn"), caught = mask("SigCgt")
@@ -213,15 +212,6 @@ final class TraceFile: Sendable {
             if ignored & bit == 0 && !harmless.contains(sig) { return false }
         }
         return true
-    }
-
-    private static func readStatus(_ tid: pid_t) -> String? {
-        let fd = Glibc.open("/proc/\(tid)/status", O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-        return n > 0 ? String(decoding: buffer[..<n], as: UTF8.self) : nil
     }
 }
 

@@ -21,6 +21,31 @@ public enum ProcFiles {
         return String(decoding: buffer[..<n], as: UTF8.self)
     }
 
+    /// A thread's command name (`/proc/TID/comm`, its first line), nil (errno set) when it
+    /// cannot be read.
+    public static func readComm(_ tid: pid_t) -> String? {
+        read(comm(tid), limit: 256)?.split(separator: "\n").first.map(String.init)
+    }
+
+    /// A thread's system call (`/proc/TID/syscall`), nil (errno set) when it cannot be read,
+    /// or when its text has none of ``ProcSyscall``'s formats.
+    public static func readSyscall(_ tid: pid_t) -> ProcSyscall? {
+        read(syscall(tid), limit: 256).flatMap { ProcSyscall(text: $0[...]) }
+    }
+
+    /// A thread's status (`/proc/TID/status`), nil (errno set) when it cannot be read or is
+    /// empty or malformed.
+    public static func readStatus(_ tid: pid_t) -> ProcStatus? {
+        guard let text = read(status(tid)), !text.isEmpty else { return nil }
+        return ProcStatus(text: text[...])
+    }
+
+    /// The open file description behind `pid`'s descriptor `fd` (`/proc/PID/fdinfo/FD`), nil
+    /// (errno set) when it cannot be read or parsed.
+    public static func readFDInfo(_ pid: pid_t, _ fd: Int32) -> FDInfo? {
+        read(fdinfo(pid, fd)).flatMap { FDInfo(text: $0[...]) }
+    }
+
     /// The target of a symbolic link such as `/proc/PID/fd/N` (`/dev/kvm`,
     /// `anon_inode:kvm-vm`, `/path (deleted)`), nil (errno set) when it cannot be read.
     public static func readLink(_ path: String) -> String? {

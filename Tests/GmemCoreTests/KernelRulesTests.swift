@@ -53,28 +53,30 @@ import Testing
         #expect(GmemError.noSuchOffset(-1).errno == .noSuchAddressOrDevice)
     }
 
-    /// O_TRUNC is EINVAL (the size is fixed); the access mode survives the round trip through
-    /// the handle, and only a read-only handle refuses a conversion (EBADF).
+    /// O_TRUNC is EINVAL (the size is fixed); only a read-only or O_ACCMODE open refuses a
+    /// conversion (EBADF); the special files refuse any write access or O_TRUNC (EACCES).
     @Test func openFlagsAndAccessModes() throws {
         #expect(throws: GmemError.self) { try OpenRequest(flags: O_RDWR | O_TRUNC) }
         do { _ = try OpenRequest(flags: O_WRONLY | O_TRUNC) } catch { #expect(error.errno == .invalidArgument) }
-        for (flags, mode) in [(O_RDONLY, AccessMode.readOnly), (O_WRONLY, .writeOnly), (O_RDWR, .readWrite), (O_ACCMODE, .accessMode)] {
+        for (flags, mode) in [(O_RDONLY, AccessMode.readOnly), (O_WRONLY, .writeOnly), (O_RDWR, .readWrite), (O_ACCMODE, .noReadWrite)] {
             let access = try OpenRequest(flags: flags | O_CLOEXEC | O_APPEND).access
             #expect(access == mode)
-            #expect(AccessMode(handle: access.handle(serial: 0)) == mode)
-            #expect(AccessMode(handle: access.handle(serial: 12345)) == mode)
-            #expect(access.handle(serial: 5) != access.handle(serial: 6))
+        }
+        try OpenRequest.checkReadOnly(flags: O_RDONLY | O_CLOEXEC, name: ".trace")
+        for flags in [O_WRONLY, O_RDWR, O_ACCMODE, O_RDONLY | O_TRUNC] {
+            do { try OpenRequest.checkReadOnly(flags: flags, name: ".trace"); Issue.record("flags \(flags) opened") } catch { #expect(error.errno == .permissionDenied) }
         }
         #expect(throws: GmemError.self) { try AccessMode.readOnly.checkConversion() }
         do { try AccessMode.readOnly.checkConversion() } catch { #expect(error.errno == .badFileDescriptor) }
         // O_ACCMODE (3): no FMODE_WRITE, so the kernel's ioctl answers EBADF too.
-        do { try AccessMode.accessMode.checkConversion(); Issue.record("O_ACCMODE converted") } catch { #expect(error.errno == .badFileDescriptor) }
+        do { try AccessMode.noReadWrite.checkConversion(); Issue.record("O_ACCMODE converted") } catch { #expect(error.errno == .badFileDescriptor) }
         try AccessMode.writeOnly.checkConversion()
         try AccessMode.readWrite.checkConversion()
     }
 
     /// kvm_gmem_setattr: truncation is EINVAL (EISDIR on directories); kernel fidelity refuses
-    /// every change of the host file; the guest view's owner and mode are fixed (EPERM).
+    /// every change of the host file; the owner and mode of the guest view and the special
+    /// nodes are fixed (EPERM).
     @Test func setattrRules() throws {
         func errno(_ f: Fidelity, _ size: Bool, _ owner: Bool, _ node: NodeKind) -> Int32? {
             do { try f.checkSetattr(AttributeChanges(size: size, ownerOrMode: owner), on: node); return nil } catch { return error.errno.rawValue }
@@ -88,6 +90,9 @@ import Testing
             #expect(errno(f, false, true, .guestDirectory) == EPERM)
             #expect(errno(f, false, false, .guestFile) == nil)
             #expect(errno(f, false, true, .root) == nil)
+            #expect(errno(f, true, false, .specialDirectory) == EISDIR && errno(f, true, false, .specialFile) == EINVAL)
+            #expect(errno(f, false, true, .specialDirectory) == EPERM && errno(f, false, true, .specialFile) == EPERM)
+            #expect(errno(f, false, false, .specialFile) == nil)
         }
         #expect(errno(.tools, false, true, .hostFile) == nil)
         #expect(errno(.tools, false, false, .hostFile) == nil)
@@ -134,5 +139,20 @@ import Testing
         do { try InPlaceConversion.disabled.checkConversion(via: .xattr); Issue.record("xattr passed") } catch {
             #expect(error.errno == .notSupported)
         }
+    }
+
+    /// `AS_ENOSPC`: only a writeback's ENOSPC is recorded, reported once by fsync or (with
+    /// `.tools`) by close; a `--kernel-compat` close reports nothing and keeps it for fsync.
+    @Test func writebackErrorIsReportedOnce() {
+        let e = WritebackError()
+        #expect(!e.record(.noSpace("cap"), writepage: false))
+        #expect(!e.record(.invalidArgument("x"), writepage: true))
+        #expect(e.take() == nil)
+        #expect(e.record(.noSpace("cap"), writepage: true))
+        #expect(e.takeAtClose(.kernel) == nil)
+        #expect(e.takeAtClose(.tools)?.errno == .noSpace)
+        #expect(e.take() == nil)
+        _ = e.record(.noSpace("cap"), writepage: true)
+        #expect(e.take()?.errno == .noSpace && e.take() == nil)
     }
 }

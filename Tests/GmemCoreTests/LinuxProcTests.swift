@@ -1,3 +1,4 @@
+import Glibc
 import LinuxProc
 import Testing
 
@@ -85,10 +86,33 @@ struct LinuxProcTests {
         #expect(SyscallNumber.ioctl == 16 && SyscallNumber.mmap == 9 && SyscallNumber.open == 2 && SyscallNumber.openat == 257)
         #expect(SyscallNumber.readFamily == [0: 0, 17: 0, 19: 0, 40: 1, 275: 0, 295: 0, 326: 0, 327: 0])
         #expect(AuditArch.native == 0xC000_003E)
+        #expect(SyscallNumber.populateFamily == [9, 25, 149, 151, 216, 325])
 #elseif arch(arm64)
         #expect(SyscallNumber.ioctl == 29 && SyscallNumber.mmap == 222 && SyscallNumber.open == nil && SyscallNumber.openat == 56)
         #expect(SyscallNumber.readFamily[63] == 0 && SyscallNumber.readFamily[71] == 1)
+        #expect(SyscallNumber.populateFamily == [216, 222, 228, 230, 234, 284])
 #endif
         #expect(SyscallNumber.openat2 == 437)
+    }
+
+    /// The readers on this very process: its own thread is in the read of its syscall file, its
+    /// status names it, and a descriptor's fdinfo and link name the file opened.
+    @Test func readersOnThisProcess() throws {
+        // `/proc/thread-self` links to `PID/task/TID`: this thread's id without gettid(2).
+        let tid = try #require(ProcFiles.readLink("/proc/thread-self")?.split(separator: "/").last.flatMap { pid_t($0) })
+        // A thread reading its own syscall file sees that very read(2): 256 bytes asked.
+        guard case .blocked(let number, let arguments)? = ProcFiles.readSyscall(tid) else { Issue.record("not blocked"); return }
+        #expect(number == SyscallNumber.read && arguments[2] == 256)
+        let status = try #require(ProcFiles.readStatus(tid))
+        #expect(status.threadID == tid && status.threadGroupID == getpid())
+        #expect(ProcFiles.readComm(tid) == status.name)
+        let fd = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        #expect(fd >= 0)
+        defer { close(fd) }
+        var st = stat()
+        #expect(fstat(fd, &st) == 0)
+        #expect(ProcFiles.readFDInfo(getpid(), fd)?.inode == UInt64(st.st_ino))
+        #expect(ProcFiles.readLink(ProcFiles.fd(getpid(), fd)) == "/dev/null")
+        #expect(ProcFiles.readSyscall(-1) == nil && ProcFiles.readStatus(-1) == nil && ProcFiles.readComm(-1) == nil)
     }
 }

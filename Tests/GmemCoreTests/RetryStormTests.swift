@@ -1,4 +1,5 @@
 import GmemCore
+import LinuxProc
 import Testing
 
 /// The populate-loop detector: `/proc/TID/syscall` classification and the storm bookkeeping.
@@ -7,20 +8,21 @@ struct RetryStormTests {
         #if arch(x86_64)
         #expect(RequesterState(procSyscall: "9 0x0 0x10000 0x3 0x8001 0x3 0x0 0x7ffc 0x7f92\n") == .populating(syscall: 9))
         #expect(RequesterState(procSyscall: "149 0x7f 0x10000 0x0 0x0 0x0 0x0 0x7ffc 0x7f92\n") == .populating(syscall: 149))
-        for nr in [25, 151, 216, 325] { #expect(RequesterState(procSyscall: "\(nr) 0x0") == .populating(syscall: nr)) }
+        for nr in [25, 151, 216, 325] { #expect(RequesterState(procSyscall: "\(nr) 0x0 0x0 0x0 0x0 0x0 0x0 0x7ffc 0x7f92") == .populating(syscall: nr)) }
         #expect(RequesterState(procSyscall: "17 0x3 0x55 0x1000 0x0 0x0 0x0 0x7fff 0x7f67\n") == .otherSyscall(17))   // pread64
         #expect(RequesterState(procSyscall: "0 0x4 0x55 0x2000 0x0 0x0 0x0 0x7fff 0x7f67\n") == .otherSyscall(0))     // read
-        #expect(RequesterState(procSyscall: "28 0x7f 0x1000 0x16 0 0 0 0x7fff 0x7f67\n") == .otherSyscall(28))         // madvise
+        #expect(RequesterState(procSyscall: "28 0x7f 0x1000 0x16 0x0 0x0 0x0 0x7fff 0x7f67\n") == .otherSyscall(28))         // madvise
         #endif
         #expect(RequesterState(procSyscall: "-1 0x7ffd3a1c 0x55d0c0de\n") == .userFault)
         #expect(RequesterState(procSyscall: "running\n") == .unknown)
         #expect(RequesterState(procSyscall: "") == .unknown)
         #expect(RequesterState(procSyscall: "-2 0x0") == .unknown)
         #expect(RequesterState(procSyscall: "99999999999999999999999 0x0") == .unknown)
+        #expect(RequesterState(nil) == .unknown)   // unreadable
     }
 
     let r = RetryStormDetector.Request(inode: 2, offset: 0, size: 4096)
-    let populating = RequesterState.populating(syscall: RequesterState.populateSyscalls.first ?? 9)
+    let populating = RequesterState.populating(syscall: SyscallNumber.mmap)
 
     @Test func inspectsOnlyAfterRepeatedIdenticalRefusals() {
         var d = RetryStormDetector(repeats: 4, window: 1_000)
@@ -94,4 +96,9 @@ struct RetryStormTests {
         let second = d.decide(tid: 7, state: .populating(syscall: 149))
         #expect(second)   // not "ended once": the storm was forgotten
     }
+}
+
+private extension RequesterState {
+    /// The state of a thread whose `/proc/TID/syscall` reads `text`.
+    init(procSyscall text: String) { self.init(ProcSyscall(text: text[...])) }
 }

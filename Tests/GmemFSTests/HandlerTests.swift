@@ -24,14 +24,47 @@ import Testing
         return (fs, try fs.createFile(CreateRequest(name: "f", size: 8 * pageSize, flags: flags)))
     }
 
-    let host = FixedInode.firstFile, guest = FixedInode.firstFile + 1
+    let host = InodeNumber.firstFile.rawValue, guest = InodeNumber.firstFile.guestView.rawValue
 
-    func handle(_ flags: Int32) -> FileInfo { FileInfo(handle: AccessMode(openFlags: flags).handle(serial: 1), flags: flags) }
+    func handle(_ flags: Int32) -> FileInfo { FileInfo(handle: GmemFileHandle(access: AccessMode(openFlags: flags), serial: 1).rawValue, flags: flags) }
+
+    /// The access mode survives the round trip through the FUSE handle; the serial makes each
+    /// open's handle its own.
+    @Test func handlePacking() {
+        for mode in [AccessMode.readOnly, .writeOnly, .readWrite, .noReadWrite] {
+            #expect(GmemFileHandle(GmemFileHandle(access: mode, serial: 0).rawValue).access == mode)
+            #expect(GmemFileHandle(GmemFileHandle(access: mode, serial: 12345).rawValue).access == mode)
+            #expect(GmemFileHandle(access: mode, serial: 5) != GmemFileHandle(access: mode, serial: 6))
+        }
+    }
 
     func answer<Kind>(_ call: (consuming Reply<Kind>) -> Void) -> RecordedReply? {
         let r = ReplyRecorder()
         call(Reply(recordingInto: r))
         return r.only
+    }
+
+    /// The inode encoding: fixed nodes, a file's host/guest pair, its `.maps/NAME` number.
+    @Test func inodeNumbers() {
+        #expect(InodeNumber(1).target == .root && InodeNumber(2).target == .guestDirectory)
+        #expect(InodeNumber(3).target == .mapsDirectory && InodeNumber(4).target == .trace)
+        let f = InodeNumber.firstFile, g = f.nextFile
+        #expect(f.target == .host(f) && f.guestView.target == .guest(host: f) && f.mapFile.target == .map(host: f))
+        #expect(g.rawValue == f.rawValue + 2 && g.guestView.target == .guest(host: g) && g.mapFile.target == .map(host: g))
+        #expect(f.mapFile.rawValue == f.rawValue | 1 << 62)
+    }
+
+    /// FuseKit's PendingReply: answered from a closure once; a second answer is dropped (not
+    /// sent twice); a box dropped unanswered answers EIO.
+    @Test func pendingReplyAnswersOnce() {
+        let r = ReplyRecorder()
+        var pending = PendingReply(Reply<EmptyReply>(recordingInto: r))
+        [1, 2].forEach { _ in pending.answer { $0.complete(nil) } }
+        if let left = pending.take() { Issue.record("the reply is still there"); left.complete(nil) }
+        guard case .success? = r.only else { Issue.record("\(r.all)"); return }
+        let dropped = ReplyRecorder()
+        do { _ = PendingReply(Reply<EmptyReply>(recordingInto: dropped)) }
+        guard case .dropped? = dropped.only else { Issue.record("\(dropped.all)"); return }
     }
 
     @Test func fallocateBadModesTouchNoMemory() throws {
@@ -49,7 +82,7 @@ import Testing
         let ok = answer { fs.fallocate(ctx, inode: host, mode: Int32(FALLOC_FL_KEEP_SIZE), offset: p, length: 2 * p, file: handle(O_RDWR), reply: $0) }
         guard case .success? = ok else { Issue.record("allocate: \(String(describing: ok))"); return }
         #expect(f.allocatedBytes == 2 * pageSize)
-        let dir = answer { fs.fallocate(ctx, inode: FixedInode.root, mode: Int32(FALLOC_FL_KEEP_SIZE), offset: 0, length: p, file: handle(O_RDWR), reply: $0) }
+        let dir = answer { fs.fallocate(ctx, inode: InodeNumber.root.rawValue, mode: Int32(FALLOC_FL_KEEP_SIZE), offset: 0, length: p, file: handle(O_RDWR), reply: $0) }
         #expect(dir?.errno == .isDirectory)
     }
 
@@ -59,7 +92,7 @@ import Testing
         truncate.size = 0
         #expect(answer { fs.setattr(ctx, inode: host, truncate, file: nil, reply: $0) }?.errno == .invalidArgument)
         #expect(answer { fs.setattr(ctx, inode: guest, truncate, file: nil, reply: $0) }?.errno == .invalidArgument)
-        #expect(answer { fs.setattr(ctx, inode: FixedInode.root, truncate, file: nil, reply: $0) }?.errno == .isDirectory)
+        #expect(answer { fs.setattr(ctx, inode: InodeNumber.root.rawValue, truncate, file: nil, reply: $0) }?.errno == .isDirectory)
         #expect(answer { fs.setattr(ctx, inode: 999, truncate, file: nil, reply: $0) }?.errno == .noSuchFileOrDirectory)
         // chmod: kept by default (the answer is the new attributes), EINVAL in kernel mode,
         // EPERM on the guest view.
@@ -77,11 +110,11 @@ import Testing
     @Test func openDecodesFlagsIntoTheHandle() throws {
         let (fs, _) = try filesystem()
         #expect(answer { fs.open(ctx, inode: host, flags: O_RDWR | O_TRUNC, reply: $0) }?.errno == .invalidArgument)
-        #expect(answer { fs.open(ctx, inode: FixedInode.root, flags: O_RDONLY, reply: $0) }?.errno == .isDirectory)
+        #expect(answer { fs.open(ctx, inode: InodeNumber.root.rawValue, flags: O_RDONLY, reply: $0) }?.errno == .isDirectory)
         guard case .open(let o)? = answer({ fs.open(ctx, inode: host, flags: O_WRONLY, reply: $0) }) else {
             Issue.record("open did not answer an open file"); return
         }
-        #expect(AccessMode(handle: o.handle) == .writeOnly)
+        #expect(GmemFileHandle(o.handle).access == .writeOnly)
         #expect(o.keepCache && !o.directIO && !o.nonseekable)
         guard case .open(let g)? = answer({ fs.open(ctx, inode: guest, flags: O_RDONLY, reply: $0) }) else {
             Issue.record("open did not answer an open file"); return
@@ -117,7 +150,7 @@ import Testing
         }
         #expect(call(convert, host, O_RDONLY)?.errno == .badFileDescriptor)
         #expect(call(convert &+ 1, host, O_RDWR)?.errno == .inappropriateIOCTLForDevice)
-        #expect(call(convert, FixedInode.root, O_RDWR)?.errno == .inappropriateIOCTLForDevice)
+        #expect(call(convert, InodeNumber.root.rawValue, O_RDWR)?.errno == .inappropriateIOCTLForDevice)
         #expect(f.attributes(at: 0) == .shared)
         guard case .ioctl(0, let output)? = call(convert, host, O_WRONLY) else { Issue.record("conversion refused"); return }
         #expect(output.isEmpty)
@@ -188,7 +221,7 @@ import Testing
         try f.setAttributes(try ConversionRequest(offset: pageSize, size: pageSize, attributes: 8, fileSize: f.size))
         node.ghosts.withLock { $0[1] = 1 }
         let data = [UInt8](repeating: 0x5a, count: 3 * Int(pageSize))
-        let writeback = FileInfo(handle: AccessMode.readWrite.handle(serial: 1), flags: O_RDWR, isWritepage: true)
+        let writeback = FileInfo(handle: GmemFileHandle(access: .readWrite, serial: 1).rawValue, flags: O_RDWR, isWritepage: true)
         let w = data.withUnsafeBytes { b in answer { fs.write(ctx, inode: host, offset: 0, data: b, file: writeback, reply: $0) } }
         guard case .written(let n)? = w else { Issue.record("writeback: \(String(describing: w))"); return }
         #expect(n == data.count)
@@ -263,21 +296,21 @@ import Testing
 
     @Test func namesComeOnlyFromTheCreateXattr() throws {
         let (fs, _) = try filesystem()
-        #expect(answer { fs.create(ctx, parent: FixedInode.root, name: "g", mode: 0o600, flags: O_CREAT | O_RDWR, reply: $0) }?.errno == .notPermitted)
-        #expect(answer { fs.mkdir(ctx, parent: FixedInode.root, name: "d", mode: 0o700, reply: $0) }?.errno == .notPermitted)
-        #expect(answer { fs.rename(ctx, parent: FixedInode.root, name: "f", newParent: FixedInode.root, newName: "g", reply: $0) }?.errno == .notPermitted)
-        #expect(answer { fs.unlink(ctx, parent: FixedInode.guestDirectory, name: "f", reply: $0) }?.errno == .notPermitted)
-        #expect(answer { fs.unlink(ctx, parent: FixedInode.root, name: "nope", reply: $0) }?.errno == .noSuchFileOrDirectory)
+        #expect(answer { fs.create(ctx, parent: InodeNumber.root.rawValue, name: "g", mode: 0o600, flags: O_CREAT | O_RDWR, reply: $0) }?.errno == .notPermitted)
+        #expect(answer { fs.mkdir(ctx, parent: InodeNumber.root.rawValue, name: "d", mode: 0o700, reply: $0) }?.errno == .notPermitted)
+        #expect(answer { fs.rename(ctx, parent: InodeNumber.root.rawValue, name: "f", newParent: InodeNumber.root.rawValue, newName: "g", reply: $0) }?.errno == .notPermitted)
+        #expect(answer { fs.unlink(ctx, parent: InodeNumber.guestDirectory.rawValue, name: "f", reply: $0) }?.errno == .notPermitted)
+        #expect(answer { fs.unlink(ctx, parent: InodeNumber.root.rawValue, name: "nope", reply: $0) }?.errno == .noSuchFileOrDirectory)
         #expect(answer { fs.lookup(ctx, parent: host, name: "f", reply: $0) }?.errno == .notDirectory)
-        guard case .entry(let e)? = answer({ fs.lookup(ctx, parent: FixedInode.root, name: "f", reply: $0) }) else {
+        guard case .entry(let e)? = answer({ fs.lookup(ctx, parent: InodeNumber.root.rawValue, name: "f", reply: $0) }) else {
             Issue.record("lookup did not answer an entry"); return
         }
         #expect(e.inode == host && e.attributes.st_size == Int(8 * pageSize))
-        guard case .entries(let list)? = answer({ fs.readdir(ctx, inode: FixedInode.root, offset: 0, size: 4096, reply: $0) }) else {
+        guard case .entries(let list)? = answer({ fs.readdir(ctx, inode: InodeNumber.root.rawValue, offset: 0, size: 4096, reply: $0) }) else {
             Issue.record("readdir did not answer entries"); return
         }
         #expect(list.map(\.name) == [".", "..", ".guest", "f"])
-        #expect(answer { fs.unlink(ctx, parent: FixedInode.root, name: "f", reply: $0) }.map { if case .success = $0 { true } else { false } } == true)
+        #expect(answer { fs.unlink(ctx, parent: InodeNumber.root.rawValue, name: "f", reply: $0) }.map { if case .success = $0 { true } else { false } } == true)
         #expect(answer { fs.getattr(ctx, inode: host, reply: $0) }?.errno == .noSuchFileOrDirectory)
     }
 

@@ -225,12 +225,11 @@ public final class GuestMemFile: Sendable {
     // MARK: - fallocate
 
     /// `FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE`: frees the pages (they read as zeros) and keeps
-    /// their attributes. Page-aligned offset and length required (EINVAL); a range at or past the
+    /// their attributes. Page-aligned offset and length required (EINVAL,
+    /// ``FallocateMode/checkAlignment(offset:length:)``); a range at or past the
     /// end of the file is a no-op, one crossing it is clipped.
     public func punchHole(offset: UInt64, length: UInt64) throws(GmemError) {
-        guard offset % pageSize == 0, length % pageSize == 0, length > 0 else {
-            throw .invalidArgument("offset and length must be non-zero multiples of 4096")
-        }
+        try FallocateMode.checkAlignment(offset: offset, length: length)
         guard let pages = pages(offset: offset, count: length) else { return }
         attributes.withWriteLock { _ in
             store.discard(pages: pages)
@@ -239,14 +238,12 @@ public final class GuestMemFile: Sendable {
     }
 
     /// `FALLOC_FL_KEEP_SIZE`: allocates the pages. Page-aligned offset and length required
-    /// (EINVAL: `kvm_gmem_fallocate` checks alignment before either mode); `offset + length` past
+    /// (EINVAL, ``FallocateMode/checkAlignment(offset:length:)``); `offset + length` past
     /// the end is EINVAL; past the memory cap, ENOSPC with nothing allocated.
     public func allocate(offset: UInt64, length: UInt64) throws(GmemError) {
-        guard offset % pageSize == 0, length % pageSize == 0 else {
-            throw .invalidArgument("offset and length must be multiples of 4096")
-        }
+        try FallocateMode.checkAlignment(offset: offset, length: length)
         let (end, overflow) = offset.addingReportingOverflow(length)
-        guard !overflow, end <= size, length > 0 else { throw .invalidArgument("range past the end of the file") }
+        guard !overflow, end <= size else { throw .invalidArgument("range past the end of the file") }
         guard let pages = pages(offset: offset, count: length) else { return }
         try attributes.withReadLock { (_) throws(GmemError) in
             try allocation.withLock { (a: inout AllocationMap) throws(GmemError) in try a.allocate(pages, budget: budget) }

@@ -18,16 +18,16 @@ extension Fidelity {
     /// setattr (`kvm_gmem_setattr` for files). Rules, in order:
     /// - a size change (truncate): EISDIR on a directory, EINVAL on a file (the size is fixed);
     /// - `.kernel`, host file: EINVAL for every change;
-    /// - the guest view (`.guest` and its files): owner and mode are fixed (EPERM); times are
-    ///   accepted and ignored.
+    /// - the guest view (`.guest` and its files) and the special nodes (`.trace`, `.maps` and
+    ///   its files): owner and mode are fixed (EPERM); times are accepted and ignored.
     public func checkSetattr(_ changes: AttributeChanges, on node: NodeKind) throws(GmemError) {
         if changes.size {
             if node.isDirectory { throw .isDirectory("cannot truncate a directory") }
             throw .invalidArgument("the size of a gmem file is fixed")
         }
         if node == .hostFile, self == .kernel { throw .invalidArgument("guest_memfd refuses every attribute change") }
-        if node == .guestDirectory || node == .guestFile, changes.ownerOrMode {
-            throw .notPermitted("the guest view's owner and mode are fixed")
+        if node.hasFixedOwnerAndMode, changes.ownerOrMode {
+            throw .notPermitted("the owner and mode of .guest, .trace and .maps are fixed")
         }
     }
 
@@ -60,4 +60,33 @@ extension Fidelity {
     public func hostBlocks(allocatedBytes: UInt64) -> Int {
         self == .kernel ? 0 : Int(allocatedBytes / 512)
     }
+}
+
+/// Which node a metadata request addresses (the rules differ by kind, not by name).
+public enum NodeKind: Sendable, Equatable {
+    /// The mount root (the VM fd).
+    case root
+    /// `MOUNTPOINT/.guest`.
+    case guestDirectory
+    /// A gmem file as the host sees it.
+    case hostFile
+    /// A gmem file through `.guest`.
+    case guestFile
+    /// `MOUNTPOINT/.maps`.
+    case specialDirectory
+    /// `MOUNTPOINT/.trace` and `MOUNTPOINT/.maps/NAME`: the file system's own read-only files.
+    case specialFile
+
+    public var isDirectory: Bool { self == .root || self == .guestDirectory || self == .specialDirectory }
+
+    /// The file system's own view of the memory and its special nodes: their owner and mode
+    /// never change.
+    public var hasFixedOwnerAndMode: Bool { self != .root && self != .hostFile }
+}
+
+/// Which parts of a node a setattr changes (the parts whose rules differ).
+public struct AttributeChanges: Sendable, Equatable {
+    public var size: Bool
+    public var ownerOrMode: Bool
+    public init(size: Bool, ownerOrMode: Bool) { self.size = size; self.ownerOrMode = ownerOrMode }
 }
