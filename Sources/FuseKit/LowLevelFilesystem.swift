@@ -54,6 +54,11 @@ public struct SetAttributes: Sendable {
 public protocol LowLevelFilesystem: AnyObject, Sendable {
     /// Called once the session is up, before any request is served.
     func initialize()
+    /// Called once when the request loop has ended (a signal, or the mount went away), before
+    /// the file system is unmounted and the connection to the kernel closed: replies the file
+    /// system still holds (parked READs) can be answered here; once the connection closes,
+    /// the kernel fails them with ECONNABORTED.
+    func sessionEnding()
     func lookup(_ ctx: RequestContext, parent: UInt64, name: String, reply: consuming Reply<EntryReply>)
     func forget(inode: UInt64, lookups: UInt64)
     func getattr(_ ctx: RequestContext, inode: UInt64, reply: consuming Reply<AttrReply>)
@@ -92,6 +97,7 @@ public protocol LowLevelFilesystem: AnyObject, Sendable {
 
 extension LowLevelFilesystem {
     public func initialize() {}
+    public func sessionEnding() {}
     public func lookup(_ ctx: RequestContext, parent: UInt64, name: String, reply: consuming Reply<EntryReply>) { reply.error(.noFunction) }
     public func forget(inode: UInt64, lookups: UInt64) {}
     public func getattr(_ ctx: RequestContext, inode: UInt64, reply: consuming Reply<AttrReply>) { reply.error(.noFunction) }

@@ -160,8 +160,12 @@ public struct OpenOptions: Sendable, Equatable {
     /// FOPEN_NONSEEKABLE: the kernel refuses `lseek`, `pread` and `pwrite` on this open file
     /// (ESPIPE) without asking the daemon.
     public var nonseekable = false
-    public init(handle: UInt64 = 0, directIO: Bool = false, keepCache: Bool = false, nonseekable: Bool = false) {
+    /// FOPEN_NOFLUSH: `close` sends no FLUSH (nothing to flush: a read-only special file), so
+    /// it never waits for the daemon, even one that is going away.
+    public var noflush = false
+    public init(handle: UInt64 = 0, directIO: Bool = false, keepCache: Bool = false, nonseekable: Bool = false, noflush: Bool = false) {
         self.handle = handle; self.directIO = directIO; self.keepCache = keepCache; self.nonseekable = nonseekable
+        self.noflush = noflush
     }
 
     func apply(to fi: UnsafeMutablePointer<fuse_file_info>) {
@@ -169,6 +173,7 @@ public struct OpenOptions: Sendable, Equatable {
         cfuse_fi_set_direct_io(fi, directIO ? 1 : 0)
         cfuse_fi_set_keep_cache(fi, keepCache ? 1 : 0)
         cfuse_fi_set_nonseekable(fi, nonseekable ? 1 : 0)
+        cfuse_fi_set_noflush(fi, noflush ? 1 : 0)
     }
 }
 

@@ -71,6 +71,12 @@ public final class GmemFilesystem: LowLevelFilesystem {
         rootMetadata = Mutex(Metadata(mode: S_IFDIR | 0o755, uid: getuid(), gid: getgid()))
     }
 
+    /// The session is ending: parked `.trace` READs end as at end-of-file instead of failing
+    /// with ECONNABORTED once the connection closes.
+    public func sessionEnding() {
+        traceFile.end()
+    }
+
     // MARK: - Files
 
     /// Creates a file (what `user.gmem.create` does). EEXIST for a taken name.

@@ -44,9 +44,9 @@ extension GmemFilesystem {
         do throws(GmemError) { try OpenRequest.checkReadOnly(flags: flags, name: n.displayName) } catch { return reply.error(error) }
         switch n {
         case .trace:
-            reply.open(OpenOptions(handle: traceFile.open(), directIO: true, nonseekable: true))
+            reply.open(OpenOptions(handle: traceFile.open(), directIO: true, nonseekable: true, noflush: true))
         case .map(let f):
-            reply.open(OpenOptions(handle: maps.open(f.file), directIO: true))
+            reply.open(OpenOptions(handle: maps.open(f.file), directIO: true, noflush: true))
         default:
             reply.error(.isDirectory(n.displayName))
         }

@@ -56,6 +56,8 @@ final class TraceFile: Sendable {
         var flusherRunning = false
         /// Interrupts that arrived before their READ was parked.
         var earlyInterrupts: Set<RequestID> = []
+        /// The session is ending (``end()``): every READ is answered at once with end-of-file.
+        var ended = false
     }
 
     /// The readers' state behind one lock (a class, so that the interrupt handler can hold it).
@@ -110,6 +112,7 @@ final class TraceFile: Sendable {
         var pending = PendingReply(reply)
         readers.withLock { r in
             guard let reader = r.byHandle[handle] else { return pending.answer { $0.error(.badHandle("no .trace reader \(handle)")) } }
+            if r.ended { return pending.answer { $0.data(UnsafeRawBufferPointer(start: nil, count: 0)) } }
             let interrupted = r.earlyInterrupts.remove(id) != nil
             if interrupted, !Self.onlyStopOrIgnoredSignals(ctx.pid) { return pending.answer { $0.error(.interrupted("signal before the READ was parked")) } }
             let waiting = events.pending(reader.subscription)
@@ -122,6 +125,19 @@ final class TraceFile: Sendable {
             reader.parkedSize = size
             reader.parkedTID = ctx.pid
             reader.interruptKept = interrupted
+        }
+    }
+
+    /// The session is ending: every parked READ is answered with end-of-file now, while the
+    /// connection is still open (later the kernel would fail it with ECONNABORTED), so a
+    /// `cat .trace` ends as at the end of a file when the mount goes away cleanly.
+    func end() {
+        readers.withLock { r in
+            r.ended = true
+            for reader in r.byHandle.values {
+                reader.parkedID = nil
+                reader.parked.take()?.data(UnsafeRawBufferPointer(start: nil, count: 0))
+            }
         }
     }
 

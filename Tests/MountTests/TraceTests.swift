@@ -296,6 +296,24 @@ struct TraceTests {
         #expect(m.unmount() == 0)
     }
 
+    /// A clean stop (SIGTERM, what `umount` and the harness send) ends a reader as at the end of
+    /// a file: exit 0 with the events it saw, not ECONNABORTED ("Software caused connection
+    /// abort"), for `cat` and `gmemctl trace` alike.
+    @Test func aCleanStopEndsReadersAsAtEndOfFile() throws {
+        let m = try GmemMount(["--file", "f:16K"])
+        defer { m.unmount() }
+        let cat = try TraceReader(m)
+        let ctl = try TraceReader(m, [binDirectory() + "/gmemctl", "trace", m.path])
+        try convert(m.file("f"), "0 4096 shared")
+        #expect(cat.wait { $0.contains { $0.contains("convert") } }, "\(cat.text)")
+        #expect(m.unmount() == 0)
+        cat.process.waitUntilExit()
+        ctl.process.waitUntilExit()
+        #expect(cat.process.terminationStatus == 0, "\(cat.text)")
+        #expect(!cat.text.contains("abort") && cat.text.contains(" convert "), "\(cat.text)")
+        #expect(ctl.process.terminationStatus == 0 && !ctl.text.contains("abort"), "\(ctl.text)")
+    }
+
     /// `gmemctl trace`: filtered by file and kind, JSON for scripts, aligned text without colour
     /// when stdout is not a terminal.
     @Test func gmemctlTrace() throws {
