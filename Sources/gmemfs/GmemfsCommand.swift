@@ -71,6 +71,9 @@ struct GmemfsCommand: ParsableCommand {
     @Option(help: "Maximum number of request threads.")
     var threads: UInt32 = 16
 
+    @Flag(name: .customLong("io-uring"), help: "Serve requests over FUSE-over-io_uring, one ring per CPU (needs the kernel's fuse enable_uring parameter on; otherwise serves /dev/fuse and logs why).")
+    var ioUring = false
+
     @Option(name: .customLong("pid-file"), help: ArgumentHelp(
         "Write the daemon's pid to PATH once the mount is live (before gmemfs returns in daemon mode); removed on a clean exit.", valueName: "PATH"))
     var pidFile: String?
@@ -163,7 +166,7 @@ struct GmemfsCommand: ParsableCommand {
                 if !ok { logger.debug("read-ahead not changed (needs root and sysfs)") }
             }
         }
-        let rc = session.run(maxThreads: threads)
+        let rc = session.run(maxThreads: threads, transport: ioUring ? .ioUring : .classic)
         session.unmount()
         logger.info("unmounted \(mountpoint)")
         if rc != 0 { throw ExitCode(rc) }
