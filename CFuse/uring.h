@@ -40,11 +40,18 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <time.h>
+#include <fcntl.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 /* uAPI values of include/uapi/linux/fuse.h (7.42) that Debian 12's headers predate. */
 #define CFUSE_FUSE_INIT 26u
+#define CFUSE_FUSE_INTERRUPT 36u
+#define CFUSE_INT_REQ_BIT (1ull << 63)
 #define CFUSE_INIT_EXT (1u << 30)
 #define CFUSE_MAX_PAGES (1u << 22)
 #define CFUSE_OVER_IO_URING_FLAGS2 (1u << 9)   /* FUSE_OVER_IO_URING, 1ULL << 41 */
@@ -172,6 +179,8 @@ static inline void cfuse_ring_seen(struct cfuse_ring *r) {
 #define CFUSE_URING_SQ_SIZE 512        /* >= MAX_ENTS + the eventfd read */
 #define CFUSE_URING_HEADER_SPACE 4096  /* the header sits at the end of this, the payload after */
 #define CFUSE_URING_EFD_TAG 1ull       /* user_data of the eventfd read */
+#define CFUSE_URING_REINJECT_SLOTS 64  /* interrupts waiting for their request */
+#define CFUSE_URING_REINJECT_MAX 4096  /* deliveries of one interrupt before it is dropped */
 
 struct cfuse_uring;
 struct cfuse_uring_queue;
@@ -238,6 +247,8 @@ struct cfuse_uring {
     _Atomic int fell_back;
     _Atomic unsigned registered;           /* queues whose REGISTERs were all accepted */
     _Atomic uint64_t ring_requests;        /* requests served over the rings (at stop) */
+    pthread_mutex_t reinject_lock;
+    struct { uint64_t unique; unsigned count; } reinject[CFUSE_URING_REINJECT_SLOTS];
 };
 
 static inline void cfuse_uring_say(struct cfuse_uring *u, int level, const char *msg) {
@@ -651,6 +662,38 @@ static inline int cfuse_uring_answer_init(struct cfuse_uring *u, struct iovec *i
     return 1;
 }
 
+/*
+ * An interrupt libfuse answered EAGAIN: it came (on /dev/fuse) before its request (on a ring)
+ * reached libfuse, and another request made libfuse give it back. The kernel requeues such an
+ * interrupt only for a /dev/fuse request; for a ring request it would be lost, and a parked
+ * request would wait on. So libfuse gets it again at once, to keep until its request comes,
+ * at most CFUSE_URING_REINJECT_MAX times (an interrupt whose request was answered meanwhile).
+ */
+static inline void cfuse_uring_reinject_interrupt(struct cfuse_uring *u, uint64_t unique) {
+    pthread_mutex_lock(&u->reinject_lock);
+    unsigned slot = 0, count = 0;
+    int found = 0;
+    for (unsigned i = 0; i < CFUSE_URING_REINJECT_SLOTS; i++)
+        if (u->reinject[i].unique == unique) { slot = i; found = 1; break; }
+    if (!found) {
+        for (unsigned i = 0; i < CFUSE_URING_REINJECT_SLOTS; i++)
+            if (u->reinject[i].unique == 0 || u->reinject[i].count >= CFUSE_URING_REINJECT_MAX) { slot = i; break; }
+        u->reinject[slot].unique = unique;
+        u->reinject[slot].count = 0;
+    }
+    count = ++u->reinject[slot].count;
+    pthread_mutex_unlock(&u->reinject_lock);
+    if (count > CFUSE_URING_REINJECT_MAX) return;
+    struct { struct cfuse_in_header in; uint64_t target; } msg;
+    memset(&msg, 0, sizeof msg);
+    msg.in.len = sizeof msg;
+    msg.in.opcode = CFUSE_FUSE_INTERRUPT;
+    msg.in.unique = unique | CFUSE_INT_REQ_BIT;
+    msg.target = unique;
+    struct fuse_buf buf = { .size = sizeof msg, .flags = 0, .mem = &msg, .fd = -1, .pos = 0 };
+    fuse_session_process_buf(u->se, &buf);
+}
+
 /* The custom io's writev: ring replies into their entries, everything else to /dev/fuse. */
 static inline ssize_t cfuse_uring_writev(struct cfuse_uring *u, int fd, struct iovec *iov, int count) {
     struct cfuse_out_header out;
@@ -665,6 +708,10 @@ static inline ssize_t cfuse_uring_writev(struct cfuse_uring *u, int fd, struct i
         return n;
     }
     if (out.unique == 0) return writev(fd, iov, count);   /* a notification */
+    if ((out.unique & CFUSE_INT_REQ_BIT) && out.error == -EAGAIN && atomic_load(&u->registered) == u->nq) {
+        cfuse_uring_reinject_interrupt(u, out.unique & ~CFUSE_INT_REQ_BIT);
+        return (ssize_t)sizeof out;
+    }
     for (unsigned i = 0; i < u->nq; i++) {
         struct cfuse_uring_queue *q = &u->queues[i];
         unsigned n = atomic_load(&q->n_ents);
@@ -721,6 +768,7 @@ static inline struct cfuse_uring *cfuse_uring_start(struct fuse_session *se,
     u->report_ctx = report_ctx;
     pthread_mutex_init(&u->lock, NULL);
     pthread_cond_init(&u->cond, NULL);
+    pthread_mutex_init(&u->reinject_lock, NULL);
     unsigned started = 0;
     for (unsigned i = 0; i < u->nq; i++) {
         struct cfuse_uring_queue *q = &u->queues[i];
@@ -754,6 +802,66 @@ static inline struct cfuse_uring *cfuse_uring_start(struct fuse_session *se,
         return NULL;
     }
     return u;
+}
+
+/*
+ * The death watcher of an io_uring session with auto_unmount. A killed daemon's rings are torn
+ * down asynchronously (the kernel's io_uring exit work cancels the commands that hold
+ * /dev/fuse), so the connection can outlive the daemon's other files, and fusermount3's
+ * auto_unmount helper, which looks once the daemon's end of its socket closes, would find the
+ * mount alive and leave it to die later. A child forked here keeps the daemon's sockets (that
+ * end among them) and a pipe's read end, and nothing else. When the pipe ends without a byte
+ * (the daemon died; a clean stop writes one first) it asks statfs of the mountpoint, a request
+ * that fails (ECONNABORTED, or ENOTCONN; ECANCELED meanwhile: asked again) once the connection is
+ * torn down (bounded by a 10 s alarm), lazily
+ * unmounts the dead mount (root), and exits, closing the sockets for the helper, which then
+ * finds the mount dead. Only async-signal-safe calls run in the child. Returns the pipe's
+ * write end, or -1.
+ */
+static inline int cfuse_uring_watch_death(const char *mountpoint) {
+    int fds[2];
+    if (pipe(fds) != 0) return -1;
+    (void)fcntl(fds[1], F_SETFD, FD_CLOEXEC);
+    pid_t pid = fork();
+    if (pid < 0) { close(fds[0]); close(fds[1]); return -1; }
+    if (pid == 0) {
+        if (dup2(fds[0], 0) < 0) _exit(1);
+        for (int fd = 1; fd < 1024; fd++) {
+            struct stat st;
+            if (fstat(fd, &st) == 0 && !S_ISSOCK(st.st_mode)) close(fd);
+        }
+        syscall(__NR_close_range, 1024u, ~0u, 0u);
+        if (chdir("/") != 0) _exit(1);
+        char c;
+        for (;;) {
+            ssize_t n = read(0, &c, 1);
+            if (n > 0) _exit(0);                       /* a clean stop */
+            if (n == 0 || errno != EINTR) break;       /* the daemon is gone */
+        }
+        alarm(10);
+        /* statfs always asks the daemon (an opendir may not: no_opendir); ECONNABORTED: the
+         * request was pending when the connection was torn down. */
+        struct statfs sf;
+        for (;;) {
+            if (statfs(mountpoint, &sf) == 0) break;                     /* someone serves it */
+            if (errno == ENOTCONN || errno == ECONNABORTED) { (void)umount2(mountpoint, MNT_DETACH); break; }
+            if (errno != ECANCELED && errno != EINTR) break;
+            /* ECANCELED: the request met a ring entry of the dead daemon; the teardown goes on. */
+            struct timespec ten_ms = { 0, 10 * 1000 * 1000 };
+            nanosleep(&ten_ms, NULL);
+        }
+        _exit(0);
+    }
+    close(fds[0]);
+    return fds[1];
+}
+
+/* Tells the watcher the daemon stops cleanly (it then exits at once). */
+static inline void cfuse_uring_watch_clean_stop(int fd) {
+    char c = 1;
+    ssize_t n = write(fd, &c, 1);
+    (void)n;
+    close(fd);
 }
 
 /*

@@ -64,11 +64,15 @@ public final class Session: @unchecked Sendable {
     private var mounted = false
     private var highDeviceFD: Int32 = -1
     private var uring: UringTransport?
+    private var mountpoint: String?
+    private let autoUnmount: Bool
+    private var deathWatcher: Int32?
 
     /// - Parameters:
     ///   - options: `-o` options for libfuse (e.g. `allow_other`, `auto_unmount`, `default_permissions`).
     ///   - debug: libfuse's `-d` (prints every request).
     public init(filesystem: any LowLevelFilesystem, notifier: Notifier, options: [String], debug: Bool) throws {
+        autoUnmount = options.contains("auto_unmount")
         var argv: [String] = ["gmemfs"]
         if debug { argv.append("-d") }
         for o in options where !o.isEmpty { argv += ["-o", o] }
@@ -97,6 +101,7 @@ public final class Session: @unchecked Sendable {
             throw FuseError(description: "cannot mount on \(mountpoint)")
         }
         mounted = true
+        self.mountpoint = mountpoint
         keepDeviceOpenLast()
     }
 
@@ -188,9 +193,16 @@ public final class Session: @unchecked Sendable {
     /// (``daemonize(ready:)``): the ring threads start here.
     public func run(maxThreads: UInt32 = 16, transport: Transport = .classic) -> Int32 {
         guard installSignalHandlers() else { return 1 }
-        if transport == .ioUring, uring == nil, let u = UringTransport.start(session: se, box: box.takeUnretainedValue()) {
-            uring = u
-            notifier.attach(uring: u.raw)
+        if transport == .ioUring, uring == nil {
+            // The watcher first: forked before the rings exist, it maps none of them.
+            if autoUnmount, let mountpoint {
+                deathWatcher = UringTransport.watchDeath(mountpoint: mountpoint)
+                if deathWatcher == nil { FuseKitLog.logger.warning("io_uring: cannot fork the death watcher: a killed daemon may leave a dead mount") }
+            }
+            if let u = UringTransport.start(session: se, box: box.takeUnretainedValue()) {
+                uring = u
+                notifier.attach(uring: u.raw)
+            }
         }
         defer { fuse_remove_signal_handlers(se); signalsInstalled = false }
         let cfg = fuse_loop_cfg_create()
@@ -231,6 +243,7 @@ public final class Session: @unchecked Sendable {
             self.uring = nil
             FuseKitLog.logger.info("io_uring: \(served) requests served over the rings")
         }
+        if let deathWatcher { UringTransport.cleanStop(watcher: deathWatcher); self.deathWatcher = nil }
         if highDeviceFD >= 0 { close(highDeviceFD); highDeviceFD = -1 }
     }
 

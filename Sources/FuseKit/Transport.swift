@@ -58,6 +58,17 @@ final class UringTransport: @unchecked Sendable {
         return transport
     }
 
+    /// Starts the death watcher of docs/fuse-kernel-notes.md ("FUSE over io_uring", kill -9)
+    /// for the auto_unmount mount at `mountpoint`: returns the descriptor to hand to
+    /// ``cleanStop(watcher:)`` on a clean stop, or nil when it cannot start.
+    static func watchDeath(mountpoint: String) -> Int32? {
+        let fd = mountpoint.withCString { cfuse_uring_watch_death($0) }
+        return fd >= 0 ? fd : nil
+    }
+
+    /// Tells the death watcher this daemon stops cleanly.
+    static func cleanStop(watcher fd: Int32) { cfuse_uring_watch_clean_stop(fd) }
+
     /// Makes the ring threads leave their loops; ``finishStop()`` then frees everything.
     func beginStop() { cfuse_uring_begin_stop(raw) }
 
