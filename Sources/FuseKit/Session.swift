@@ -45,7 +45,9 @@ public final class Notifier: Sendable {
         session.withReadLock { attached -> Errno? in
             guard let se = attached.session else { return nil }
             var rc: Int32 = 0
-            UringTransport.callOffRing(attached.uring) { rc = fuse_lowlevel_notify_inval_inode(se, inode, offset, length) }
+            // Attributes only (a negative offset): the kernel touches no page, so it cannot
+            // wait for a request, and a ring thread may call it directly.
+            UringTransport.callOffRing(offset < 0 ? nil : attached.uring) { rc = fuse_lowlevel_notify_inval_inode(se, inode, offset, length) }
             if rc == 0 || [ENOENT, EBADF, ENODEV].contains(-rc) { return nil }
             return Errno(rawValue: -rc)
         }
