@@ -175,7 +175,7 @@ static inline void cfuse_ring_seen(struct cfuse_ring *r) {
 #define CFUSE_URING_DEPTH 16           /* entries registered per queue at start */
 #define CFUSE_URING_LOW_WATER 4        /* fewer waiting in the kernel: register another */
 #define CFUSE_URING_MAX_ENTS 256       /* entries per queue, at most */
-#define CFUSE_URING_MAX_WORKERS 16     /* per queue, for requests and calls off the ring thread */
+#define CFUSE_URING_MAX_WORKERS 64     /* per queue, for requests and calls off the ring thread */
 #define CFUSE_URING_SQ_SIZE 512        /* >= MAX_ENTS + the eventfd read */
 #define CFUSE_URING_HEADER_SPACE 4096  /* the header sits at the end of this, the payload after */
 #define CFUSE_URING_EFD_TAG 1ull       /* user_data of the eventfd read */
