@@ -13,6 +13,7 @@
 #include <linux/falloc.h>
 #include <sys/xattr.h>
 #include <stddef.h>
+#include "uring.h"
 
 /* fuse_log is variadic. */
 static inline void cfuse_log(enum fuse_log_level level, const char *msg) {

@@ -7,6 +7,8 @@ final class FilesystemBox: @unchecked Sendable {
     let fs: any LowLevelFilesystem
     /// Runs in INIT before the reply (set before the loop starts, read-only afterwards).
     var initHook: (@Sendable (UnsafeMutablePointer<fuse_conn_info>) -> Void)?
+    /// The io_uring transport, read by the custom io's callbacks (set before the loop starts).
+    var uring: UnsafeMutablePointer<cfuse_uring>?
     init(_ fs: any LowLevelFilesystem) { self.fs = fs }
 }
 

@@ -11,17 +11,29 @@ import SystemPackage
 /// page locks whose READs the daemon must still be able to serve, and dirty mmap pages are
 /// written back (WRITE requests arrive on other threads) while the call is in progress.
 ///
+/// Under the io_uring transport a handler runs on its CPU's ring thread, which must keep its
+/// ring going while the kernel waits: called there, the invalidation runs on a worker while the
+/// ring thread serves (docs/fuse-kernel-notes.md, "FUSE over io_uring").
+///
 /// The session is attached by `Session.init` and detached before the session is destroyed:
 /// an invalidation after that (or before any session) does nothing. Invalidations in flight
 /// hold the session's lock shared, so detaching waits for them and they never touch a destroyed
-/// session.
+/// session (or transport).
 public final class Notifier: Sendable {
-    private let session = RWLocked<OpaquePointer?>(nil)
+    private struct Attached: @unchecked Sendable {
+        var session: OpaquePointer?
+        var uring: UnsafeMutablePointer<cfuse_uring>?
+    }
+    private let session = RWLocked(Attached())
 
     public init() {}
 
     fileprivate func attach(_ se: OpaquePointer?) {
-        session.withWriteLock { $0 = se }
+        session.withWriteLock { $0 = Attached(session: se) }
+    }
+
+    fileprivate func attach(uring: UnsafeMutablePointer<cfuse_uring>?) {
+        session.withWriteLock { $0.uring = uring }
     }
 
     /// Drops the kernel's cached pages of `inode` in `[offset, offset + length)` and unmaps them
@@ -30,9 +42,12 @@ public final class Notifier: Sendable {
     /// file system is being unmounted: ENOENT, EBADF, ENODEV) are not reported.
     @discardableResult
     public func invalidate(inode: UInt64, offset: Int, length: Int) -> Errno? {
-        session.withReadLock { se -> Errno? in
-            guard let se else { return nil }
-            let rc = fuse_lowlevel_notify_inval_inode(se, inode, offset, length)
+        session.withReadLock { attached -> Errno? in
+            guard let se = attached.session else { return nil }
+            var rc: Int32 = 0
+            // Attributes only (a negative offset): the kernel touches no page, so it cannot
+            // wait for a request, and a ring thread may call it directly.
+            UringTransport.callOffRing(offset < 0 ? nil : attached.uring) { rc = fuse_lowlevel_notify_inval_inode(se, inode, offset, length) }
             if rc == 0 || [ENOENT, EBADF, ENODEV].contains(-rc) { return nil }
             return Errno(rawValue: -rc)
         }
@@ -50,11 +65,16 @@ public final class Session: @unchecked Sendable {
     private let notifier: Notifier
     private var mounted = false
     private var highDeviceFD: Int32 = -1
+    private var uring: UringTransport?
+    private var mountpoint: String?
+    private let autoUnmount: Bool
+    private var deathWatcher: Int32?
 
     /// - Parameters:
     ///   - options: `-o` options for libfuse (e.g. `allow_other`, `auto_unmount`, `default_permissions`).
     ///   - debug: libfuse's `-d` (prints every request).
     public init(filesystem: any LowLevelFilesystem, notifier: Notifier, options: [String], debug: Bool) throws {
+        autoUnmount = options.contains("auto_unmount")
         var argv: [String] = ["gmemfs"]
         if debug { argv.append("-d") }
         for o in options where !o.isEmpty { argv += ["-o", o] }
@@ -83,6 +103,7 @@ public final class Session: @unchecked Sendable {
             throw FuseError(description: "cannot mount on \(mountpoint)")
         }
         mounted = true
+        self.mountpoint = mountpoint
         keepDeviceOpenLast()
     }
 
@@ -168,8 +189,23 @@ public final class Session: @unchecked Sendable {
 
     /// Serves requests on a multi-threaded loop until SIGINT, SIGTERM or SIGHUP, or unmount.
     /// Returns 0 for a clean exit.
-    public func run(maxThreads: UInt32 = 16) -> Int32 {
+    ///
+    /// With `.ioUring` the loop still serves `/dev/fuse` (INIT, FORGET, INTERRUPT, and every
+    /// request when io_uring falls back); the rings serve the rest. Call after any fork
+    /// (``daemonize(ready:)``): the ring threads start here.
+    public func run(maxThreads: UInt32 = 16, transport: Transport = .classic) -> Int32 {
         guard installSignalHandlers() else { return 1 }
+        if transport == .ioUring, uring == nil {
+            // The watcher first: forked before the rings exist, it maps none of them.
+            if autoUnmount, let mountpoint {
+                deathWatcher = UringTransport.watchDeath(mountpoint: mountpoint)
+                if deathWatcher == nil { FuseKitLog.logger.warning("io_uring: cannot fork the death watcher: a killed daemon may leave a dead mount") }
+            }
+            if let u = UringTransport.start(session: se, box: box.takeUnretainedValue()) {
+                uring = u
+                notifier.attach(uring: u.raw)
+            }
+        }
         defer { fuse_remove_signal_handlers(se); signalsInstalled = false }
         let cfg = fuse_loop_cfg_create()
         defer { fuse_loop_cfg_destroy(cfg) }
@@ -200,6 +236,17 @@ public final class Session: @unchecked Sendable {
 
     public func unmount() {
         if mounted { fuse_session_unmount(se); mounted = false }
+        if let uring {
+            // Ring threads leave their loops first: an invalidation a ring thread runs off the
+            // ring then returns, so detaching (which waits for invalidations) cannot hang.
+            uring.beginStop()
+            notifier.attach(uring: nil)
+            box.takeUnretainedValue().uring = nil
+            let served = uring.finishStop()
+            self.uring = nil
+            FuseKitLog.logger.info("io_uring: \(served) requests served over the rings")
+        }
+        if let deathWatcher { UringTransport.cleanStop(watcher: deathWatcher); self.deathWatcher = nil }
         if highDeviceFD >= 0 { close(highDeviceFD); highDeviceFD = -1 }
     }
 

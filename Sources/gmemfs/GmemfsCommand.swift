@@ -77,6 +77,9 @@ struct GmemfsCommand: ParsableCommand {
     @Flag(name: .customLong("exit-with-parent"), help: "Unmount and exit 0 when the process that started gmemfs exits, however it ends (for test runners; as nbdkit's option).")
     var exitWithParent = false
 
+    @Flag(name: .customLong("io-uring"), help: "Serve requests over FUSE-over-io_uring, one ring per CPU (needs the kernel's fuse enable_uring parameter on; otherwise serves /dev/fuse and logs why).")
+    var ioUring = false
+
     @Option(name: .customLong("pid-file"), help: ArgumentHelp(
         "Write the daemon's pid to PATH once the mount is live (before gmemfs returns in daemon mode); removed on a clean exit.", valueName: "PATH"), completion: .file())
     var pidFile: String?
@@ -222,7 +225,7 @@ struct GmemfsCommand: ParsableCommand {
                 if !ok { logger.debug("read-ahead not changed (needs root and sysfs)") }
             }
         }
-        let rc = session.run(maxThreads: threads)
+        let rc = session.run(maxThreads: threads, transport: ioUring ? .ioUring : .classic)
         session.unmount()
         logger.info("unmounted \(mountpoint)")
         if rc != 0 { throw ExitCode(rc) }

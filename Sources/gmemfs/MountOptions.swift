@@ -37,6 +37,7 @@ enum MountOptions {
         },
         Word(name: "read_ahead_kb", value: "KB", long: "--read-ahead-kb") { c, v in c.readAheadKB = try number(v, "read_ahead_kb") },
         Word(name: "threads", value: "N", long: "--threads") { c, v in c.threads = try number(v, "threads") },
+        Word(name: "io_uring", value: nil, long: "--io-uring") { c, _ in c.ioUring = true },
         Word(name: "pid_file", value: "PATH", long: "--pid-file") { c, v in c.pidFile = v },
         Word(name: "log_file", value: "PATH", long: "--log-file") { c, v in c.logFile = v },
         Word(name: "log_level", value: "LEVEL", long: "--log-level") { c, v in
