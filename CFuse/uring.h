@@ -864,6 +864,22 @@ static inline void cfuse_uring_watch_clean_stop(int fd) {
     close(fd);
 }
 
+/* Waits, at most `timeout_ms`, until every reply handed to a ring thread from another thread
+ * has been taken by it, then a little longer for the thread to submit it: replies answered
+ * while the session ends (parked READs) reach the kernel before the connection closes. */
+static inline void cfuse_uring_drain_commits(struct cfuse_uring *u, int timeout_ms) {
+    for (int t = 0; t < timeout_ms; t++) {
+        int pending = 0;
+        for (unsigned i = 0; i < u->nq; i++) {
+            pthread_mutex_lock(&u->queues[i].lock);
+            if (u->queues[i].commits) pending = 1;
+            pthread_mutex_unlock(&u->queues[i].lock);
+        }
+        if (!pending) { usleep(5000); return; }
+        usleep(1000);
+    }
+}
+
 /*
  * Stops the transport, in two steps, after the session loop returned and the file system was
  * unmounted: `begin_stop` makes ring threads leave their loops (a call off the ring then waits

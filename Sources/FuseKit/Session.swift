@@ -213,6 +213,7 @@ public final class Session: @unchecked Sendable {
         fuse_loop_cfg_set_clone_fd(cfg, 0)
         let rc = fuse_session_loop_mt(se, cfg)
         box.takeUnretainedValue().fs.sessionEnding()
+        uring?.drainCommits()   // what sessionEnding answered goes out before the unmount
         // The loop returns the signal number for a signal-driven exit: that is a clean stop.
         return [0, SIGINT, SIGTERM, SIGHUP].contains(rc) ? 0 : rc
     }

@@ -69,6 +69,9 @@ final class UringTransport: @unchecked Sendable {
     /// Tells the death watcher this daemon stops cleanly.
     static func cleanStop(watcher fd: Int32) { cfuse_uring_watch_clean_stop(fd) }
 
+    /// Returns once the replies handed to ring threads have been submitted (at most 200 ms).
+    func drainCommits() { cfuse_uring_drain_commits(raw, 200) }
+
     /// Makes the ring threads leave their loops; ``finishStop()`` then frees everything.
     func beginStop() { cfuse_uring_begin_stop(raw) }
 

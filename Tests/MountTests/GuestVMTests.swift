@@ -56,8 +56,9 @@ struct GuestMappingTests {
 
     /// docs/semantics.md, "Shared pages between conversions": after the storing side's
     /// msync(MS_SYNC) the other view's next load sees the store, both ways, and a guest-view
-    /// write(2) at once. The divergence, asserted: without msync a guest store is not seen by the
-    /// host's next load (the kernel has one page for both).
+    /// write(2) at once. The divergence: without msync a guest store is not promised to the
+    /// host's next load (the kernel has one page for both): it sees the old 0, or the 7 when the
+    /// kernel's background writeback of the guest's page came first; never anything else.
     @Test func sharedPagesAgreeAfterMsyncAndNotBefore() throws {
         let m = try GmemMount(["--file", "f:64K:mmap,init-shared", "--guest-view"])
         defer { m.unmount() }
@@ -79,7 +80,7 @@ struct GuestMappingTests {
             os.pwrite(fd, b'v', 5); os.fsync(fd)       # host write(2), then fsync
             check(g[5] == ord('v') and os.pread(gopen(sys.argv[2]), 1, 5) == b'v', 'guest sees host write(2)')
             """, [m.file("f"), m.guest("f")])
-        #expect(py.output == "host before msync: 0\n", "\(py.stderr)")
+        #expect(["host before msync: 0\n", "host before msync: 7\n"].contains(py.output), "\(py.output) \(py.stderr)")
         #expect(py.succeeded, "\(py.stderr)")
     }
 }
