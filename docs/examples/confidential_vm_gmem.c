@@ -3,6 +3,8 @@
  *
  * Usage: confidential_vm_gmem        (exit 0 when all held, 1 when not, 2 without a KVM with
  *                                     guest_memfd: run it as `gmemctl run -- confidential_vm_gmem`)
+ *        confidential_vm_gmem --plain (the same guest on anonymous memory, a memslot without
+ *                                     KVM_MEM_GUEST_MEMFD: what the guest wrote, exit 0)
  *
  * KVM_CREATE_GUEST_MEMFD (64 KiB, GUEST_MEMFD_FLAG_MMAP: every page starts private); the VMM
  * converts page 0x1000 to shared, loads the guest code through its own mapping of the
@@ -96,11 +98,22 @@ static int run_guest(int kvm, int vm, char *out, size_t cap) {
 	return 0;
 }
 
-int main(void) {
+int main(int argc, char **argv) {
 	int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	if (kvm < 0) { perror("open /dev/kvm"); return 2; }
 	int vm = ioctl(kvm, KVM_CREATE_VM, 0);
 	if (vm < 0) { perror("KVM_CREATE_VM"); return 2; }
+	if (argc == 2 && strcmp(argv[1], "--plain") == 0) {
+		uint8_t *anon = mmap(NULL, MEM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+		if (anon == MAP_FAILED) die("mmap");
+		memcpy(anon + CODE, guest_code, sizeof guest_code);
+		struct region2 plain = { .slot = 0, .memory_size = MEM_SIZE, .userspace_addr = (uint64_t)(uintptr_t)anon };
+		if (ioctl(vm, SET_USER_MEMORY_REGION2, &plain) < 0) die("KVM_SET_USER_MEMORY_REGION2");
+		char said[64];
+		if (run_guest(kvm, vm, said, sizeof said) < 0) return 1;
+		printf("guest wrote to port 0x%x: %s\n", PORT, said);
+		return strcmp(said, "hunter2") == 0 ? 0 : 1;
+	}
 	if (ioctl(vm, KVM_CHECK_EXTENSION, CAP_GUEST_MEMFD) <= 0) {
 		fprintf(stderr, "this KVM has no guest_memfd (try: gmemctl run -- %s)\n", "confidential_vm_gmem");
 		return 2;

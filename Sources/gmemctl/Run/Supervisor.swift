@@ -273,7 +273,7 @@ final class Supervisor {
     private func bindMemslot(_ region: MemoryRegion2, file: UInt64, mmap: Bool, tid: pid_t, id: UInt64) {
         let view = guestViews[file]
         let binding: MemslotBinding
-        switch MemslotBinding.plan(region, fileSize: view?.size ?? 0) {
+        switch MemslotBinding.plan(region, fileSize: view?.size ?? .max) {   // without a view: refused below
         case .failure(let e): return execute(.fail(e.code, note: nil), tid: tid, id: id)
         case .success(let b): binding = b
         }
