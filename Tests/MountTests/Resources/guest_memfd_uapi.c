@@ -212,6 +212,17 @@ int main(int argc, char **argv) {
 		before = region;
 		CHECK(ioctl(vm, KVM_SET_USER_MEMORY_REGION2, &region) == 0, "memslot on the guest_memfd bound");
 		CHECK(memcmp(&before, &region, sizeof region) == 0, "the caller's struct is left as it was");
+		/* Divergences (docs/semantics.md): rules that need the set of bound slots are the real
+		 * KVM's, which sees ordinary memslots. The kernel answers each of these EINVAL. */
+		CHECK(ioctl(vm, KVM_SET_USER_MEMORY_REGION2, &region) == 0, "divergence: re-setting a guest_memfd slot succeeds");
+		struct kvm_userspace_memory_region2 overlap = region;
+		overlap.slot = 4; overlap.guest_phys_addr = 0x400000; overlap.memory_size = page;
+		CHECK(ioctl(vm, KVM_SET_USER_MEMORY_REGION2, &overlap) == 0, "divergence: a second slot over a bound range succeeds");
+		overlap.memory_size = 0;
+		CHECK(ioctl(vm, KVM_SET_USER_MEMORY_REGION2, &overlap) == 0, "the overlapping slot deleted");
+		int other_vm = ioctl(kvm, KVM_CREATE_VM, 0);
+		CHECK(other_vm >= 0 && ioctl(other_vm, KVM_SET_USER_MEMORY_REGION2, &region) == 0, "divergence: another VM binds the guest_memfd");
+		if (other_vm >= 0) close(other_vm);
 		struct kvm_userspace_memory_region2 second = region;
 		second.slot = 1; second.guest_phys_addr = 0x100000; second.memory_size = page; second.guest_memfd_offset = page;
 		CHECK(ioctl(vm, KVM_SET_USER_MEMORY_REGION2, &second) == 0, "a second memslot on another range of the file");
