@@ -293,27 +293,40 @@ static int inject(struct tracee *t, const struct user_regs_struct *base, uint64_
 	return 0;
 }
 
-/* The re-run ioctl's notification: answered with CONTINUE; others are kept for the caller. */
-static int continue_rerun(int listener, pid_t tid, uint64_t scratch, struct cseccomp_notification *others,
+/* The re-run ioctl's notification: answered with CONTINUE; others are kept for the caller
+ * (stale ones dropped when the array is full). Meanwhile the thread may stop: a signal
+ * interrupts the notification wait (the signal is held back, the ioctl restarts and notifies
+ * again), or the restarted ioctl reports its syscall-entry. */
+static int continue_rerun(int listener, struct tracee *t, uint64_t scratch, struct cseccomp_notification *others,
                           int capacity, int *count) {
-	for (int waited = 0; waited < 600;) {
-		struct pollfd p = { .fd = listener, .events = POLLIN };
-		int n = poll(&p, 1, 100);
-		if (n < 0 && errno == EINTR) continue;
-		if (n == 0) {
-			waited++;
-			if (kill(tid, 0) != 0) return -ESRCH;
+	for (int waited = 0; waited < 6000;) {
+		int status;
+		pid_t w = waitpid(t->tid, &status, WNOHANG | __WALL);
+		if (w == t->tid) {
+			if (!WIFSTOPPED(status)) return -ESRCH;
+			if ((status >> 16) == 0 && WSTOPSIG(status) != SIGTRAP && WSTOPSIG(status) != (SIGTRAP | 0x80))
+				t->pending_signal = WSTOPSIG(status);
+			if (ptrace(PTRACE_SYSCALL, t->tid, 0, 0) != 0) return -errno;
 			continue;
 		}
+		struct pollfd p = { .fd = listener, .events = POLLIN };
+		int n = poll(&p, 1, 10);
+		if (n < 0 && errno == EINTR) continue;
+		if (n == 0) { waited++; continue; }
 		if (!(p.revents & POLLIN)) return -ESRCH;
 		struct cseccomp_notification c;
 		if (cseccomp_receive(listener, &c) != 0) continue;
-		if ((pid_t)c.pid == tid && c.nr == __NR_ioctl && c.args[2] == scratch) {
+		if ((pid_t)c.pid == t->tid && c.nr == __NR_ioctl && c.args[2] == scratch) {
 			cseccomp_continue(listener, c.id);
 			return 0;
 		}
+		if (*count == capacity) {
+			int kept = 0;
+			for (int i = 0; i < *count; i++) if (cseccomp_id_valid(listener, others[i].id)) others[kept++] = others[i];
+			*count = kept;
+		}
 		if (*count < capacity) others[(*count)++] = c;
-		else cseccomp_continue(listener, c.id);
+		else cseccomp_continue(listener, c.id);   /* as many live notifications as threads: never here in practice */
 	}
 	return -ETIMEDOUT;
 }
@@ -326,7 +339,7 @@ int cseccomp_bind_memslot(int listener, uint64_t id, pid_t tid, int map_fd, uint
 	if (map_fd >= 0) {
 		struct seccomp_notif_addfd a = { .id = id, .flags = 0, .srcfd = (uint32_t)map_fd, .newfd = 0, .newfd_flags = O_CLOEXEC };
 		remote_fd = ioctl(listener, SECCOMP_IOCTL_NOTIF_ADDFD, &a);
-		if (remote_fd < 0) return -errno;
+		if (remote_fd < 0) return errno == ENOENT ? -EAGAIN : -errno;   /* ENOENT: withdrawn by a signal */
 	}
 	struct tracee t = { .tid = tid, .pending_signal = 0 };
 	if (ptrace(PTRACE_SEIZE, tid, 0, (void *)(uintptr_t)PTRACE_O_TRACESYSGOOD) != 0) return -errno;
@@ -350,8 +363,10 @@ int cseccomp_bind_memslot(int listener, uint64_t id, pid_t tid, int map_fd, uint
 	long text = ptrace(PTRACE_PEEKTEXT, tid, (void *)(uintptr_t)syscall_at, 0);
 	int64_t value = -EINVAL;
 	if (saved.orig_rax != __NR_ioctl || (int64_t)saved.rax != -ERESTARTSYS_VALUE || errno != 0 || (text & 0xffff) != 0x050f) {
-		e = -EINVAL;   /* not stopped in the ioctl's restart: answer it EINVAL */
-		goto finish;
+		/* Not stopped in the ioctl's restart (a signal ended the notification first, and the
+		 * thread is elsewhere): left untouched; its ioctl, when re-made, notifies again. */
+		ptrace(PTRACE_DETACH, tid, 0, (void *)(uintptr_t)t.pending_signal);
+		return -EAGAIN;
 	}
 	if (map_fd >= 0) {
 		int64_t address = 0, closed = 0;
@@ -382,7 +397,7 @@ int cseccomp_bind_memslot(int listener, uint64_t id, pid_t tid, int map_fd, uint
 	if (ptrace(PTRACE_SETREGS, tid, 0, &r) != 0 || ptrace(PTRACE_SYSCALL, tid, 0, 0) != 0) { e = -errno; goto finish; }
 	if ((e = wait_syscall_stop(&t))) goto finish;                       /* entry; seccomp next */
 	if (ptrace(PTRACE_SYSCALL, tid, 0, 0) != 0) { e = -errno; goto finish; }
-	if ((e = continue_rerun(listener, tid, scratch, others, others_capacity, others_count))) goto finish;
+	if ((e = continue_rerun(listener, &t, scratch, others, others_capacity, others_count))) goto finish;
 	if ((e = wait_syscall_stop(&t))) goto finish;                       /* exit: the real KVM's answer */
 	if (ptrace(PTRACE_GETREGS, tid, 0, &r) != 0) { e = -errno; goto finish; }
 	value = (int64_t)r.rax;
@@ -394,7 +409,14 @@ finish:
 	int64_t answer = e ? (int64_t)e : value;
 	saved.rax = (unsigned long long)answer;
 	saved.orig_rax = (unsigned long long)-1;
-	ptrace(PTRACE_SETREGS, tid, 0, &saved);
+	if (ptrace(PTRACE_SETREGS, tid, 0, &saved) != 0) {
+		/* Not stopped (a step failed while it ran): stop it first, then answer. */
+		int status;
+		ptrace(PTRACE_INTERRUPT, tid, 0, 0);
+		while (waitpid(tid, &status, __WALL) < 0 && errno == EINTR) {}
+		if (!WIFSTOPPED(status)) return -ESRCH;
+		ptrace(PTRACE_SETREGS, tid, 0, &saved);
+	}
 	ptrace(PTRACE_DETACH, tid, 0, (void *)(uintptr_t)t.pending_signal);
 	*result = answer;
 	return 0;

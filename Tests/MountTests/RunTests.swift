@@ -56,6 +56,20 @@ struct RunTests {
         #expect(r.stderr.components(separatedBy: "bound to a memslot only when it was created with GUEST_MEMFD_FLAG_MMAP").count == 2, "\(r.stderr)")
     }
 
+    /// Memslots on a guest_memfd bound from two threads at once, while a third makes trapped
+    /// calls and an interval timer interrupts every notification wait (Resources/memslot_threads.c):
+    /// each binding drives its own thread by ptrace and lets the others' calls wait, never answer
+    /// them wrongly.
+    @Test(.enabled(if: RunTests.realKVM, "needs /dev/kvm (memslots go to the real KVM)"), arguments: Linking.allCases)
+    func memslotsFromThreadsUnderSignals(_ linking: Linking) throws {
+        let dir = try makeTemporaryDirectory("gmem-run-slots")
+        let program = try CProgram.compile("memslot_threads.c", to: "\(dir)/memslot_threads-\(linking.rawValue)",
+                                           flags: ["-std=gnu11", "-Wall", "-Wextra", "-Werror", "-pthread"] + (linking == .static ? ["-static"] : []))
+        let r = try run([Self.gmemctl, "run", "--", program], timeout: 300)
+        #expect(r.output == "binds=200 caps_wrong=0\n", "\(r)")
+        #expect(r.succeeded && r.stderr.isEmpty, "\(r)")
+    }
+
     @Test(arguments: Linking.allCases)
     func uapiProgramOnTheStandInKVM(_ linking: Linking) throws {
         let program = try #require(try Self.programs.get()[linking])

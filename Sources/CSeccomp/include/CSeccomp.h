@@ -68,7 +68,9 @@ ssize_t cseccomp_read_memory(pid_t pid, uint64_t address, void *buffer, size_t s
  * the ioctl returns the real KVM's answer, also stored in *result (a value or -errno).
  * Returns 0 once the thread has its answer (*result: the real KVM's, or -errno when a step
  * failed, e.g. the mmap's). Returns -errno when the thread was not stopped (ptrace refused:
- * the notification is still pending and must be answered) or is gone (-ESRCH).
+ * the notification is still pending and must be answered), is gone (-ESRCH), or was found
+ * elsewhere than in this ioctl's restart (-EAGAIN: left untouched; a signal withdrew the
+ * notification, and the thread's re-made ioctl notifies again).
  * Notifications of other threads that arrive meanwhile are stored in `others` (at most
  * `others_capacity`, counted in *others_count; beyond that they are let through with CONTINUE).
  * x86_64 only (-ENOSYS elsewhere, before anything is done). */

@@ -307,7 +307,7 @@ final class Supervisor {
             cseccomp_bind_memslot(listener, id, tid, mapFD, view?.size ?? 0, &mapped, raw.baseAddress, isBind,
                                   &result, &others, Int32(others.count), &otherCount)
         }
-        if rc < 0 && rc != -ESRCH {
+        if rc < 0 && rc != -ESRCH && rc != -EAGAIN {
             execute(.fail(RunPolicy.memslotRefusal, note: RunPolicy.MemslotNote.ptrace(SystemError.describe(-rc))), tid: tid, id: id)
         }
         for n in others.prefix(Int(otherCount)) { handle(n) }
