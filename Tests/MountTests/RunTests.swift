@@ -70,6 +70,30 @@ struct RunTests {
         #expect(r.succeeded && r.stderr.isEmpty, "\(r)")
     }
 
+    /// docs/semantics.md, "Under gmemctl run": a guest_memfd never bound is freed when closed; one
+    /// that was bound stays mapped (gmemctl's mapping of its guest view) after the slot is deleted
+    /// and the descriptor closed, and is freed when the process exits.
+    @Test(.enabled(if: RunTests.realKVM, "needs /dev/kvm (memslots go to the real KVM)"))
+    func memoryOfABoundGuestMemfdGoesWithTheProcess() throws {
+        let dir = try makeTemporaryDirectory("gmem-run-life")
+        let program = try CProgram.compile("memslot_lifetime.c", to: "\(dir)/memslot_lifetime", flags: ["-std=gnu11", "-Wall", "-Wextra", "-Werror"])
+        let m = try GmemMount(["--guest-view", "--kernel-compat"])
+        defer { m.unmount() }
+        let r = try run([Self.gmemctl, "run", "--mount", m.path, "--", program], timeout: 120)
+        #expect(r.output == """
+            created: 1048576
+            closed, never bound: 0
+            bound, deleted, closed: guest view still mapped: yes
+
+            """, "\(r)")
+        var allocated = stats(m.path)[.allocatedBytes]
+        for _ in 0..<500 where allocated != "0" {   // FUSE's release is asynchronous
+            usleep(10_000)
+            allocated = stats(m.path)[.allocatedBytes]
+        }
+        #expect(allocated == "0")
+    }
+
     @Test(arguments: Linking.allCases)
     func uapiProgramOnTheStandInKVM(_ linking: Linking) throws {
         let program = try #require(try Self.programs.get()[linking])
