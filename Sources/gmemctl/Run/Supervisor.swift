@@ -18,6 +18,8 @@ final class Supervisor {
     private var listener: Int32 = -1
     /// The guest views of this run's MMAP guest_memfds, by the host inode.
     private var guestViews: [UInt64: GuestView] = [:]
+    /// The number of kept guest views at which they are next swept (``sweepGuestViews()``).
+    private var sweepAt = 256
 
     init(policy: RunPolicy, mountRoot: String) {
         self.policy = policy
@@ -252,7 +254,10 @@ final class Supervisor {
         var st = stat()
         guard fstat(fd, &st) == 0 else { cseccomp_respond(listener, id, 0, errno); return }
         registry.register(inode: UInt64(st.st_ino), as: .guestMemfd(mmap: creation.flags & GmemCreateFlag.mmap.bit != 0))
-        if let guestView { guestViews[UInt64(st.st_ino)] = guestView }
+        if let guestView {
+            sweepGuestViews()
+            guestViews[UInt64(st.st_ino)] = guestView
+        }
         // Fails only when the caller is gone; the file then goes with our descriptor.
         _ = cseccomp_add_fd_and_respond(listener, id, fd, 0)
     }
@@ -265,6 +270,23 @@ final class Supervisor {
         let descriptor: Int32
         let inode: UInt64
         let size: UInt64
+    }
+
+    /// Closes the kept guest views of files gmemfs has freed (their reopening is ENOENT), once
+    /// their number doubles since the last sweep: a program may create any number of
+    /// guest_memfds, and each kept view is a descriptor of gmemctl's.
+    private func sweepGuestViews() {
+        guard guestViews.count >= sweepAt else { return }
+        for (inode, view) in guestViews {
+            let probe = open("/proc/self/fd/\(view.descriptor)", O_RDONLY | O_CLOEXEC)
+            if probe >= 0 {
+                close(probe)
+            } else if errno == ENOENT {
+                close(view.descriptor)
+                guestViews[inode] = nil
+            }
+        }
+        sweepAt = max(256, guestViews.count * 2)
     }
 
     /// `KVM_SET_USER_MEMORY_REGION2` naming our guest_memfd `file` (docs/run.md, "Memslots"):
@@ -280,7 +302,7 @@ final class Supervisor {
         #if !arch(x86_64)
         return execute(.fail(RunPolicy.memslotRefusal, note: RunPolicy.MemslotNote.architecture), tid: tid, id: id)
         #else
-        var bytes: [UInt8]
+        let bytes: [UInt8]
         var mapFD: Int32 = -1
         var mapped: UInt64 = 0
         switch binding {

@@ -2,7 +2,8 @@
  * closed without a memslot, when gmemfs gets the release (the guest view gmemctl keeps is
  * O_PATH, no open file); bound, deleted and closed, not while gmemctl's mapping of the guest view
  * is in the process (the kernel: at once), which this program shows in /proc/self/maps: the
- * memory goes when the process exits. */
+ * memory goes when the process exits. Run with ulimit -n 1024: gmemctl's kept guest views of
+ * freed files do not use up its descriptors. */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <stdio.h>
@@ -37,6 +38,14 @@ int main(void) {
 	long left = allocated();
 	for (int i = 0; i < 500 && left != 0; i++) { usleep(10000); left = allocated(); }   /* FUSE's release is asynchronous */
 	printf("closed, never bound: %ld\n", left);
+	/* More files made and closed than gmemctl may hold descriptors (the test runs it with
+	 * ulimit -n 1024): the guest views it keeps for them must be let go. */
+	for (int i = 0; i < 1100; i++) {
+		struct kvm_create_guest_memfd create = { .size = 4096, .flags = GUEST_MEMFD_FLAG_MMAP };
+		int made = ioctl(vm, KVM_CREATE_GUEST_MEMFD, &create);
+		if (made < 0) { perror("KVM_CREATE_GUEST_MEMFD"); return 1; }
+		close(made);
+	}
 	fd = filled(vm);
 	struct kvm_userspace_memory_region2 slot = { .slot = 0, .flags = KVM_MEM_GUEST_MEMFD, .memory_size = 1 << 20,
 		.guest_memfd = (uint32_t)fd };
