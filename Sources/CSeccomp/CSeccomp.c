@@ -11,9 +11,12 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <sys/user.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -249,6 +252,186 @@ ssize_t cseccomp_read_memory(pid_t pid, uint64_t address, void *buffer, size_t s
 	struct iovec remote = { .iov_base = (void *)(uintptr_t)address, .iov_len = size };
 	return process_vm_readv(pid, &local, 1, &remote, 1, 0);
 }
+
+/* ---- memslots: driving the caller with ptrace (docs/run.md, "Memslots") ---- */
+#if defined(__x86_64__)
+#define REGION2_SIZE 160
+#define ERESTARTSYS_VALUE 512   /* the kernel's internal -ERESTARTSYS, seen by a tracer */
+
+struct tracee { pid_t tid; int pending_signal; };
+
+/* Waits for the next syscall-stop (SIGTRAP | 0x80), resuming through other stops: an interrupt
+ * or group-stop is passed over, a signal is held back and delivered at detach. */
+static int wait_syscall_stop(struct tracee *t) {
+	for (;;) {
+		int status;
+		pid_t r = waitpid(t->tid, &status, __WALL);
+		if (r < 0 && errno == EINTR) continue;
+		if (r < 0) return -errno;
+		if (!WIFSTOPPED(status)) return -ESRCH;   /* exited or killed */
+		if (WSTOPSIG(status) == (SIGTRAP | 0x80)) return 0;
+		if ((status >> 16) == 0 && WSTOPSIG(status) != SIGTRAP) t->pending_signal = WSTOPSIG(status);
+		if (ptrace(PTRACE_SYSCALL, t->tid, 0, 0) != 0) return -errno;
+	}
+}
+
+/* Runs one system call in the stopped thread at `syscall_at` (a `syscall` instruction) and
+ * returns its result (a value or -errno) in *ret. */
+static int inject(struct tracee *t, const struct user_regs_struct *base, uint64_t syscall_at, long nr,
+                  uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5, int64_t *ret) {
+	struct user_regs_struct r = *base;
+	r.rax = (unsigned long long)nr; r.orig_rax = (unsigned long long)-1; r.rip = syscall_at;
+	r.rdi = a0; r.rsi = a1; r.rdx = a2; r.r10 = a3; r.r8 = a4; r.r9 = a5;
+	if (ptrace(PTRACE_SETREGS, t->tid, 0, &r) != 0) return -errno;
+	if (ptrace(PTRACE_SYSCALL, t->tid, 0, 0) != 0) return -errno;
+	int e = wait_syscall_stop(t);                         /* entry */
+	if (e) return e;
+	if (ptrace(PTRACE_SYSCALL, t->tid, 0, 0) != 0) return -errno;
+	if ((e = wait_syscall_stop(t))) return e;             /* exit */
+	if (ptrace(PTRACE_GETREGS, t->tid, 0, &r) != 0) return -errno;
+	*ret = (int64_t)r.rax;
+	return 0;
+}
+
+/* The re-run ioctl's notification: answered with CONTINUE; others are kept for the caller
+ * (stale ones dropped when the array is full). Meanwhile the thread may stop: a signal
+ * interrupts the notification wait (the signal is held back, the ioctl restarts and notifies
+ * again), or the restarted ioctl reports its syscall-entry. */
+static int continue_rerun(int listener, struct tracee *t, uint64_t scratch, struct cseccomp_notification *others,
+                          int capacity, int *count) {
+	for (int waited = 0; waited < 6000;) {
+		int status;
+		pid_t w = waitpid(t->tid, &status, WNOHANG | __WALL);
+		if (w == t->tid) {
+			if (!WIFSTOPPED(status)) return -ESRCH;
+			if ((status >> 16) == 0 && WSTOPSIG(status) != SIGTRAP && WSTOPSIG(status) != (SIGTRAP | 0x80))
+				t->pending_signal = WSTOPSIG(status);
+			if (ptrace(PTRACE_SYSCALL, t->tid, 0, 0) != 0) return -errno;
+			continue;
+		}
+		struct pollfd p = { .fd = listener, .events = POLLIN };
+		int n = poll(&p, 1, 10);
+		if (n < 0 && errno == EINTR) continue;
+		if (n == 0) { waited++; continue; }
+		if (!(p.revents & POLLIN)) return -ESRCH;
+		struct cseccomp_notification c;
+		if (cseccomp_receive(listener, &c) != 0) continue;
+		if ((pid_t)c.pid == t->tid && c.nr == __NR_ioctl && c.args[2] == scratch) {
+			cseccomp_continue(listener, c.id);
+			return 0;
+		}
+		if (*count == capacity) {
+			int kept = 0;
+			for (int i = 0; i < *count; i++) if (cseccomp_id_valid(listener, others[i].id)) others[kept++] = others[i];
+			*count = kept;
+		}
+		if (*count < capacity) others[(*count)++] = c;
+		else cseccomp_continue(listener, c.id);   /* as many live notifications as threads: never here in practice */
+	}
+	return -ETIMEDOUT;
+}
+
+int cseccomp_bind_memslot(int listener, uint64_t id, pid_t tid, int map_fd, uint64_t map_size, uint64_t *mapped,
+                          const void *region, int add_mapped, int64_t *result,
+                          struct cseccomp_notification *others, int others_capacity, int *others_count) {
+	*others_count = 0;
+	int remote_fd = -1;
+	if (map_fd >= 0) {
+		struct seccomp_notif_addfd a = { .id = id, .flags = 0, .srcfd = (uint32_t)map_fd, .newfd = 0, .newfd_flags = O_CLOEXEC };
+		remote_fd = ioctl(listener, SECCOMP_IOCTL_NOTIF_ADDFD, &a);
+		if (remote_fd < 0) return errno == ENOENT ? -EAGAIN : -errno;   /* ENOENT: withdrawn by a signal */
+	}
+	struct tracee t = { .tid = tid, .pending_signal = 0 };
+	if (ptrace(PTRACE_SEIZE, tid, 0, (void *)(uintptr_t)PTRACE_O_TRACESYSGOOD) != 0) return -errno;
+	/* The interrupt ends the notification wait (the filter is not WAIT_KILLABLE_RECV): the
+	 * ioctl is left with -ERESTARTSYS, to be restarted, and the thread stops. */
+	int e = ptrace(PTRACE_INTERRUPT, tid, 0, 0) != 0 ? -errno : 0;
+	int status = 0;
+	while (!e) {
+		pid_t r = waitpid(tid, &status, __WALL);
+		if (r < 0 && errno == EINTR) continue;
+		if (r < 0) e = -errno;
+		else if (!WIFSTOPPED(status)) e = -ESRCH;
+		break;
+	}
+	if (e) { ptrace(PTRACE_DETACH, tid, 0, 0); return e; }
+	if ((status >> 16) == 0 && WSTOPSIG(status) != SIGTRAP) t.pending_signal = WSTOPSIG(status);
+	struct user_regs_struct saved;
+	if (ptrace(PTRACE_GETREGS, tid, 0, &saved) != 0) { e = -errno; ptrace(PTRACE_DETACH, tid, 0, 0); return e; }
+	uint64_t syscall_at = saved.rip - 2;
+	errno = 0;
+	long text = ptrace(PTRACE_PEEKTEXT, tid, (void *)(uintptr_t)syscall_at, 0);
+	int64_t value = -EINVAL;
+	if (saved.orig_rax != __NR_ioctl || (int64_t)saved.rax != -ERESTARTSYS_VALUE || errno != 0 || (text & 0xffff) != 0x050f) {
+		/* Not stopped in the ioctl's restart (a signal ended the notification first, and the
+		 * thread is elsewhere): left untouched; its ioctl, when re-made, notifies again. */
+		ptrace(PTRACE_DETACH, tid, 0, (void *)(uintptr_t)t.pending_signal);
+		return -EAGAIN;
+	}
+	if (map_fd >= 0) {
+		int64_t address = 0, closed = 0;
+		e = inject(&t, &saved, syscall_at, __NR_mmap, 0, map_size, PROT_READ | PROT_WRITE, MAP_SHARED, (uint64_t)remote_fd, 0, &address);
+		if (!e) e = inject(&t, &saved, syscall_at, __NR_close, (uint64_t)remote_fd, 0, 0, 0, 0, 0, &closed);
+		if (!e && address < 0 && address >= -4095) e = (int)address;   /* the mmap's errno */
+		if (e) goto finish;
+		*mapped = (uint64_t)address;
+	}
+	/* The rewritten struct, below the red zone of the thread's stack. */
+	uint8_t copy[REGION2_SIZE];
+	memcpy(copy, region, sizeof copy);
+	if (add_mapped) {
+		uint64_t user;
+		memcpy(&user, copy + 24, 8);
+		user += *mapped;
+		memcpy(copy + 24, &user, 8);
+	}
+	uint64_t scratch = (saved.rsp - 128 - REGION2_SIZE) & ~(uint64_t)15;
+	struct iovec local = { .iov_base = copy, .iov_len = sizeof copy };
+	struct iovec remote = { .iov_base = (void *)(uintptr_t)scratch, .iov_len = sizeof copy };
+	uint8_t old[REGION2_SIZE];
+	struct iovec keep = { .iov_base = old, .iov_len = sizeof old };
+	if (process_vm_readv(tid, &keep, 1, &remote, 1, 0) != (ssize_t)sizeof old ||
+	    process_vm_writev(tid, &local, 1, &remote, 1, 0) != (ssize_t)sizeof copy) { e = -EFAULT; goto finish; }
+	struct user_regs_struct r = saved;
+	r.rax = saved.orig_rax; r.orig_rax = (unsigned long long)-1; r.rip = syscall_at; r.rdx = scratch;
+	if (ptrace(PTRACE_SETREGS, tid, 0, &r) != 0 || ptrace(PTRACE_SYSCALL, tid, 0, 0) != 0) { e = -errno; goto finish; }
+	if ((e = wait_syscall_stop(&t))) goto finish;                       /* entry; seccomp next */
+	if (ptrace(PTRACE_SYSCALL, tid, 0, 0) != 0) { e = -errno; goto finish; }
+	if ((e = continue_rerun(listener, &t, scratch, others, others_capacity, others_count))) goto finish;
+	if ((e = wait_syscall_stop(&t))) goto finish;                       /* exit: the real KVM's answer */
+	if (ptrace(PTRACE_GETREGS, tid, 0, &r) != 0) { e = -errno; goto finish; }
+	value = (int64_t)r.rax;
+	process_vm_writev(tid, &keep, 1, &remote, 1, 0);
+	e = 0;
+finish:
+	if (e == -ESRCH) return e;   /* the thread is gone */
+	/* Back to the caller: its registers as at the ioctl's return, with the answer. */
+	int64_t answer = e ? (int64_t)e : value;
+	saved.rax = (unsigned long long)answer;
+	saved.orig_rax = (unsigned long long)-1;
+	if (ptrace(PTRACE_SETREGS, tid, 0, &saved) != 0) {
+		/* Not stopped (a step failed while it ran): stop it first, then answer. */
+		int status;
+		ptrace(PTRACE_INTERRUPT, tid, 0, 0);
+		while (waitpid(tid, &status, __WALL) < 0 && errno == EINTR) {}
+		if (!WIFSTOPPED(status)) return -ESRCH;
+		ptrace(PTRACE_SETREGS, tid, 0, &saved);
+	}
+	ptrace(PTRACE_DETACH, tid, 0, (void *)(uintptr_t)t.pending_signal);
+	*result = answer;
+	return 0;
+}
+#else
+int cseccomp_bind_memslot(int listener, uint64_t id, pid_t tid, int map_fd, uint64_t map_size, uint64_t *mapped,
+                          const void *region, int add_mapped, int64_t *result,
+                          struct cseccomp_notification *others, int others_capacity, int *others_count) {
+	(void)listener; (void)id; (void)tid; (void)map_fd; (void)map_size; (void)mapped; (void)region;
+	(void)add_mapped; (void)result; (void)others; (void)others_capacity; (void)others_count;
+	return -ENOSYS;
+}
+#endif
+
+int cseccomp_open_path(const char *path) { return open(path, O_PATH | O_CLOEXEC); }
 
 int cseccomp_memfd(const char *name) { return memfd_create(name, MFD_CLOEXEC); }
 

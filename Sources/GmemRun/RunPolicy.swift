@@ -25,7 +25,7 @@ public enum Decision: Equatable, Sendable {
     /// (``GuestMemfdCreation``), create a gmemfs file and install it.
     case createGuestMemfd(structAddress: UInt64)
     /// `KVM_SET_USER_MEMORY_REGION2`: read the struct at this address; if it names one of our
-    /// guest_memfds, refuse (``RunPolicy/memslotRefusal``); otherwise proceed.
+    /// guest_memfds, bind it (``MemslotBinding``); otherwise proceed.
     case inspectMemslot(structAddress: UInt64)
     /// Install a stand-in VM fd (close-on-exec, as `KVM_CREATE_VM` does).
     case createEmulatedVM
@@ -48,10 +48,18 @@ public struct RunPolicy: Sendable {
 
     /// The errno of a stand-in KVM for what it cannot do: "no such ioctl on this device".
     public static let unsupportedErrno = ENOTTY
-    /// `KVM_SET_USER_MEMORY_REGION2` on a gmemfs guest_memfd: what the kernel answers for a
-    /// descriptor it cannot use as a guest_memfd (`kvm_gmem_bind`: not its file → EINVAL).
+    /// `KVM_SET_USER_MEMORY_REGION2` on a gmemfs guest_memfd that `run` cannot bind: what the
+    /// kernel answers for a descriptor it cannot use as a guest_memfd (`kvm_gmem_bind`: EINVAL).
     public static let memslotRefusal = EINVAL
-    public static let memslotNote = "KVM_SET_USER_MEMORY_REGION2 with a gmemfs guest_memfd is not supported yet (memslots need the kernel's own guest_memfd): EINVAL"
+    /// Why a memslot on a gmemfs guest_memfd was refused (one stderr line each).
+    public enum MemslotNote {
+        public static let withoutMmap = "KVM_SET_USER_MEMORY_REGION2: a gmemfs guest_memfd is bound to a memslot only when it was created with GUEST_MEMFD_FLAG_MMAP (its guest view is mapped into the VMM): EINVAL"
+        public static let withoutGuestView = "KVM_SET_USER_MEMORY_REGION2: the mount has no guest view (start gmemfs with --guest-view to bind gmemfs guest_memfds to memslots): EINVAL"
+        public static let architecture = "KVM_SET_USER_MEMORY_REGION2 with a gmemfs guest_memfd is bound only on x86_64 (the VMM's thread is driven by ptrace): EINVAL"
+        public static func ptrace(_ reason: String) -> String {
+            "KVM_SET_USER_MEMORY_REGION2 with a gmemfs guest_memfd: cannot ptrace the calling thread (\(reason)): EINVAL"
+        }
+    }
 
     /// Our answer to `KVM_CHECK_EXTENSION(capability)`, nil for "the real KVM's".
     public func capability(_ capability: UInt64) -> Int64? {

@@ -59,6 +59,44 @@ struct RunPolicyTests {
         #expect(MemoryRegion2(Array(bytes.prefix(159))) == nil)
     }
 
+    /// A KVM_SET_USER_MEMORY_REGION2 struct with the given fields.
+    static func region(slot: UInt32 = 0, flags: UInt32 = kvmMemGuestMemfd, gpa: UInt64 = 0, size: UInt64, user: UInt64 = 0,
+                       offset: UInt64 = 0, fd: UInt32 = 7) -> MemoryRegion2 {
+        var bytes = [UInt8](repeating: 0, count: 160)
+        func put(_ v: UInt64, _ at: Int, _ width: Int) { for i in 0..<width { bytes[at + i] = UInt8(truncatingIfNeeded: v >> (8 * UInt64(i))) } }
+        put(UInt64(slot), 0, 4); put(UInt64(flags), 4, 4); put(gpa, 8, 8); put(size, 16, 8); put(user, 24, 8)
+        put(offset, 32, 8); put(UInt64(fd), 40, 4)
+        bytes[100] = 0xAA   // padding is carried over untouched
+        return MemoryRegion2(bytes)!
+    }
+
+    /// __kvm_set_memory_region's checks, then kvm_gmem_bind's; the rewritten request has no
+    /// guest_memfd flag or fields and userspace_addr = guest_memfd_offset (the mapping's address
+    /// is added by the supervisor).
+    @Test func memslotBindingPlans() throws {
+        let invalid = Result<MemslotBinding, RunErrno>.failure(RunErrno(EINVAL))
+        let file: UInt64 = 0x10000
+        #expect(MemslotBinding.plan(Self.region(flags: kvmMemGuestMemfd | 1, size: 0x1000), fileSize: file) == invalid)
+        #expect(MemslotBinding.plan(Self.region(size: 0x1001), fileSize: file) == invalid)
+        #expect(MemslotBinding.plan(Self.region(gpa: 0x800, size: 0x1000), fileSize: file) == invalid)
+        #expect(MemslotBinding.plan(Self.region(size: 0x1000, user: 0x10), fileSize: file) == invalid)
+        #expect(MemslotBinding.plan(Self.region(size: 0x1000, offset: 1), fileSize: file) == invalid)
+        #expect(MemslotBinding.plan(Self.region(size: 0x2000, offset: UInt64.max & ~0xfff), fileSize: .max) == invalid)
+        #expect(MemslotBinding.plan(Self.region(size: 0x1000, offset: 0x10000), fileSize: file) == invalid)
+        #expect(MemslotBinding.plan(Self.region(size: 0x10000, offset: 0), fileSize: file) != invalid)
+        guard case .bind(let bytes)? = try? MemslotBinding.plan(Self.region(slot: 3, gpa: 0x100000, size: 0x1000, user: 0x7000, offset: 0x3000), fileSize: file).get() else {
+            Issue.record("no bind plan"); return
+        }
+        let r = try #require(MemoryRegion2(bytes))
+        #expect(r.slot == 3 && r.flags == 0 && r.guestPhysAddr == 0x100000 && r.memorySize == 0x1000)
+        #expect(r.userspaceAddr == 0x3000 && r.guestMemfdOffset == 0 && r.guestMemfd == 0 && bytes[100] == 0xAA)
+        guard case .delete(let gone)? = try? MemslotBinding.plan(Self.region(size: 0, user: 0x7000, offset: 0x3000), fileSize: file).get() else {
+            Issue.record("no delete plan"); return
+        }
+        let d = try #require(MemoryRegion2(gone))
+        #expect(d.flags == 0 && d.userspaceAddr == 0x7000 && d.guestMemfd == 0 && d.guestMemfdOffset == 0)
+    }
+
     @Test func decisionsWithARealKVM() {
         #expect(real.decide(.ioctl(command: KVMIoctl.createGuestMemfd, argument: 0x1000), on: .vm) == .createGuestMemfd(structAddress: 0x1000))
         #expect(real.decide(.ioctl(command: KVMIoctl.createGuestMemfd, argument: 0x1000), on: .kvmDevice) == .proceed)

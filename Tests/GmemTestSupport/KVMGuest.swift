@@ -24,6 +24,22 @@ public enum KVMGuest {
         }
     }()
 
+    /// `docs/examples/confidential_vm_gmem.c`: the same VM in guest_memfd mode (kernel uAPI only).
+    public static let guestMemfdExampleSource = CProgram.packageRoot + "/docs/examples/confidential_vm_gmem.c"
+
+    /// The compiled guest_memfd-mode example, or why it could not be built.
+    public static let guestMemfdExample: Result<String, HarnessError> = {
+        do {
+            let dir = try makeTemporaryDirectory("gmem-vm-gmem")
+            let binary = dir + "/confidential_vm_gmem"
+            let cc = try run(["cc", "-std=gnu11", "-Wall", "-Wextra", "-Werror", "-o", binary, guestMemfdExampleSource], timeout: 120)
+            guard cc.succeeded else { return .failure(HarnessError("cc \(guestMemfdExampleSource) failed: \(cc.stderr)")) }
+            return .success(binary)
+        } catch {
+            return .failure(HarnessError("\(error)"))
+        }
+    }()
+
     /// nil where a guest ran and halted; otherwise why not (no /dev/kvm, KVM refused, ...).
     public static let unavailableReason: String? = {
         guard access("/dev/kvm", R_OK | W_OK) == 0 else { return "no usable /dev/kvm" }

@@ -110,6 +110,36 @@ struct GuestVMTests {
         #expect(attributes(m.file("vm")).contains("2000-3000 shared"))
     }
 
+    /// docs/examples/confidential_vm_gmem.c, unmodified under `gmemctl run` on the real KVM:
+    /// KVM_CREATE_GUEST_MEMFD, the memslot with KVM_MEM_GUEST_MEMFD (bound by `run` in the
+    /// VMM's own address space), the guest's secret in a private page, the VMM's SIGBUS, then
+    /// the secret after an in-place conversion.
+    @Test(.enabled(if: SeccompSupport.userNotification, "needs seccomp user notification"))
+    func confidentialVMInGuestMemfdModeUnderRun() throws {
+        let binary = try KVMGuest.guestMemfdExample.get()
+        let r = try run([RunTests.gmemctl, "run", "--", binary], timeout: 120)
+        #expect(r.output == """
+            memslot 0: guest_memfd, 64 KiB, every page private
+            guest wrote to port 0x3f8: hunter2
+            host load from its mapping of page 0x2000: SIGBUS
+            converted page 0x2000 to shared in place
+            host reads through its mapping: hunter2
+            ok
+
+            """, "\(r)")
+        #expect(r.succeeded && r.stderr.isEmpty, "\(r)")
+    }
+
+    /// A memslot without KVM_MEM_GUEST_MEMFD (KVM_SET_USER_MEMORY_REGION2 on anonymous memory)
+    /// still runs a guest under `run`: the real KVM gets it unchanged.
+    @Test(.enabled(if: SeccompSupport.userNotification, "needs seccomp user notification"))
+    func plainMemslotUnderRunRunsAGuest() throws {
+        let binary = try KVMGuest.guestMemfdExample.get()
+        let r = try run([RunTests.gmemctl, "run", "--", binary, "--plain"], timeout: 120)
+        #expect(r.output == "guest wrote to port 0x3f8: hunter2\n", "\(r)")
+        #expect(r.succeeded && r.stderr.isEmpty, "\(r)")
+    }
+
     /// A ring page between a running guest and its VMM, no conversion: guest → host → guest,
     /// each side's stores followed by msync(MS_SYNC) of its own mapping.
     @Test func sharedRingBetweenGuestAndVMM() throws {

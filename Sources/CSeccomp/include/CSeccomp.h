@@ -55,6 +55,32 @@ int cseccomp_id_valid(int listener, uint64_t id);
 /* process_vm_readv of `size` bytes at `address` of `pid`: the count read, or -1 (errno). */
 ssize_t cseccomp_read_memory(pid_t pid, uint64_t address, void *buffer, size_t size);
 
+/* A memslot on a gmemfs guest_memfd, bound in the calling thread's own address space (docs/run.md,
+ * "Memslots"). The thread `tid` is waiting in notification `id` of
+ * ioctl(VM, KVM_SET_USER_MEMORY_REGION2, ...). With `map_fd` >= 0 (a descriptor of the file's
+ * guest view), that descriptor is installed in the thread's process (SECCOMP_IOCTL_NOTIF_ADDFD
+ * without SEND), and `mmap(0, map_size, PROT_READ|PROT_WRITE, MAP_SHARED, fd, 0)` then `close(fd)`
+ * are run in the thread by ptrace; *mapped gets the address. Otherwise *mapped is used as is.
+ * Then the ioctl is re-run by the thread with its third argument pointing at a copy of
+ * `region` (160 bytes, below the thread's stack pointer) whose userspace_addr has *mapped added
+ * when `add_mapped`; the re-run's own notification is answered with CONTINUE, so the real KVM
+ * binds the slot in the thread's own mm. The thread's registers and memory are restored, and
+ * the ioctl returns the real KVM's answer, also stored in *result (a value or -errno).
+ * Returns 0 once the thread has its answer (*result: the real KVM's, or -errno when a step
+ * failed, e.g. the mmap's). Returns -errno when the thread was not stopped (ptrace refused:
+ * the notification is still pending and must be answered), is gone (-ESRCH), or was found
+ * elsewhere than in this ioctl's restart (-EAGAIN: left untouched; a signal withdrew the
+ * notification, and the thread's re-made ioctl notifies again).
+ * Notifications of other threads that arrive meanwhile are stored in `others` (at most
+ * `others_capacity`, counted in *others_count; beyond that they are let through with CONTINUE).
+ * x86_64 only (-ENOSYS elsewhere, before anything is done). */
+int cseccomp_bind_memslot(int listener, uint64_t id, pid_t tid, int map_fd, uint64_t map_size, uint64_t *mapped,
+                          const void *region, int add_mapped, int64_t *result,
+                          struct cseccomp_notification *others, int others_capacity, int *others_count);
+
+/* open(path, O_PATH | O_CLOEXEC): a descriptor that names the file without opening it. */
+int cseccomp_open_path(const char *path);
+
 /* memfd_create(name, MFD_CLOEXEC). */
 int cseccomp_memfd(const char *name);
 

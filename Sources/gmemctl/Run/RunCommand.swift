@@ -21,8 +21,12 @@ struct RunCommand: ParsableCommand {
                 does, then a new anonymous gmemfs file, kvm-gmem.PID.N
               mmap(MAP_PRIVATE) of such a file: EINVAL (ENODEV without
                 the mmap flag), as the kernel
-              KVM_SET_USER_MEMORY_REGION2 naming such a file: EINVAL
-                (not supported yet; one line on stderr)
+              KVM_SET_USER_MEMORY_REGION2 with KVM_MEM_GUEST_MEMFD naming
+                such a file (created with the mmap flag): validated as the
+                kernel does, then bound by the real KVM over a mapping of
+                the file's guest view that gmemctl makes in the calling
+                process (ptrace; x86_64); the guest reaches private pages,
+                the process's own mapping faults on them
             Conversions (KVM_SET_MEMORY_ATTRIBUTES2), GMEM_PIN_PAGES,
             mmap(MAP_SHARED), fallocate and the rest go to gmemfs itself.
 
@@ -33,7 +37,7 @@ struct RunCommand: ParsableCommand {
             and one line on stderr (vCPUs and memslots need a real KVM).
 
             Without --mount, a private gmemfs is mounted under
-            /tmp/gmemctl-run.XXXXXX (--kernel-compat unless
+            /tmp/gmemctl-run.XXXXXX (--guest-view; --kernel-compat unless
             --no-kernel-compat; -o adds gmemfs options) and removed when
             COMMAND ends, on any path: its exit, a signal, or gmemctl itself
             being killed (a janitor process then removes COMMAND's process

@@ -34,7 +34,7 @@ final class RunMount {
             throw SystemError("mkdir \(mountpoint)", errno: e)
         }
         let log = open(logPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        var arguments = [executable, "-f", "-o", "auto_unmount"]
+        var arguments = [executable, "-f", "-o", "auto_unmount", "--guest-view"]
         if kernelCompat { arguments.append("--kernel-compat") }
         for o in options { arguments += ["-o", o] }
         arguments.append(mountpoint)

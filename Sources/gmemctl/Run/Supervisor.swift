@@ -16,6 +16,10 @@ final class Supervisor {
     private var created = 0
     private var printedNotes: Set<String> = []
     private var listener: Int32 = -1
+    /// The guest views of this run's MMAP guest_memfds, by the host inode.
+    private var guestViews: [UInt64: GuestView] = [:]
+    /// The number of kept guest views at which they are next swept (``sweepGuestViews()``).
+    private var sweepAt = 256
 
     init(policy: RunPolicy, mountRoot: String) {
         self.policy = policy
@@ -198,8 +202,9 @@ final class Supervisor {
                 return
             }
             guard cseccomp_id_valid(listener, id) == 1 else { return }
-            if region.usesGuestMemfd, case .guestMemfd = kind(tid, region.guestMemfd) {
-                execute(.fail(RunPolicy.memslotRefusal, note: RunPolicy.memslotNote), tid: tid, id: id)
+            let (fdKind, inode) = kindAndInode(tid, region.guestMemfd)
+            if region.usesGuestMemfd, case .guestMemfd(let mmap) = fdKind, let inode {
+                bindMemslot(region, file: inode, mmap: mmap, tid: tid, id: id)
             } else {
                 cseccomp_continue(listener, id)
             }
@@ -231,13 +236,121 @@ final class Supervisor {
         let path = mountRoot + "/" + name
         let fd = open(path, O_RDWR | O_CLOEXEC)
         guard fd >= 0 else { let e = errno; unlink(path); cseccomp_respond(listener, id, 0, e); return }
+        // The guest view of a file with MMAP, kept (O_PATH: no open handle, so the memory still
+        // goes with the caller's last descriptor) for binding memslots: after the unlink no name
+        // reaches it.
+        var guestView: GuestView?
+        if creation.flags & GmemCreateFlag.mmap.bit != 0 {
+            let view = cseccomp_open_path(mountRoot + "/.guest/" + name)
+            var vst = stat()
+            if view >= 0, fstat(view, &vst) == 0 {
+                guestView = GuestView(descriptor: view, inode: UInt64(vst.st_ino), size: creation.size)
+            } else if view >= 0 {
+                close(view)
+            }
+        }
         unlink(path)
         defer { close(fd) }
         var st = stat()
         guard fstat(fd, &st) == 0 else { cseccomp_respond(listener, id, 0, errno); return }
         registry.register(inode: UInt64(st.st_ino), as: .guestMemfd(mmap: creation.flags & GmemCreateFlag.mmap.bit != 0))
+        if let guestView {
+            sweepGuestViews()
+            guestViews[UInt64(st.st_ino)] = guestView
+        }
         // Fails only when the caller is gone; the file then goes with our descriptor.
         _ = cseccomp_add_fd_and_respond(listener, id, fd, 0)
+    }
+
+    // MARK: - Memslots
+
+    /// The guest view of a guest_memfd this run created: an O_PATH descriptor of
+    /// `.guest/NAME`, its inode, and the file's size.
+    struct GuestView {
+        let descriptor: Int32
+        let inode: UInt64
+        let size: UInt64
+    }
+
+    /// Closes the kept guest views of files gmemfs has freed (their reopening is ENOENT), once
+    /// their number doubles since the last sweep: a program may create any number of
+    /// guest_memfds, and each kept view is a descriptor of gmemctl's.
+    private func sweepGuestViews() {
+        guard guestViews.count >= sweepAt else { return }
+        for (inode, view) in guestViews {
+            let probe = open("/proc/self/fd/\(view.descriptor)", O_RDONLY | O_CLOEXEC)
+            if probe >= 0 {
+                close(probe)
+            } else if errno == ENOENT {
+                close(view.descriptor)
+                guestViews[inode] = nil
+            }
+        }
+        sweepAt = max(256, guestViews.count * 2)
+    }
+
+    /// `KVM_SET_USER_MEMORY_REGION2` naming our guest_memfd `file` (docs/run.md, "Memslots"):
+    /// validated as the kernel does, then the slot is set by the caller's own thread, with
+    /// the guest view mapped into its process (once per process and file) as the memory.
+    private func bindMemslot(_ region: MemoryRegion2, file: UInt64, mmap: Bool, tid: pid_t, id: UInt64) {
+        let view = guestViews[file]
+        let binding: MemslotBinding
+        switch MemslotBinding.plan(region, fileSize: view?.size ?? .max) {   // without a view: refused below
+        case .failure(let e): return execute(.fail(e.code, note: nil), tid: tid, id: id)
+        case .success(let b): binding = b
+        }
+        #if !arch(x86_64)
+        return execute(.fail(RunPolicy.memslotRefusal, note: RunPolicy.MemslotNote.architecture), tid: tid, id: id)
+        #else
+        let bytes: [UInt8]
+        var mapFD: Int32 = -1
+        var mapped: UInt64 = 0
+        switch binding {
+        case .delete(let r):
+            bytes = r
+        case .bind(let r):
+            bytes = r
+            guard let view else {
+                return execute(.fail(RunPolicy.memslotRefusal, note: mmap ? RunPolicy.MemslotNote.withoutGuestView : RunPolicy.MemslotNote.withoutMmap), tid: tid, id: id)
+            }
+            if let address = existingMapping(of: view, in: tid) {
+                mapped = address
+            } else {
+                mapFD = open("/proc/self/fd/\(view.descriptor)", O_RDWR | O_CLOEXEC)
+                guard mapFD >= 0 else { return execute(.fail(errno, note: nil), tid: tid, id: id) }
+            }
+        }
+        defer { if mapFD >= 0 { close(mapFD) } }
+        var result: Int64 = 0
+        var others = [cseccomp_notification](repeating: cseccomp_notification(), count: 64)
+        var otherCount: Int32 = 0
+        let isBind: Int32 = if case .bind = binding { 1 } else { 0 }
+        let rc = bytes.withUnsafeBytes { raw in
+            cseccomp_bind_memslot(listener, id, tid, mapFD, view?.size ?? 0, &mapped, raw.baseAddress, isBind,
+                                  &result, &others, Int32(others.count), &otherCount)
+        }
+        if rc < 0 && rc != -ESRCH && rc != -EAGAIN {
+            execute(.fail(RunPolicy.memslotRefusal, note: RunPolicy.MemslotNote.ptrace(SystemError.describe(-rc))), tid: tid, id: id)
+        }
+        for n in others.prefix(Int(otherCount)) { handle(n) }
+        #endif
+    }
+
+    /// The address of a mapping this run made of `view` in `tid`'s process (the whole file,
+    /// read-write, shared), if it is still there.
+    private func existingMapping(of view: GuestView, in tid: pid_t) -> UInt64? {
+        guard let maps = ProcFiles.read("/proc/\(tid)/maps", limit: 1 << 22) else { return nil }
+        let prefix = (mountRoot.hasSuffix("/") ? mountRoot : mountRoot + "/") + ".guest/"
+        for line in maps.split(separator: "\n") {
+            let fields = line.split(separator: " ", maxSplits: 5, omittingEmptySubsequences: true)
+            guard fields.count == 6, fields[1] == "rw-s", UInt64(fields[2], radix: 16) == 0, UInt64(fields[4]) == view.inode,
+                  fields[5].drop(while: { $0 == " " }).hasPrefix(prefix) else { continue }
+            let range = fields[0].split(separator: "-")
+            guard range.count == 2, let start = UInt64(range[0], radix: 16), let end = UInt64(range[1], radix: 16),
+                  end >= start, end - start >= view.size else { continue }
+            return start
+        }
+        return nil
     }
 
     private func install(memfd name: String, as kind: DescriptorKind, cloexec: Bool, id: UInt64) {
@@ -252,11 +365,14 @@ final class Supervisor {
 
     // MARK: - Reading the caller
 
-    private func kind(_ tid: pid_t, _ fd: Int32) -> DescriptorKind {
-        guard fd >= 0, let link = ProcFiles.readLink(ProcFiles.fd(tid, fd)) else { return .other }
-        guard registry.needsInode(link: link) else { return registry.classify(link: link, inode: nil) }
+    private func kind(_ tid: pid_t, _ fd: Int32) -> DescriptorKind { kindAndInode(tid, fd).kind }
+
+    /// The descriptor's kind and, for one that may be ours, its inode.
+    private func kindAndInode(_ tid: pid_t, _ fd: Int32) -> (kind: DescriptorKind, inode: UInt64?) {
+        guard fd >= 0, let link = ProcFiles.readLink(ProcFiles.fd(tid, fd)) else { return (.other, nil) }
+        guard registry.needsInode(link: link) else { return (registry.classify(link: link, inode: nil), nil) }
         let inode = ProcFiles.read(ProcFiles.fdinfo(tid, fd)).flatMap { FDInfo(text: $0[...])?.inode }
-        return registry.classify(link: link, inode: inode)
+        return (registry.classify(link: link, inode: inode), inode)
     }
 
     private func readMemory(_ tid: pid_t, _ address: UInt64, into bytes: inout [UInt8]) -> Bool {

@@ -5,6 +5,7 @@
  *
  * usage: guest_memfd_uapi [--emulated] [--in-place-cap N]
  *   --emulated: /dev/kvm is gmemctl's stand-in (vCPUs refused with ENOTTY).
+ *   --no-guest-view: the mount (gmemctl run --mount) has no guest view: memslots on the file EINVAL.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -57,10 +58,11 @@ static void *thread_create(void *arg) {
 }
 
 int main(int argc, char **argv) {
-	int emulated = 0;
+	int emulated = 0, no_guest_view = 0;
 	unsigned long in_place_cap = 250;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--emulated")) emulated = 1;
+		else if (!strcmp(argv[i], "--no-guest-view")) no_guest_view = 1;
 		else if (!strcmp(argv[i], "--in-place-cap") && i + 1 < argc) in_place_cap = strtoul(argv[++i], NULL, 0);
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -187,11 +189,62 @@ int main(int argc, char **argv) {
 	CHECK(fstat(fd, &st) == 0 && st.st_size == (off_t)total, "size unchanged");
 	munmap(mem, total);
 
-	/* ---- memslots on a gmemfs guest_memfd: refused, never faked ---- */
+	/* ---- memslots on the guest_memfd: bound by the real KVM; the stand-in refuses ---- */
 	struct kvm_userspace_memory_region2 region = { .slot = 0, .flags = KVM_MEM_GUEST_MEMFD, .guest_phys_addr = 0,
 		.memory_size = total, .userspace_addr = 0, .guest_memfd_offset = 0, .guest_memfd = (uint32_t)fd };
 	errno = 0;
-	CHECK(ioctl(vm, KVM_SET_USER_MEMORY_REGION2, &region) == -1 && errno == (emulated ? ENOTTY : EINVAL), "memslot on the guest_memfd refused");
+	if (emulated) {
+		CHECK(ioctl(vm, KVM_SET_USER_MEMORY_REGION2, &region) == -1 && errno == ENOTTY, "memslot on the stand-in: ENOTTY");
+	} else if (no_guest_view) {
+		CHECK(ioctl(vm, KVM_SET_USER_MEMORY_REGION2, &region) == -1 && errno == EINVAL, "memslot on a mount without guest view: EINVAL");
+	} else {
+		struct kvm_userspace_memory_region2 bad = region, before;
+		bad.guest_memfd_offset = 1;
+		CHECK(ioctl(vm, KVM_SET_USER_MEMORY_REGION2, &bad) == -1 && errno == EINVAL, "memslot: unaligned guest_memfd_offset EINVAL");
+		bad = region; bad.guest_memfd_offset = page;
+		CHECK(ioctl(vm, KVM_SET_USER_MEMORY_REGION2, &bad) == -1 && errno == EINVAL, "memslot: offset + size past the file EINVAL");
+		bad = region; bad.guest_memfd_offset = ~0ULL & ~(uint64_t)(page - 1);
+		CHECK(ioctl(vm, KVM_SET_USER_MEMORY_REGION2, &bad) == -1 && errno == EINVAL, "memslot: offset + size overflows EINVAL");
+		bad = region; bad.flags |= KVM_MEM_LOG_DIRTY_PAGES;
+		CHECK(ioctl(vm, KVM_SET_USER_MEMORY_REGION2, &bad) == -1 && errno == EINVAL, "memslot: guest_memfd with dirty logging EINVAL");
+		bad = region; bad.memory_size = page + 1;
+		CHECK(ioctl(vm, KVM_SET_USER_MEMORY_REGION2, &bad) == -1 && errno == EINVAL, "memslot: unaligned size EINVAL");
+		before = region;
+		CHECK(ioctl(vm, KVM_SET_USER_MEMORY_REGION2, &region) == 0, "memslot on the guest_memfd bound");
+		CHECK(memcmp(&before, &region, sizeof region) == 0, "the caller's struct is left as it was");
+		/* Divergences (docs/semantics.md): rules that need the set of bound slots are the real
+		 * KVM's, which sees ordinary memslots. The kernel answers each of these EINVAL. */
+		CHECK(ioctl(vm, KVM_SET_USER_MEMORY_REGION2, &region) == 0, "divergence: re-setting a guest_memfd slot succeeds");
+		struct kvm_userspace_memory_region2 overlap = region;
+		overlap.slot = 4; overlap.guest_phys_addr = 0x400000; overlap.memory_size = page;
+		CHECK(ioctl(vm, KVM_SET_USER_MEMORY_REGION2, &overlap) == 0, "divergence: a second slot over a bound range succeeds");
+		overlap.memory_size = 0;
+		CHECK(ioctl(vm, KVM_SET_USER_MEMORY_REGION2, &overlap) == 0, "the overlapping slot deleted");
+		int other_vm = ioctl(kvm, KVM_CREATE_VM, 0);
+		CHECK(other_vm >= 0 && ioctl(other_vm, KVM_SET_USER_MEMORY_REGION2, &region) == 0, "divergence: another VM binds the guest_memfd");
+		if (other_vm >= 0) close(other_vm);
+		struct kvm_userspace_memory_region2 second = region;
+		second.slot = 1; second.guest_phys_addr = 0x100000; second.memory_size = page; second.guest_memfd_offset = page;
+		CHECK(ioctl(vm, KVM_SET_USER_MEMORY_REGION2, &second) == 0, "a second memslot on another range of the file");
+		second.memory_size = 0;
+		CHECK(ioctl(vm, KVM_SET_USER_MEMORY_REGION2, &second) == 0, "the second memslot deleted");
+		region.memory_size = 0;
+		CHECK(ioctl(vm, KVM_SET_USER_MEMORY_REGION2, &region) == 0, "memslot deleted");
+		/* A memslot without KVM_MEM_GUEST_MEMFD goes to the real KVM unchanged. */
+		void *anon = mmap(NULL, page, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+		struct kvm_userspace_memory_region2 plain = { .slot = 2, .guest_phys_addr = 0x200000, .memory_size = page,
+			.userspace_addr = (uint64_t)(uintptr_t)anon };
+		CHECK(anon != MAP_FAILED && ioctl(vm, KVM_SET_USER_MEMORY_REGION2, &plain) == 0, "plain memslot");
+		plain.userspace_addr += 1;
+		CHECK(ioctl(vm, KVM_SET_USER_MEMORY_REGION2, &plain) == -1 && errno == EINVAL, "plain memslot: the real KVM's EINVAL");
+		/* A divergence (docs/semantics.md): a guest_memfd without MMAP cannot be bound under run. */
+		int unmappable = create(page, 0);
+		struct kvm_userspace_memory_region2 no_mmap = { .slot = 3, .flags = KVM_MEM_GUEST_MEMFD, .guest_phys_addr = 0x300000,
+			.memory_size = page, .guest_memfd = (uint32_t)unmappable };
+		errno = 0;
+		CHECK(ioctl(vm, KVM_SET_USER_MEMORY_REGION2, &no_mmap) == -1 && errno == EINVAL, "memslot on a guest_memfd without MMAP: EINVAL under run");
+		close(unmappable);
+	}
 	if (emulated) {
 		errno = 0;
 		CHECK(ioctl(vm, KVM_CREATE_VCPU, 0) == -1 && errno == ENOTTY, "KVM_CREATE_VCPU: ENOTTY");

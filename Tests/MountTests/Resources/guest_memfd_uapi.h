@@ -40,6 +40,7 @@ struct kvm_userspace_memory_region2 {
 };
 #define KVM_SET_USER_MEMORY_REGION2 _IOW(KVMIO, 0x49, struct kvm_userspace_memory_region2)
 #define KVM_MEM_GUEST_MEMFD (1UL << 2)
+#define KVM_MEM_LOG_DIRTY_PAGES (1UL << 0)
 
 #define KVM_MEMORY_ATTRIBUTE_PRIVATE (1ULL << 3)
 struct kvm_memory_attributes2 {
