@@ -15,8 +15,9 @@ struct GmemfsCommand: ParsableCommand {
         commandName: "gmemfs",
         abstract: "Mount a directory of guest_memfd-like files (private/shared memory of a confidential VM).",
         discussion: """
-            Each file has a fixed size, sparse memory and a private/shared attribute per 4 KiB page.
-            Host read/write of a private page fails with EACCES and an mmap fault on it raises SIGBUS.
+            Each file has a fixed size, sparse memory and a private/shared attribute
+            per 4 KiB page. Host read/write of a private page fails with EACCES and an
+            mmap fault on it raises SIGBUS.
 
             The mount root plays the VM fd:
               setfattr -n user.gmem.create -v "NAME SIZE [FLAGS]" MOUNTPOINT

@@ -16,6 +16,24 @@ struct OptionsDocTests {
         return r.output
     }
 
+    /// The discussion of every `--help` keeps its hard line breaks under 80 columns, so an
+    /// 80-column terminal shows it as written (a longer line wraps into a ragged fragment).
+    /// Lines with a value filled in (the event kinds) are left to the parser's wrapping.
+    @Test func helpTextsFitEightyColumns() throws {
+        let commands: [[String]] = [["gmemfs"]] + ["", "create", "convert", "map", "stats", "watch", "trace", "pin", "inject", "peek", "run", "tour"]
+            .map { ["gmemctl"] + ($0.isEmpty ? [] : [$0]) }
+        for command in commands {
+            let r = try run(["/usr/bin/env", "COLUMNS=250", binDirectory() + "/" + command[0]] + command.dropFirst() + ["--help"])
+            #expect(r.succeeded, "\(command)")
+            // The discussion: between the OVERVIEW paragraph and USAGE.
+            let lines = r.output.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+            let discussion = lines.drop { !$0.isEmpty }.prefix { !$0.hasPrefix("USAGE:") }
+            for line in discussion where line.count > 79 && !line.hasPrefix("Event kinds:") {
+                Issue.record("\(command.joined(separator: " ")) --help: \(line.count) columns: \(line)")
+            }
+        }
+    }
+
     /// The rows of the markdown table that follows `heading` in docs/semantics.md: cells, trimmed.
     static func table(after heading: String) throws -> [[String]] {
         let doc = try String(contentsOfFile: root + "/docs/semantics.md", encoding: .utf8)

@@ -8,10 +8,11 @@ struct ConvertCommand: ParsableCommand {
         commandName: "convert",
         abstract: "Convert a page-aligned range to private or shared (contents are kept).",
         discussion: """
-            By default through the xattr (setxattr user.gmem.set_attributes "OFFSET SIZE ATTR");
-            with --ioctl through KVM_SET_MEMORY_ATTRIBUTES2 (0xC080AED2), as a VMM would.
-            OFFSET and SIZE are checked first (multiples of 4096, SIZE > 0, inside the file):
-            a bad range exits 64 with its reason and sends nothing.
+            By default through the xattr (setxattr user.gmem.set_attributes
+            "OFFSET SIZE ATTR"); with --ioctl through KVM_SET_MEMORY_ATTRIBUTES2
+            (0xC080AED2), as a VMM would. OFFSET and SIZE are checked first
+            (multiples of 4096, SIZE > 0, inside the file): a bad range exits 64 with
+            its reason and sends nothing.
             """)
 
     /// Any case, as the xattr takes it (`Shared`, `PRIVATE`).

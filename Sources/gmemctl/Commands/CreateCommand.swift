@@ -9,8 +9,9 @@ struct CreateCommand: ParsableCommand {
         commandName: "create",
         abstract: "Create a file (setxattr user.gmem.create on the mount root).",
         discussion: """
-            Memory starts private unless --flags includes init-shared; mmap allows MAP_SHARED mappings.
-            MOUNTPOINT must be the root of a gmemfs mount; the new file is checked to exist afterwards.
+            Memory starts private unless --flags includes init-shared; mmap allows
+            MAP_SHARED mappings. MOUNTPOINT must be the root of a gmemfs mount; the new
+            file is checked to exist afterwards.
             """)
 
     @Argument(help: "The gmemfs mount point.", completion: .directory) var mountpoint: String

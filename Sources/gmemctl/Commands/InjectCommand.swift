@@ -15,9 +15,9 @@ struct InjectCommand: ParsableCommand {
             gmemctl inject clear  FILE
             gmemctl inject list   FILE
 
-            An armed failure fires for the next N (default 1) conversions of FILE that would
-            change its map (a request that already holds its attributes succeeds as usual),
-            through the ioctl or the xattr, and changes nothing:
+            An armed failure fires for the next N (default 1) conversions of FILE that
+            would change its map (a request that already holds its attributes succeeds
+            as usual), through the ioctl or the xattr, and changes nothing:
               enomem  ENOMEM, error_offset = the request's start; with --range only
                       requests overlapping [OFFSET, OFFSET+SIZE)
               eintr   EINTR, error_offset = the request's start; --range as above

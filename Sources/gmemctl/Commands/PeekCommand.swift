@@ -9,8 +9,9 @@ struct PeekCommand: ParsableCommand {
         commandName: "peek",
         abstract: "Read bytes through mmap(MAP_SHARED); a private page raises SIGBUS.",
         discussion: """
-            With --hold the mapping is kept: after the first read peek waits for a line on stdin,
-            then reads the same mapping again (after a conversion to private: SIGBUS).
+            With --hold the mapping is kept: after the first read peek waits for a line
+            on stdin, then reads the same mapping again (after a conversion to private:
+            SIGBUS).
             """)
 
     /// The most bytes one peek shows.

@@ -10,19 +10,21 @@ struct PinCommand: ParsableCommand {
         commandName: "pin",
         abstract: "Hold references on a range (as a DMA pin would) while a command runs, or until Ctrl-C.",
         discussion: """
-            Takes one reference on each page of [OFFSET, OFFSET+SIZE) with the GMEM_PIN_PAGES
-            ioctl (0x40404701). While it is held, converting any of those pages to private fails
-            with EAGAIN (the ioctl, with the first referenced page in error_offset) or EBUSY
-            (the xattr); converting to shared is not affected. The pages must be shared.
+            Takes one reference on each page of [OFFSET, OFFSET+SIZE) with the
+            GMEM_PIN_PAGES ioctl (0x40404701). While it is held, converting any of those
+            pages to private fails with EAGAIN (the ioctl, with the first referenced
+            page in error_offset) or EBUSY (the xattr); converting to shared is not
+            affected. The pages must be shared.
 
-            With COMMAND, runs it and exits with its status (128+N if signal N killed it);
-            SIGINT, SIGTERM and SIGHUP received meanwhile are passed on to it. Without COMMAND,
-            waits for one of those signals and exits 0. The reference is dropped at the end
-            (GMEM_UNPIN_PAGES), and by the daemon if gmemctl dies: it belongs to gmemctl's open
-            file, which COMMAND does not inherit.
+            With COMMAND, runs it and exits with its status (128+N if signal N killed
+            it); SIGINT, SIGTERM and SIGHUP received meanwhile are passed on to it.
+            Without COMMAND, waits for one of those signals and exits 0. The reference
+            is dropped at the end (GMEM_UNPIN_PAGES), and by the daemon if gmemctl dies:
+            it belongs to gmemctl's open file, which COMMAND does not inherit.
 
             Example:
-              gmemctl pin /mnt/gmem/demo 0 4K -- gmemctl convert private /mnt/gmem/demo 0 16K
+              gmemctl pin /mnt/gmem/demo 0 4K -- \\
+                gmemctl convert private /mnt/gmem/demo 0 16K
             """)
 
     @Argument(help: "The gmem file.", completion: .file()) var file: String

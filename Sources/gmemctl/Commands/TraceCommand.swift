@@ -8,11 +8,12 @@ struct TraceCommand: ParsableCommand {
         commandName: "trace",
         abstract: "Show gmemfs events live: conversions, invalidations, refused accesses (Ctrl-C to stop).",
         discussion: """
-            Reads MOUNTPOINT/.trace (readable by the daemon's user only). PATH is the mount
-            point (every file) or a file on it (that file only). Event kinds: \(Self.kinds.joined(separator: ", ")).
-            --json prints one object per line: {"time", "file", "event", "start", "end", "pid",
-            "comm", "outcome", "duration_us", "detail"}, and {"lost": N} where events were dropped
-            because the reader fell behind.
+            Reads MOUNTPOINT/.trace (readable by the daemon's user only). PATH is the
+            mount point (every file) or a file on it (that file only).
+            Event kinds: \(Self.kinds.joined(separator: ", ")).
+            --json prints one object per line: {"time", "file", "event", "start",
+            "end", "pid", "comm", "outcome", "duration_us", "detail"}, and
+            {"lost": N} where events were dropped because the reader fell behind.
             """)
 
     static let kinds = GmemTraceKind.allCases.map(\.rawValue)

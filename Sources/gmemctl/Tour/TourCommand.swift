@@ -12,9 +12,10 @@ struct TourCommand: ParsableCommand {
         commandName: "tour",
         abstract: "A guided, self-checking demo of private and shared guest memory.",
         discussion: """
-            Without MOUNTPOINT the tour mounts its own gmemfs (--guest-view, auto_unmount) on a
-            temporary directory and always unmounts it at the end. With MOUNTPOINT it uses a
-            running gmemfs mounted with --guest-view, and removes its demo file afterwards.
+            Without MOUNTPOINT the tour mounts its own gmemfs (--guest-view,
+            auto_unmount) on a temporary directory and always unmounts it at the end.
+            With MOUNTPOINT it uses a running gmemfs mounted with --guest-view, and
+            removes its demo file afterwards.
             """)
 
     @Argument(help: "A gmemfs mounted with --guest-view (default: mount a private one).", completion: .directory) var mountpoint: String?

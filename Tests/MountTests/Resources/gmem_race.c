@@ -257,14 +257,15 @@ static void *pinner(void *p) {
     return NULL;
 }
 
-/* user.gmem.stats' references= of the file. */
+/* user.gmem.stats' GMEM_STATS_REFERENCES line of the file. */
 static long references(void) {
     char buf[1024];
     ssize_t len = getxattr(host_path, GMEM_XATTR_STATS, buf, sizeof buf - 1);
     if (len < 0) return -1;
     buf[len] = 0;
-    const char *r = strstr(buf, "\nreferences=");
-    return r ? atol(r + 12) : -1;
+    const char *key = "\n" GMEM_STATS_REFERENCES "=";
+    const char *r = strstr(buf, key);
+    return r ? atol(r + strlen(key)) : -1;
 }
 
 /* ---- readers ---- */
