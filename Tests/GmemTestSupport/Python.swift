@@ -11,8 +11,14 @@ public enum Python {
     /// Where the prelude is (beside this file, so no bundle lookup is needed).
     public static let preludePath = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .appendingPathComponent("Resources/prelude.py").path
+    /// The repository's Python package directory (`python/`), put on the scripts' PYTHONPATH:
+    /// the prelude imports its constants from `gmemfs_testing.abi`.
+    public static let packageDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("python").path
+    /// The one Python copy of the interface constants.
+    public static let constantsPath = packageDirectory + "/gmemfs_testing/abi.py"
 
-    /// The interface constants the prelude defines, as GmemABI and the kernel headers have them.
+    /// The interface constants `abi.py` defines, as GmemABI and the kernel headers have them.
     static let constants: [(name: String, value: String)] = [
         ("P", String(gmemPageSize)),
         ("XATTR_CREATE", GmemXattr.create), ("XATTR_SET_ATTRIBUTES", GmemXattr.setAttributes),
@@ -22,15 +28,17 @@ public enum Python {
         ("FALLOC_FL_KEEP_SIZE", String(Falloc.keepSize)), ("FALLOC_FL_PUNCH_HOLE", String(Falloc.punchHole)),
     ]
 
-    /// The prelude's text, after checking that each of ``constants`` is defined once at top
-    /// level with the Swift value (`NAME = 'text'` or `NAME = number`, decimal or 0x hex).
+    /// The prelude's text, after checking that `abi.py`, which it imports, defines each of
+    /// ``constants`` once at top level with the Swift value (`NAME = 'text'` or `NAME = number`,
+    /// decimal or 0x hex).
     public static func prelude() throws -> String {
-        try checkedPrelude(String(contentsOfFile: preludePath, encoding: .utf8))
+        _ = try checkedConstants(String(contentsOfFile: constantsPath, encoding: .utf8))
+        return try String(contentsOfFile: preludePath, encoding: .utf8)
     }
 
     /// `text` if it defines each of ``constants`` as GmemABI has it, else an error naming the
     /// first that differs.
-    public static func checkedPrelude(_ text: String) throws -> String {
+    public static func checkedConstants(_ text: String) throws -> String {
         var defined: [String: [String]] = [:]
         for line in text.split(separator: "\n") {
             let parts = line.split(separator: "=", maxSplits: 1)
@@ -45,7 +53,7 @@ public enum Python {
             defined[name, default: []].append(value)
         }
         for (name, value) in constants where defined[name] != [value] {
-            throw HarnessError("\(preludePath): \(name) must be defined once as \(value) (GmemABI's value), found \(defined[name] ?? [])")
+            throw HarnessError("\(constantsPath): \(name) must be defined once as \(value) (GmemABI's value), found \(defined[name] ?? [])")
         }
         return text
     }
@@ -60,7 +68,7 @@ public enum Python {
         let path = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         defer { unlink(path) }
         try (prelude() + script).write(toFile: path, atomically: false, encoding: .utf8)
-        return try GmemTestSupport.run(["python3", path] + arguments, timeout: timeout)
+        return try GmemTestSupport.run(["/usr/bin/env", "PYTHONPATH=" + packageDirectory, "python3", path] + arguments, timeout: timeout)
     }
 }
 

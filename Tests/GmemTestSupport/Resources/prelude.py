@@ -17,25 +17,16 @@
 #   (guest_memfd_conversions_test.c), with a context T(host, guest, npages).
 # - setattr(path, off, size, attr): sets XATTR_SET_ATTRIBUTES.
 #
-# The interface constants below must equal GmemABI's: the loader checks each `NAME = value`
-# line against the Swift constant before any script runs, so a renamed xattr fails every
-# Python test at once instead of some of them silently.
+# The interface constants come from the Python package of the repository (one copy for the
+# tests and for users); the loader checks each of its `NAME = value` lines against the Swift
+# constant before any script runs, so a renamed xattr fails every Python test at once.
 import mmap, os, sys, signal, subprocess, errno
 
-# ---- interface constants (checked against GmemABI by the loader) ----
-P = 4096
-XATTR_CREATE = 'user.gmem.create'
-XATTR_SET_ATTRIBUTES = 'user.gmem.set_attributes'
-XATTR_ATTRIBUTES = 'user.gmem.attributes'
-XATTR_FLAGS = 'user.gmem.flags'
-XATTR_STATS = 'user.gmem.stats'
-XATTR_INJECT = 'user.gmem.inject'
-KVM_SET_MEMORY_ATTRIBUTES2 = 0xC080AED2
-GMEM_PIN_PAGES = 0x40404701
-GMEM_UNPIN_PAGES = 0x40404702
-FALLOC_FL_KEEP_SIZE = 0x01
-FALLOC_FL_PUNCH_HOLE = 0x02
-# ---- end of interface constants ----
+# ---- interface constants: the installable package's (python/gmemfs_testing/abi.py, on the
+# PYTHONPATH Python.run sets), which the loader checks against GmemABI ----
+from gmemfs_testing.abi import (P, XATTR_CREATE, XATTR_SET_ATTRIBUTES, XATTR_ATTRIBUTES, XATTR_FLAGS,
+                                XATTR_STATS, XATTR_INJECT, KVM_SET_MEMORY_ATTRIBUTES2, GMEM_PIN_PAGES,
+                                GMEM_UNPIN_PAGES, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE)
 
 def touch(m, off, write=None):
     pid = os.fork()
