@@ -9,17 +9,17 @@ import LinuxProc
 /// decisions come from ``RunPolicy``; this type reads the caller's descriptors and memory,
 /// makes gmemfs files and stand-in descriptors, and sends the answers.
 final class Supervisor {
-    private let policy: RunPolicy
+    let policy: RunPolicy
     /// The gmemfs mount root new guest_memfds are created on.
-    private let mountRoot: String
-    private var registry: DescriptorRegistry
-    private var created = 0
-    private var printedNotes: Set<String> = []
-    private var listener: Int32 = -1
+    let mountRoot: String
+    var registry: DescriptorRegistry
+    var created = 0
+    var printedNotes: Set<String> = []
+    var listener: Int32 = -1
     /// The guest views of this run's MMAP guest_memfds, by the host inode.
-    private var guestViews: [UInt64: GuestView] = [:]
+    var guestViews: [UInt64: GuestView] = [:]
     /// The number of kept guest views at which they are next swept (``sweepGuestViews()``).
-    private var sweepAt = 256
+    var sweepAt = 256
 
     init(policy: RunPolicy, mountRoot: String) {
         self.policy = policy
@@ -87,7 +87,7 @@ final class Supervisor {
     /// `jobControl` (COMMAND has the terminal), a stopped COMMAND (Ctrl-Z) stops gmemctl too, as
     /// a shell's job: the terminal goes back to gmemctl's group, gmemctl stops, and when the
     /// shell continues it (`fg`), COMMAND gets the terminal and SIGCONT.
-    private func loop(child: pid_t, jobControl: Bool) -> Int32 {
+    func loop(child: pid_t, jobControl: Bool) -> Int32 {
         // SIGCHLD (exit or stop of a child) writes a byte to a pipe that poll watches: no wakeup
         // is lost between the wait below and the poll.
         var wakePipe: [Int32] = [-1, -1]
@@ -144,7 +144,7 @@ final class Supervisor {
     }
 
     /// COMMAND was stopped from the terminal: stop gmemctl's own job until the shell continues it.
-    private func suspend(with child: pid_t) {
+    func suspend(with child: pid_t) {
         signal(SIGTTOU, SIG_IGN)
         tcsetpgrp(STDIN_FILENO, getpgrp())
         kill(getpid(), SIGSTOP)
@@ -155,7 +155,7 @@ final class Supervisor {
 
     // MARK: - One notification
 
-    private func handle(_ n: cseccomp_notification) {
+    func handle(_ n: cseccomp_notification) {
         let tid = pid_t(bitPattern: n.pid)
         let a = n.args
         let decision: Decision
@@ -179,12 +179,12 @@ final class Supervisor {
         execute(decision, tid: tid, id: n.id)
     }
 
-    private func openDecision(_ tid: pid_t, path address: UInt64, flags: UInt64, id: UInt64) -> Decision {
+    func openDecision(_ tid: pid_t, path address: UInt64, flags: UInt64, id: UInt64) -> Decision {
         guard let path = readString(tid, address), cseccomp_id_valid(listener, id) == 1 else { return .proceed }
         return policy.decide(.open(path: path, cloexec: flags & UInt64(O_CLOEXEC) != 0), on: .other)
     }
 
-    private func execute(_ decision: Decision, tid: pid_t, id: UInt64) {
+    func execute(_ decision: Decision, tid: pid_t, id: UInt64) {
         switch decision {
         case .proceed:
             cseccomp_continue(listener, id)
@@ -218,7 +218,7 @@ final class Supervisor {
     /// `KVM_CREATE_GUEST_MEMFD`: validated as the kernel does, then a gmemfs file named
     /// `kvm-gmem.PID.N` (PID the calling process), opened read-write, unlinked (anonymous: its
     /// memory goes with the last descriptor) and installed without close-on-exec.
-    private func createGuestMemfd(tid: pid_t, id: UInt64, address: UInt64) {
+    func createGuestMemfd(tid: pid_t, id: UInt64, address: UInt64) {
         var bytes = [UInt8](repeating: 0, count: GuestMemfdCreation.structSize)
         let readable = readMemory(tid, address, into: &bytes)
         guard cseccomp_id_valid(listener, id) == 1 else { return }
@@ -262,98 +262,7 @@ final class Supervisor {
         _ = cseccomp_add_fd_and_respond(listener, id, fd, 0)
     }
 
-    // MARK: - Memslots
-
-    /// The guest view of a guest_memfd this run created: an O_PATH descriptor of
-    /// `.guest/NAME`, its inode, and the file's size.
-    struct GuestView {
-        let descriptor: Int32
-        let inode: UInt64
-        let size: UInt64
-    }
-
-    /// Closes the kept guest views of files gmemfs has freed (their reopening is ENOENT), once
-    /// their number doubles since the last sweep: a program may create any number of
-    /// guest_memfds, and each kept view is a descriptor of gmemctl's.
-    private func sweepGuestViews() {
-        guard guestViews.count >= sweepAt else { return }
-        for (inode, view) in guestViews {
-            let probe = open("/proc/self/fd/\(view.descriptor)", O_RDONLY | O_CLOEXEC)
-            if probe >= 0 {
-                close(probe)
-            } else if errno == ENOENT {
-                close(view.descriptor)
-                guestViews[inode] = nil
-            }
-        }
-        sweepAt = max(256, guestViews.count * 2)
-    }
-
-    /// `KVM_SET_USER_MEMORY_REGION2` naming our guest_memfd `file` (docs/run.md, "Memslots"):
-    /// validated as the kernel does, then the slot is set by the caller's own thread, with
-    /// the guest view mapped into its process (once per process and file) as the memory.
-    private func bindMemslot(_ region: MemoryRegion2, file: UInt64, mmap: Bool, tid: pid_t, id: UInt64) {
-        let view = guestViews[file]
-        let binding: MemslotBinding
-        switch MemslotBinding.plan(region, fileSize: view?.size ?? .max) {   // without a view: refused below
-        case .failure(let e): return execute(.fail(e.code, note: nil), tid: tid, id: id)
-        case .success(let b): binding = b
-        }
-        #if !arch(x86_64)
-        return execute(.fail(RunPolicy.memslotRefusal, note: RunPolicy.MemslotNote.architecture), tid: tid, id: id)
-        #else
-        let bytes: [UInt8]
-        var mapFD: Int32 = -1
-        var mapped: UInt64 = 0
-        switch binding {
-        case .delete(let r):
-            bytes = r
-        case .bind(let r):
-            bytes = r
-            guard let view else {
-                return execute(.fail(RunPolicy.memslotRefusal, note: mmap ? RunPolicy.MemslotNote.withoutGuestView : RunPolicy.MemslotNote.withoutMmap), tid: tid, id: id)
-            }
-            if let address = existingMapping(of: view, in: tid) {
-                mapped = address
-            } else {
-                mapFD = open("/proc/self/fd/\(view.descriptor)", O_RDWR | O_CLOEXEC)
-                guard mapFD >= 0 else { return execute(.fail(errno, note: nil), tid: tid, id: id) }
-            }
-        }
-        defer { if mapFD >= 0 { close(mapFD) } }
-        var result: Int64 = 0
-        var others = [cseccomp_notification](repeating: cseccomp_notification(), count: 64)
-        var otherCount: Int32 = 0
-        let isBind: Int32 = if case .bind = binding { 1 } else { 0 }
-        let rc = bytes.withUnsafeBytes { raw in
-            cseccomp_bind_memslot(listener, id, tid, mapFD, view?.size ?? 0, &mapped, raw.baseAddress, isBind,
-                                  &result, &others, Int32(others.count), &otherCount)
-        }
-        if rc < 0 && rc != -ESRCH && rc != -EAGAIN {
-            execute(.fail(RunPolicy.memslotRefusal, note: RunPolicy.MemslotNote.ptrace(SystemError.describe(-rc))), tid: tid, id: id)
-        }
-        for n in others.prefix(Int(otherCount)) { handle(n) }
-        #endif
-    }
-
-    /// The address of a mapping this run made of `view` in `tid`'s process (the whole file,
-    /// read-write, shared), if it is still there.
-    private func existingMapping(of view: GuestView, in tid: pid_t) -> UInt64? {
-        guard let maps = ProcFiles.read("/proc/\(tid)/maps", limit: 1 << 22) else { return nil }
-        let prefix = (mountRoot.hasSuffix("/") ? mountRoot : mountRoot + "/") + ".guest/"
-        for line in maps.split(separator: "\n") {
-            let fields = line.split(separator: " ", maxSplits: 5, omittingEmptySubsequences: true)
-            guard fields.count == 6, fields[1] == "rw-s", UInt64(fields[2], radix: 16) == 0, UInt64(fields[4]) == view.inode,
-                  fields[5].drop(while: { $0 == " " }).hasPrefix(prefix) else { continue }
-            let range = fields[0].split(separator: "-")
-            guard range.count == 2, let start = UInt64(range[0], radix: 16), let end = UInt64(range[1], radix: 16),
-                  end >= start, end - start >= view.size else { continue }
-            return start
-        }
-        return nil
-    }
-
-    private func install(memfd name: String, as kind: DescriptorKind, cloexec: Bool, id: UInt64) {
+    func install(memfd name: String, as kind: DescriptorKind, cloexec: Bool, id: UInt64) {
         let fd = cseccomp_memfd(name)
         guard fd >= 0 else { cseccomp_respond(listener, id, 0, errno); return }
         defer { close(fd) }
@@ -365,24 +274,24 @@ final class Supervisor {
 
     // MARK: - Reading the caller
 
-    private func kind(_ tid: pid_t, _ fd: Int32) -> DescriptorKind { kindAndInode(tid, fd).kind }
+    func kind(_ tid: pid_t, _ fd: Int32) -> DescriptorKind { kindAndInode(tid, fd).kind }
 
     /// The descriptor's kind and, for one that may be ours, its inode.
-    private func kindAndInode(_ tid: pid_t, _ fd: Int32) -> (kind: DescriptorKind, inode: UInt64?) {
+    func kindAndInode(_ tid: pid_t, _ fd: Int32) -> (kind: DescriptorKind, inode: UInt64?) {
         guard fd >= 0, let link = ProcFiles.readLink(ProcFiles.fd(tid, fd)) else { return (.other, nil) }
         guard registry.needsInode(link: link) else { return (registry.classify(link: link, inode: nil), nil) }
         let inode = ProcFiles.read(ProcFiles.fdinfo(tid, fd)).flatMap { FDInfo(text: $0[...])?.inode }
         return (registry.classify(link: link, inode: inode), inode)
     }
 
-    private func readMemory(_ tid: pid_t, _ address: UInt64, into bytes: inout [UInt8]) -> Bool {
+    func readMemory(_ tid: pid_t, _ address: UInt64, into bytes: inout [UInt8]) -> Bool {
         let count = bytes.count
         return bytes.withUnsafeMutableBytes { cseccomp_read_memory(tid, address, $0.baseAddress, count) } == count
     }
 
     /// A NUL-terminated string of at most PATH_MAX bytes, read page by page (a read must not
     /// cross into an unmapped page after the string's end).
-    private func readString(_ tid: pid_t, _ address: UInt64) -> String? {
+    func readString(_ tid: pid_t, _ address: UInt64) -> String? {
         var bytes: [UInt8] = []
         var at = address
         while bytes.count < Int(PATH_MAX) {
@@ -400,7 +309,7 @@ final class Supervisor {
         return nil
     }
 
-    private func noteOnce(_ note: String) {
+    func noteOnce(_ note: String) {
         guard printedNotes.insert(note).inserted else { return }
         printError("gmemctl run: " + note)
     }
