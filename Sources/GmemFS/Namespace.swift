@@ -1,4 +1,5 @@
 import Glibc
+import FuseKit
 import GmemCore
 import Synchronization
 

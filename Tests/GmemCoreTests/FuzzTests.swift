@@ -310,7 +310,7 @@ import Testing
         for p in stride(from: UInt64(0), to: 256, by: 3) {   // a fragmented map
             try file.setAttributes(try ConversionRequest(offset: p * 4096, size: 4096, attributes: 0, fileSize: file.size))
         }
-        guard let node = fs.node(InodeNumber.firstFile.rawValue) else { Issue.record("no node"); return }
+        guard let node = fs.node(InodeNumber.firstFile) else { Issue.record("no node"); return }
         let stats = file.stats
         var found = 0
         for _ in 0..<Self.count {
