@@ -211,7 +211,7 @@ extension GmemFilesystem {
             return try f.file.write(offset: offset, data, view: .host, writepage: writepage)
         }
         let last = (min(offset + UInt64(data.count), f.file.size) - 1) >> gmemPageShift
-        let ghosts = Set(f.ghostPages(in: (offset >> gmemPageShift)...last))
+        let ghosts = Set(f.ghostPages(in: PageRange(first: offset >> gmemPageShift, last: last)))
         guard !ghosts.isEmpty else { return try f.file.write(offset: offset, data, view: .host, writepage: true) }
         var at = offset
         let end = offset + UInt64(data.count)

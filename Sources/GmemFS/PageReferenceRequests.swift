@@ -14,7 +14,7 @@ extension GmemFilesystem {
     /// copied back; the caller replies.
     func reference(_ n: Node, _ f: FileNode, _ ctx: RequestContext, pin: Bool, input: UnsafeRawBufferPointer, handle: FuseFileHandle) throws(GmemError) {
         var range: (offset: UInt64, length: UInt64) = (0, 0)
-        let pages: ClosedRange<UInt64>
+        let pages: PageRange
         do throws(GmemError) {
             let request = try GmemPageReference(bytes: input)
             pages = try request.pages(fileSize: f.file.size)

@@ -199,7 +199,7 @@ import Testing
             // Documented invariants of an accepted request.
             #expect(request.offset % 4096 == 0 && request.size % 4096 == 0 && request.size > 0)
             #expect(request.offset.addingReportingOverflow(request.size).overflow == false && request.offset + request.size <= fileSize)
-            #expect(request.pages.upperBound < fileSize / 4096 && request.pages.count == Int(request.size / 4096))
+            #expect(request.pages.last < fileSize / 4096 && request.pages.count == request.size / 4096)
             guard !other || fileSize == file.size else { continue }
             if try file.setAttributes(request) != .unchanged { changed += 1 }
             for p in request.pages { model[Int(p)] = request.attributes.isPrivate }
