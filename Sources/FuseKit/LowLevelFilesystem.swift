@@ -14,18 +14,18 @@ public struct RequestContext: Sendable {
 /// The parts of `struct fuse_file_info` a handler reads.
 public struct FileInfo: Sendable {
     /// The handle this daemon returned from open (0 when the request has no open file).
-    public let handle: UInt64
+    public let handle: FuseFileHandle
     /// The `open(2)` flags (open and create only).
     public let flags: Int32
     /// True for a WRITE that launders a dirty page-cache page (mmap writeback), not a write(2).
     public let isWritepage: Bool
 
-    public init(handle: UInt64, flags: Int32, isWritepage: Bool = false) {
+    public init(handle: FuseFileHandle, flags: Int32, isWritepage: Bool = false) {
         self.handle = handle; self.flags = flags; self.isWritepage = isWritepage
     }
 
     init(_ fi: UnsafeMutablePointer<fuse_file_info>?) {
-        handle = fi?.pointee.fh ?? 0
+        handle = FuseFileHandle(fi?.pointee.fh ?? 0)
         flags = fi?.pointee.flags ?? 0
         isWritepage = fi.map { cfuse_fi_writepage($0) != 0 } ?? false
     }
@@ -59,66 +59,66 @@ public protocol LowLevelFilesystem: AnyObject, Sendable {
     /// system still holds (parked READs) can be answered here; once the connection closes,
     /// the kernel fails them with ECONNABORTED.
     func sessionEnding()
-    func lookup(_ ctx: RequestContext, parent: UInt64, name: String, reply: consuming Reply<EntryReply>)
-    func forget(inode: UInt64, lookups: UInt64)
-    func getattr(_ ctx: RequestContext, inode: UInt64, reply: consuming Reply<AttrReply>)
-    func setattr(_ ctx: RequestContext, inode: UInt64, _ changes: SetAttributes, file: FileInfo?, reply: consuming Reply<AttrReply>)
-    func mknod(_ ctx: RequestContext, parent: UInt64, name: String, mode: mode_t, reply: consuming Reply<EntryReply>)
-    func mkdir(_ ctx: RequestContext, parent: UInt64, name: String, mode: mode_t, reply: consuming Reply<EntryReply>)
-    func unlink(_ ctx: RequestContext, parent: UInt64, name: String, reply: consuming Reply<EmptyReply>)
-    func rmdir(_ ctx: RequestContext, parent: UInt64, name: String, reply: consuming Reply<EmptyReply>)
-    func symlink(_ ctx: RequestContext, target: String, parent: UInt64, name: String, reply: consuming Reply<EntryReply>)
-    func rename(_ ctx: RequestContext, parent: UInt64, name: String, newParent: UInt64, newName: String, reply: consuming Reply<EmptyReply>)
-    func link(_ ctx: RequestContext, inode: UInt64, newParent: UInt64, newName: String, reply: consuming Reply<EntryReply>)
+    func lookup(_ ctx: RequestContext, parent: InodeNumber, name: String, reply: consuming Reply<EntryReply>)
+    func forget(inode: InodeNumber, lookups: UInt64)
+    func getattr(_ ctx: RequestContext, inode: InodeNumber, reply: consuming Reply<AttrReply>)
+    func setattr(_ ctx: RequestContext, inode: InodeNumber, _ changes: SetAttributes, file: FileInfo?, reply: consuming Reply<AttrReply>)
+    func mknod(_ ctx: RequestContext, parent: InodeNumber, name: String, mode: mode_t, reply: consuming Reply<EntryReply>)
+    func mkdir(_ ctx: RequestContext, parent: InodeNumber, name: String, mode: mode_t, reply: consuming Reply<EntryReply>)
+    func unlink(_ ctx: RequestContext, parent: InodeNumber, name: String, reply: consuming Reply<EmptyReply>)
+    func rmdir(_ ctx: RequestContext, parent: InodeNumber, name: String, reply: consuming Reply<EmptyReply>)
+    func symlink(_ ctx: RequestContext, target: String, parent: InodeNumber, name: String, reply: consuming Reply<EntryReply>)
+    func rename(_ ctx: RequestContext, parent: InodeNumber, name: String, newParent: InodeNumber, newName: String, reply: consuming Reply<EmptyReply>)
+    func link(_ ctx: RequestContext, inode: InodeNumber, newParent: InodeNumber, newName: String, reply: consuming Reply<EntryReply>)
     /// CREATE (`open(2)` with `O_CREAT` of a name that does not exist): success is
     /// `reply.created(entry, options)` (`fuse_reply_create`), never a bare entry.
-    func create(_ ctx: RequestContext, parent: UInt64, name: String, mode: mode_t, flags: Int32, reply: consuming Reply<CreateReply>)
-    func open(_ ctx: RequestContext, inode: UInt64, flags: Int32, reply: consuming Reply<OpenReply>)
-    func read(_ ctx: RequestContext, inode: UInt64, offset: Int, size: Int, file: FileInfo, reply: consuming Reply<DataReply>)
-    func write(_ ctx: RequestContext, inode: UInt64, offset: Int, data: UnsafeRawBufferPointer, file: FileInfo, reply: consuming Reply<WriteReply>)
-    func flush(_ ctx: RequestContext, inode: UInt64, file: FileInfo, reply: consuming Reply<EmptyReply>)
-    func release(inode: UInt64, file: FileInfo)
-    func fsync(_ ctx: RequestContext, inode: UInt64, file: FileInfo, reply: consuming Reply<EmptyReply>)
-    func readdir(_ ctx: RequestContext, inode: UInt64, offset: Int, size: Int, reply: consuming Reply<DirectoryReply>)
-    func statfs(_ ctx: RequestContext, inode: UInt64, reply: consuming Reply<StatfsReply>)
-    func setxattr(_ ctx: RequestContext, inode: UInt64, name: String, value: UnsafeRawBufferPointer, flags: Int32, reply: consuming Reply<EmptyReply>)
+    func create(_ ctx: RequestContext, parent: InodeNumber, name: String, mode: mode_t, flags: Int32, reply: consuming Reply<CreateReply>)
+    func open(_ ctx: RequestContext, inode: InodeNumber, flags: Int32, reply: consuming Reply<OpenReply>)
+    func read(_ ctx: RequestContext, inode: InodeNumber, offset: Int, size: Int, file: FileInfo, reply: consuming Reply<DataReply>)
+    func write(_ ctx: RequestContext, inode: InodeNumber, offset: Int, data: UnsafeRawBufferPointer, file: FileInfo, reply: consuming Reply<WriteReply>)
+    func flush(_ ctx: RequestContext, inode: InodeNumber, file: FileInfo, reply: consuming Reply<EmptyReply>)
+    func release(inode: InodeNumber, file: FileInfo)
+    func fsync(_ ctx: RequestContext, inode: InodeNumber, file: FileInfo, reply: consuming Reply<EmptyReply>)
+    func readdir(_ ctx: RequestContext, inode: InodeNumber, offset: Int, size: Int, reply: consuming Reply<DirectoryReply>)
+    func statfs(_ ctx: RequestContext, inode: InodeNumber, reply: consuming Reply<StatfsReply>)
+    func setxattr(_ ctx: RequestContext, inode: InodeNumber, name: String, value: UnsafeRawBufferPointer, flags: Int32, reply: consuming Reply<EmptyReply>)
     /// `size == 0` asks for the value's length (`reply.size`); a value longer than `size` is ERANGE.
-    func getxattr(_ ctx: RequestContext, inode: UInt64, name: String, size: Int, reply: consuming Reply<XattrReply>)
+    func getxattr(_ ctx: RequestContext, inode: InodeNumber, name: String, size: Int, reply: consuming Reply<XattrReply>)
     /// Same size protocol as getxattr; the value is NUL-terminated names.
-    func listxattr(_ ctx: RequestContext, inode: UInt64, size: Int, reply: consuming Reply<XattrReply>)
-    func removexattr(_ ctx: RequestContext, inode: UInt64, name: String, reply: consuming Reply<EmptyReply>)
-    func fallocate(_ ctx: RequestContext, inode: UInt64, mode: Int32, offset: Int, length: Int, file: FileInfo, reply: consuming Reply<EmptyReply>)
+    func listxattr(_ ctx: RequestContext, inode: InodeNumber, size: Int, reply: consuming Reply<XattrReply>)
+    func removexattr(_ ctx: RequestContext, inode: InodeNumber, name: String, reply: consuming Reply<EmptyReply>)
+    func fallocate(_ ctx: RequestContext, inode: InodeNumber, mode: Int32, offset: Int, length: Int, file: FileInfo, reply: consuming Reply<EmptyReply>)
     /// `whence` is SEEK_DATA or SEEK_HOLE (the kernel handles the others itself).
-    func lseek(_ ctx: RequestContext, inode: UInt64, offset: Int, whence: Int32, file: FileInfo, reply: consuming Reply<LseekReply>)
+    func lseek(_ ctx: RequestContext, inode: InodeNumber, offset: Int, whence: Int32, file: FileInfo, reply: consuming Reply<LseekReply>)
     /// Restricted ioctl on a regular file: `input` is the copied-in argument (`_IOC_SIZE` bytes for
     /// `_IOW`/`_IOWR`), `outputSize` how many bytes may be copied back.
-    func ioctl(_ ctx: RequestContext, inode: UInt64, command: UInt32, input: UnsafeRawBufferPointer, outputSize: Int, file: FileInfo, reply: consuming Reply<IoctlReply>)
+    func ioctl(_ ctx: RequestContext, inode: InodeNumber, command: UInt32, input: UnsafeRawBufferPointer, outputSize: Int, file: FileInfo, reply: consuming Reply<IoctlReply>)
 }
 
 extension LowLevelFilesystem {
     public func initialize() {}
     public func sessionEnding() {}
-    public func lookup(_ ctx: RequestContext, parent: UInt64, name: String, reply: consuming Reply<EntryReply>) { reply.error(.noFunction) }
-    public func forget(inode: UInt64, lookups: UInt64) {}
-    public func getattr(_ ctx: RequestContext, inode: UInt64, reply: consuming Reply<AttrReply>) { reply.error(.noFunction) }
-    public func setattr(_ ctx: RequestContext, inode: UInt64, _ changes: SetAttributes, file: FileInfo?, reply: consuming Reply<AttrReply>) { reply.error(.noFunction) }
-    public func mknod(_ ctx: RequestContext, parent: UInt64, name: String, mode: mode_t, reply: consuming Reply<EntryReply>) { reply.error(.noFunction) }
-    public func mkdir(_ ctx: RequestContext, parent: UInt64, name: String, mode: mode_t, reply: consuming Reply<EntryReply>) { reply.error(.noFunction) }
-    public func unlink(_ ctx: RequestContext, parent: UInt64, name: String, reply: consuming Reply<EmptyReply>) { reply.error(.noFunction) }
-    public func rmdir(_ ctx: RequestContext, parent: UInt64, name: String, reply: consuming Reply<EmptyReply>) { reply.error(.noFunction) }
-    public func symlink(_ ctx: RequestContext, target: String, parent: UInt64, name: String, reply: consuming Reply<EntryReply>) { reply.error(.noFunction) }
-    public func rename(_ ctx: RequestContext, parent: UInt64, name: String, newParent: UInt64, newName: String, reply: consuming Reply<EmptyReply>) { reply.error(.noFunction) }
-    public func link(_ ctx: RequestContext, inode: UInt64, newParent: UInt64, newName: String, reply: consuming Reply<EntryReply>) { reply.error(.noFunction) }
-    public func create(_ ctx: RequestContext, parent: UInt64, name: String, mode: mode_t, flags: Int32, reply: consuming Reply<CreateReply>) { reply.error(.noFunction) }
-    public func flush(_ ctx: RequestContext, inode: UInt64, file: FileInfo, reply: consuming Reply<EmptyReply>) { reply.complete(nil) }
-    public func release(inode: UInt64, file: FileInfo) {}
-    public func fsync(_ ctx: RequestContext, inode: UInt64, file: FileInfo, reply: consuming Reply<EmptyReply>) { reply.complete(nil) }
-    public func statfs(_ ctx: RequestContext, inode: UInt64, reply: consuming Reply<StatfsReply>) { reply.error(.noFunction) }
-    public func setxattr(_ ctx: RequestContext, inode: UInt64, name: String, value: UnsafeRawBufferPointer, flags: Int32, reply: consuming Reply<EmptyReply>) { reply.error(.notSupported) }
-    public func getxattr(_ ctx: RequestContext, inode: UInt64, name: String, size: Int, reply: consuming Reply<XattrReply>) { reply.error(.noData) }
-    public func listxattr(_ ctx: RequestContext, inode: UInt64, size: Int, reply: consuming Reply<XattrReply>) { reply.size(0) }
-    public func removexattr(_ ctx: RequestContext, inode: UInt64, name: String, reply: consuming Reply<EmptyReply>) { reply.error(.notSupported) }
-    public func fallocate(_ ctx: RequestContext, inode: UInt64, mode: Int32, offset: Int, length: Int, file: FileInfo, reply: consuming Reply<EmptyReply>) { reply.error(.notSupported) }
-    public func lseek(_ ctx: RequestContext, inode: UInt64, offset: Int, whence: Int32, file: FileInfo, reply: consuming Reply<LseekReply>) { reply.error(.noFunction) }
-    public func ioctl(_ ctx: RequestContext, inode: UInt64, command: UInt32, input: UnsafeRawBufferPointer, outputSize: Int, file: FileInfo, reply: consuming Reply<IoctlReply>) { reply.error(.inappropriateIOCTLForDevice) }
+    public func lookup(_ ctx: RequestContext, parent: InodeNumber, name: String, reply: consuming Reply<EntryReply>) { reply.error(.noFunction) }
+    public func forget(inode: InodeNumber, lookups: UInt64) {}
+    public func getattr(_ ctx: RequestContext, inode: InodeNumber, reply: consuming Reply<AttrReply>) { reply.error(.noFunction) }
+    public func setattr(_ ctx: RequestContext, inode: InodeNumber, _ changes: SetAttributes, file: FileInfo?, reply: consuming Reply<AttrReply>) { reply.error(.noFunction) }
+    public func mknod(_ ctx: RequestContext, parent: InodeNumber, name: String, mode: mode_t, reply: consuming Reply<EntryReply>) { reply.error(.noFunction) }
+    public func mkdir(_ ctx: RequestContext, parent: InodeNumber, name: String, mode: mode_t, reply: consuming Reply<EntryReply>) { reply.error(.noFunction) }
+    public func unlink(_ ctx: RequestContext, parent: InodeNumber, name: String, reply: consuming Reply<EmptyReply>) { reply.error(.noFunction) }
+    public func rmdir(_ ctx: RequestContext, parent: InodeNumber, name: String, reply: consuming Reply<EmptyReply>) { reply.error(.noFunction) }
+    public func symlink(_ ctx: RequestContext, target: String, parent: InodeNumber, name: String, reply: consuming Reply<EntryReply>) { reply.error(.noFunction) }
+    public func rename(_ ctx: RequestContext, parent: InodeNumber, name: String, newParent: InodeNumber, newName: String, reply: consuming Reply<EmptyReply>) { reply.error(.noFunction) }
+    public func link(_ ctx: RequestContext, inode: InodeNumber, newParent: InodeNumber, newName: String, reply: consuming Reply<EntryReply>) { reply.error(.noFunction) }
+    public func create(_ ctx: RequestContext, parent: InodeNumber, name: String, mode: mode_t, flags: Int32, reply: consuming Reply<CreateReply>) { reply.error(.noFunction) }
+    public func flush(_ ctx: RequestContext, inode: InodeNumber, file: FileInfo, reply: consuming Reply<EmptyReply>) { reply.complete(nil) }
+    public func release(inode: InodeNumber, file: FileInfo) {}
+    public func fsync(_ ctx: RequestContext, inode: InodeNumber, file: FileInfo, reply: consuming Reply<EmptyReply>) { reply.complete(nil) }
+    public func statfs(_ ctx: RequestContext, inode: InodeNumber, reply: consuming Reply<StatfsReply>) { reply.error(.noFunction) }
+    public func setxattr(_ ctx: RequestContext, inode: InodeNumber, name: String, value: UnsafeRawBufferPointer, flags: Int32, reply: consuming Reply<EmptyReply>) { reply.error(.notSupported) }
+    public func getxattr(_ ctx: RequestContext, inode: InodeNumber, name: String, size: Int, reply: consuming Reply<XattrReply>) { reply.error(.noData) }
+    public func listxattr(_ ctx: RequestContext, inode: InodeNumber, size: Int, reply: consuming Reply<XattrReply>) { reply.size(0) }
+    public func removexattr(_ ctx: RequestContext, inode: InodeNumber, name: String, reply: consuming Reply<EmptyReply>) { reply.error(.notSupported) }
+    public func fallocate(_ ctx: RequestContext, inode: InodeNumber, mode: Int32, offset: Int, length: Int, file: FileInfo, reply: consuming Reply<EmptyReply>) { reply.error(.notSupported) }
+    public func lseek(_ ctx: RequestContext, inode: InodeNumber, offset: Int, whence: Int32, file: FileInfo, reply: consuming Reply<LseekReply>) { reply.error(.noFunction) }
+    public func ioctl(_ ctx: RequestContext, inode: InodeNumber, command: UInt32, input: UnsafeRawBufferPointer, outputSize: Int, file: FileInfo, reply: consuming Reply<IoctlReply>) { reply.error(.inappropriateIOCTLForDevice) }
 }

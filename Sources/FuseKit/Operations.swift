@@ -58,19 +58,19 @@ let operations: fuse_lowlevel_ops = {
     }
     o.lookup = { req, parent, name in
         guard let n = existingName(name) else { fuse_reply_err(req, ENOENT); return }
-        filesystem(req).lookup(context(req), parent: parent, name: n, reply: Reply(req!))
+        filesystem(req).lookup(context(req), parent: InodeNumber(parent), name: n, reply: Reply(req!))
     }
     o.forget = { req, ino, n in
-        filesystem(req).forget(inode: ino, lookups: n)
+        filesystem(req).forget(inode: InodeNumber(ino), lookups: n)
         fuse_reply_none(req)
     }
     o.forget_multi = { req, count, forgets in
         let fs = filesystem(req)
-        for i in 0..<count { fs.forget(inode: forgets![i].ino, lookups: forgets![i].nlookup) }
+        for i in 0..<count { fs.forget(inode: InodeNumber(forgets![i].ino), lookups: forgets![i].nlookup) }
         fuse_reply_none(req)
     }
     o.getattr = { req, ino, _ in
-        filesystem(req).getattr(context(req), inode: ino, reply: Reply(req!))
+        filesystem(req).getattr(context(req), inode: InodeNumber(ino), reply: Reply(req!))
     }
     o.setattr = { req, ino, attr, toSet, fi in
         let a = attr!.pointee
@@ -83,81 +83,81 @@ let operations: fuse_lowlevel_ops = {
         clock_gettime(CLOCK_REALTIME, &now)
         if toSet & FUSE_SET_ATTR_ATIME_NOW != 0 { c.accessTime = now } else if toSet & FUSE_SET_ATTR_ATIME != 0 { c.accessTime = a.st_atim }
         if toSet & FUSE_SET_ATTR_MTIME_NOW != 0 { c.modificationTime = now } else if toSet & FUSE_SET_ATTR_MTIME != 0 { c.modificationTime = a.st_mtim }
-        filesystem(req).setattr(context(req), inode: ino, c, file: fi.map { FileInfo($0) }, reply: Reply(req!))
+        filesystem(req).setattr(context(req), inode: InodeNumber(ino), c, file: fi.map { FileInfo($0) }, reply: Reply(req!))
     }
     o.mknod = { req, parent, name, mode, _ in
-        filesystem(req).mknod(context(req), parent: parent, name: string(name), mode: mode, reply: Reply(req!))
+        filesystem(req).mknod(context(req), parent: InodeNumber(parent), name: string(name), mode: mode, reply: Reply(req!))
     }
     o.mkdir = { req, parent, name, mode in
-        filesystem(req).mkdir(context(req), parent: parent, name: string(name), mode: mode, reply: Reply(req!))
+        filesystem(req).mkdir(context(req), parent: InodeNumber(parent), name: string(name), mode: mode, reply: Reply(req!))
     }
     o.unlink = { req, parent, name in
         guard let n = existingName(name) else { fuse_reply_err(req, ENOENT); return }
-        filesystem(req).unlink(context(req), parent: parent, name: n, reply: Reply(req!))
+        filesystem(req).unlink(context(req), parent: InodeNumber(parent), name: n, reply: Reply(req!))
     }
     o.rmdir = { req, parent, name in
         guard let n = existingName(name) else { fuse_reply_err(req, ENOENT); return }
-        filesystem(req).rmdir(context(req), parent: parent, name: n, reply: Reply(req!))
+        filesystem(req).rmdir(context(req), parent: InodeNumber(parent), name: n, reply: Reply(req!))
     }
     o.symlink = { req, target, parent, name in
-        filesystem(req).symlink(context(req), target: string(target), parent: parent, name: string(name), reply: Reply(req!))
+        filesystem(req).symlink(context(req), target: string(target), parent: InodeNumber(parent), name: string(name), reply: Reply(req!))
     }
     o.rename = { req, parent, name, newParent, newName, _ in
-        filesystem(req).rename(context(req), parent: parent, name: string(name), newParent: newParent, newName: string(newName), reply: Reply(req!))
+        filesystem(req).rename(context(req), parent: InodeNumber(parent), name: string(name), newParent: InodeNumber(newParent), newName: string(newName), reply: Reply(req!))
     }
     o.link = { req, ino, newParent, newName in
-        filesystem(req).link(context(req), inode: ino, newParent: newParent, newName: string(newName), reply: Reply(req!))
+        filesystem(req).link(context(req), inode: InodeNumber(ino), newParent: InodeNumber(newParent), newName: string(newName), reply: Reply(req!))
     }
     o.create = { req, parent, name, mode, fi in
-        filesystem(req).create(context(req), parent: parent, name: string(name), mode: mode, flags: fi?.pointee.flags ?? 0, reply: Reply(req!, fi))
+        filesystem(req).create(context(req), parent: InodeNumber(parent), name: string(name), mode: mode, flags: fi?.pointee.flags ?? 0, reply: Reply(req!, fi))
     }
     o.open = { req, ino, fi in
-        filesystem(req).open(context(req), inode: ino, flags: fi!.pointee.flags, reply: Reply(req!, fi))
+        filesystem(req).open(context(req), inode: InodeNumber(ino), flags: fi!.pointee.flags, reply: Reply(req!, fi))
     }
     o.read = { req, ino, size, off, fi in
-        filesystem(req).read(context(req), inode: ino, offset: off, size: size, file: FileInfo(fi), reply: Reply(req!))
+        filesystem(req).read(context(req), inode: InodeNumber(ino), offset: off, size: size, file: FileInfo(fi), reply: Reply(req!))
     }
     o.write = { req, ino, buf, size, off, fi in
-        filesystem(req).write(context(req), inode: ino, offset: off, data: UnsafeRawBufferPointer(start: buf, count: size),
+        filesystem(req).write(context(req), inode: InodeNumber(ino), offset: off, data: UnsafeRawBufferPointer(start: buf, count: size),
                               file: FileInfo(fi), reply: Reply(req!))
     }
     o.flush = { req, ino, fi in
-        filesystem(req).flush(context(req), inode: ino, file: FileInfo(fi), reply: Reply(req!))
+        filesystem(req).flush(context(req), inode: InodeNumber(ino), file: FileInfo(fi), reply: Reply(req!))
     }
     o.release = { req, ino, fi in
-        filesystem(req).release(inode: ino, file: FileInfo(fi))
+        filesystem(req).release(inode: InodeNumber(ino), file: FileInfo(fi))
         fuse_reply_err(req, 0)
     }
     o.fsync = { req, ino, _, fi in
-        filesystem(req).fsync(context(req), inode: ino, file: FileInfo(fi), reply: Reply(req!))
+        filesystem(req).fsync(context(req), inode: InodeNumber(ino), file: FileInfo(fi), reply: Reply(req!))
     }
     o.readdir = { req, ino, size, off, _ in
-        filesystem(req).readdir(context(req), inode: ino, offset: off, size: size, reply: Reply(req!))
+        filesystem(req).readdir(context(req), inode: InodeNumber(ino), offset: off, size: size, reply: Reply(req!))
     }
     o.statfs = { req, ino in
-        filesystem(req).statfs(context(req), inode: ino, reply: Reply(req!))
+        filesystem(req).statfs(context(req), inode: InodeNumber(ino), reply: Reply(req!))
     }
     o.setxattr = { req, ino, name, value, size, flags in
-        filesystem(req).setxattr(context(req), inode: ino, name: string(name), value: UnsafeRawBufferPointer(start: value, count: size),
+        filesystem(req).setxattr(context(req), inode: InodeNumber(ino), name: string(name), value: UnsafeRawBufferPointer(start: value, count: size),
                                  flags: flags, reply: Reply(req!))
     }
     o.getxattr = { req, ino, name, size in
-        filesystem(req).getxattr(context(req), inode: ino, name: string(name), size: size, reply: Reply(req!))
+        filesystem(req).getxattr(context(req), inode: InodeNumber(ino), name: string(name), size: size, reply: Reply(req!))
     }
     o.listxattr = { req, ino, size in
-        filesystem(req).listxattr(context(req), inode: ino, size: size, reply: Reply(req!))
+        filesystem(req).listxattr(context(req), inode: InodeNumber(ino), size: size, reply: Reply(req!))
     }
     o.removexattr = { req, ino, name in
-        filesystem(req).removexattr(context(req), inode: ino, name: string(name), reply: Reply(req!))
+        filesystem(req).removexattr(context(req), inode: InodeNumber(ino), name: string(name), reply: Reply(req!))
     }
     o.fallocate = { req, ino, mode, off, len, fi in
-        filesystem(req).fallocate(context(req), inode: ino, mode: mode, offset: off, length: len, file: FileInfo(fi), reply: Reply(req!))
+        filesystem(req).fallocate(context(req), inode: InodeNumber(ino), mode: mode, offset: off, length: len, file: FileInfo(fi), reply: Reply(req!))
     }
     o.lseek = { req, ino, off, whence, fi in
-        filesystem(req).lseek(context(req), inode: ino, offset: off, whence: whence, file: FileInfo(fi), reply: Reply(req!))
+        filesystem(req).lseek(context(req), inode: InodeNumber(ino), offset: off, whence: whence, file: FileInfo(fi), reply: Reply(req!))
     }
     o.ioctl = { req, ino, cmd, _, fi, _, inBuf, inSize, outSize in
-        filesystem(req).ioctl(context(req), inode: ino, command: cmd, input: UnsafeRawBufferPointer(start: inBuf, count: inSize),
+        filesystem(req).ioctl(context(req), inode: InodeNumber(ino), command: cmd, input: UnsafeRawBufferPointer(start: inBuf, count: inSize),
                               outputSize: outSize, file: FileInfo(fi), reply: Reply(req!))
     }
     return o

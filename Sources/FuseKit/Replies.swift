@@ -112,18 +112,18 @@ extension Reply where Kind == EmptyReply {
 
 /// What a lookup or create answers: the inode, its attributes and how long the kernel may cache them.
 public struct EntryParameters: Sendable {
-    public var inode: UInt64
+    public var inode: InodeNumber
     public var attributes: stat
     public var attributeTimeout: Double
     public var entryTimeout: Double
-    public init(inode: UInt64, attributes: stat, attributeTimeout: Double, entryTimeout: Double) {
+    public init(inode: InodeNumber, attributes: stat, attributeTimeout: Double, entryTimeout: Double) {
         self.inode = inode; self.attributes = attributes
         self.attributeTimeout = attributeTimeout; self.entryTimeout = entryTimeout
     }
 
     var raw: fuse_entry_param {
         var p = fuse_entry_param()
-        p.ino = inode
+        p.ino = inode.rawValue
         p.generation = 1
         p.attr = attributes
         p.attr_timeout = attributeTimeout
@@ -152,7 +152,7 @@ extension Reply where Kind == AttrReply {
 
 /// How the kernel should treat an open file (the parts of `fuse_file_info` an open may set).
 public struct OpenOptions: Sendable, Equatable {
-    public var handle: UInt64 = 0
+    public var handle = FuseFileHandle(0)
     /// FOPEN_DIRECT_IO: no page cache; every read and write reaches the daemon; MAP_SHARED fails with ENODEV.
     public var directIO = false
     /// FOPEN_KEEP_CACHE: do not drop the inode's page cache on this open.
@@ -163,13 +163,13 @@ public struct OpenOptions: Sendable, Equatable {
     /// FOPEN_NOFLUSH: `close` sends no FLUSH (nothing to flush: a read-only special file), so
     /// it never waits for the daemon, even one that is going away.
     public var noflush = false
-    public init(handle: UInt64 = 0, directIO: Bool = false, keepCache: Bool = false, nonseekable: Bool = false, noflush: Bool = false) {
+    public init(handle: FuseFileHandle = FuseFileHandle(0), directIO: Bool = false, keepCache: Bool = false, nonseekable: Bool = false, noflush: Bool = false) {
         self.handle = handle; self.directIO = directIO; self.keepCache = keepCache; self.nonseekable = nonseekable
         self.noflush = noflush
     }
 
     func apply(to fi: UnsafeMutablePointer<fuse_file_info>) {
-        fi.pointee.fh = handle
+        fi.pointee.fh = handle.rawValue
         cfuse_fi_set_direct_io(fi, directIO ? 1 : 0)
         cfuse_fi_set_keep_cache(fi, keepCache ? 1 : 0)
         cfuse_fi_set_nonseekable(fi, nonseekable ? 1 : 0)
@@ -286,9 +286,9 @@ public struct DirectoryBuffer: ~Copyable {
 
     /// Adds an entry; returns false (adding nothing) when it would not fit.
     /// `nextOffset` is the offset the kernel passes back to continue after this entry.
-    public mutating func add(name: String, inode: UInt64, mode: mode_t, nextOffset: Int) -> Bool {
+    public mutating func add(name: String, inode: InodeNumber, mode: mode_t, nextOffset: Int) -> Bool {
         var st = stat()
-        st.st_ino = UInt(inode)
+        st.st_ino = UInt(inode.rawValue)
         st.st_mode = mode
         // libfuse's fuse_add_direntry does not use its request argument.
         let need = fuse_add_direntry(nil, nil, 0, name, &st, 0)
@@ -306,7 +306,7 @@ public struct DirectoryBuffer: ~Copyable {
 /// One entry of a readdir reply.
 public struct DirectoryEntry: Sendable, Equatable {
     public var name: String
-    public var inode: UInt64
+    public var inode: InodeNumber
     public var mode: mode_t
     public var nextOffset: Int
 }

@@ -41,13 +41,13 @@ public final class Notifier: Sendable {
     /// Errors that only mean "nothing to invalidate" (the kernel never looked the inode up, or the
     /// file system is being unmounted: ENOENT, EBADF, ENODEV) are not reported.
     @discardableResult
-    public func invalidate(inode: UInt64, offset: Int, length: Int) -> Errno? {
+    public func invalidate(inode: InodeNumber, offset: Int, length: Int) -> Errno? {
         session.withReadLock { attached -> Errno? in
             guard let se = attached.session else { return nil }
             var rc: Int32 = 0
             // Attributes only (a negative offset): the kernel touches no page, so it cannot
             // wait for a request, and a ring thread may call it directly.
-            UringTransport.callOffRing(offset < 0 ? nil : attached.uring) { rc = fuse_lowlevel_notify_inval_inode(se, inode, offset, length) }
+            UringTransport.callOffRing(offset < 0 ? nil : attached.uring) { rc = fuse_lowlevel_notify_inval_inode(se, inode.rawValue, offset, length) }
             if rc == 0 || [ENOENT, EBADF, ENODEV].contains(-rc) { return nil }
             return Errno(rawValue: -rc)
         }

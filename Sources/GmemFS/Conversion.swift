@@ -13,14 +13,14 @@ extension GmemFilesystem {
     /// Makes the kernel re-read the host inode's attributes (`st_blocks`, times) after the guest
     /// view changed them. Call with no lock held.
     func invalidateHostAttributes(_ f: FileNode) {
-        notifier.invalidate(inode: f.hostInode.rawValue, offset: -1, length: 0)
+        notifier.invalidate(inode: f.hostInode, offset: -1, length: 0)
     }
 
     /// Drops the host's cached pages of `[offset, offset + length)`, on behalf of `ctx`'s
     /// request. Call with no lock held.
     func invalidateHost(_ f: FileNode, offset: UInt64, length: UInt64, for ctx: RequestContext? = nil) {
         let start = events.start()
-        let e = notifier.invalidate(inode: f.hostInode.rawValue, offset: Int(offset), length: Int(length))
+        let e = notifier.invalidate(inode: f.hostInode, offset: Int(offset), length: Int(length))
         if let e { logger.warning("invalidating \(f.name) [\(offset), +\(length)) failed: \(e)") }
         trace(since: start, .invalidate, f, offset, length, e.map { .failed($0) } ?? .ok, ctx)
     }

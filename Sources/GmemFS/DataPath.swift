@@ -10,7 +10,7 @@ import SystemPackage
 /// The data path: open and release, read, write (and writeback), fallocate, fsync, close
 /// (FLUSH) and lseek.
 extension GmemFilesystem {
-    public func open(_ ctx: RequestContext, inode: UInt64, flags: Int32, reply: consuming Reply<OpenReply>) {
+    public func open(_ ctx: RequestContext, inode: InodeNumber, flags: Int32, reply: consuming Reply<OpenReply>) {
         guard let n = node(inode) else { return reply.error(.notFound("inode \(inode)")) }
         if n.isSpecial { return openSpecial(n, flags: flags, reply: reply) }
         guard let f = n.fileNode else { return reply.error(.isDirectory("inode \(inode)")) }
@@ -38,11 +38,11 @@ extension GmemFilesystem {
         // The handle carries the access mode (for the ioctl's write check) and is unique: page
         // references belong to it.
         let handle = GmemFileHandle(access: request.access, serial: openCount.add(1, ordering: .relaxed).newValue)
-        reply.open(OpenOptions(handle: handle.rawValue, directIO: !cached, keepCache: cached,
+        reply.open(OpenOptions(handle: handle.fileHandle, directIO: !cached, keepCache: cached,
                                nonseekable: nonseekable))
     }
 
-    public func release(inode: UInt64, file: FileInfo) {
+    public func release(inode: InodeNumber, file: FileInfo) {
         if releaseSpecial(inode: inode, file: file) { return }
         guard let f = node(inode)?.fileNode else { return }
         releaseReferences(f, handle: file.handle)
@@ -56,7 +56,7 @@ extension GmemFilesystem {
         }
     }
 
-    public func read(_ ctx: RequestContext, inode: UInt64, offset: Int, size: Int, file: FileInfo, reply: consuming Reply<DataReply>) {
+    public func read(_ ctx: RequestContext, inode: InodeNumber, offset: Int, size: Int, file: FileInfo, reply: consuming Reply<DataReply>) {
         guard let n = node(inode) else { return reply.error(.notFound("inode \(inode)")) }
         if n.isSpecial { return readSpecial(ctx, n, offset: offset, size: size, file: file, reply: reply) }
         guard let f = n.fileNode else { return reply.error(.isDirectory("inode \(inode)")) }
@@ -70,7 +70,7 @@ extension GmemFilesystem {
         if view == .host {
             do throws(GmemError) {
                 try options.fidelity.checkHostRead(buffered: cached) {
-                    RequestingThread(ctx.pid).isReading(inode: f.hostInode.rawValue, under: options.mountpoint)
+                    RequestingThread(ctx.pid).isReading(inode: f.hostInode, under: options.mountpoint)
                 }
             } catch {
                 return reply.error(error)
@@ -135,7 +135,7 @@ extension GmemFilesystem {
         }
     }
 
-    public func write(_ ctx: RequestContext, inode: UInt64, offset: Int, data: UnsafeRawBufferPointer, file: FileInfo, reply: consuming Reply<WriteReply>) {
+    public func write(_ ctx: RequestContext, inode: InodeNumber, offset: Int, data: UnsafeRawBufferPointer, file: FileInfo, reply: consuming Reply<WriteReply>) {
         guard let n = node(inode) else { return reply.error(.notFound("inode \(inode)")) }
         guard let f = n.fileNode else { return reply.error(.isDirectory("inode \(inode)")) }
         let began = events.start()
@@ -211,7 +211,7 @@ extension GmemFilesystem {
             return try f.file.write(offset: offset, data, view: .host, writepage: writepage)
         }
         let last = (min(offset + UInt64(data.count), f.file.size) - 1) >> gmemPageShift
-        let ghosts = Set(f.ghostPages(in: (offset >> gmemPageShift)...last))
+        let ghosts = Set(f.ghostPages(in: PageRange(first: offset >> gmemPageShift, last: last)))
         guard !ghosts.isEmpty else { return try f.file.write(offset: offset, data, view: .host, writepage: true) }
         var at = offset
         let end = offset + UInt64(data.count)
@@ -228,7 +228,7 @@ extension GmemFilesystem {
         return data.count
     }
 
-    public func fallocate(_ ctx: RequestContext, inode: UInt64, mode: Int32, offset: Int, length: Int, file: FileInfo, reply: consuming Reply<EmptyReply>) {
+    public func fallocate(_ ctx: RequestContext, inode: InodeNumber, mode: Int32, offset: Int, length: Int, file: FileInfo, reply: consuming Reply<EmptyReply>) {
         guard let n = node(inode) else { return reply.error(.notFound("inode \(inode)")) }
         guard let f = n.fileNode else { return reply.error(.isDirectory("inode \(inode)")) }
         let began = events.start()
@@ -260,7 +260,7 @@ extension GmemFilesystem {
     /// The kernel's guest_memfd has no fsync (EINVAL, also for `msync(MS_SYNC)`); by default
     /// gmemfs answers success (its memory has no backing store to flush), or the recorded
     /// ``WritebackError``.
-    public func fsync(_ ctx: RequestContext, inode: UInt64, file: FileInfo, reply: consuming Reply<EmptyReply>) {
+    public func fsync(_ ctx: RequestContext, inode: InodeNumber, file: FileInfo, reply: consuming Reply<EmptyReply>) {
         guard let n = node(inode) else { return reply.error(.notFound("inode \(inode)")) }
         if case .host = n {
             do throws(GmemError) { try options.fidelity.checkHostFsync() } catch { return reply.error(error) }
@@ -274,13 +274,13 @@ extension GmemFilesystem {
 
     /// close(): ``WritebackError/takeAtClose(_:)``. The kernel runs the close's writeback
     /// before this FLUSH, so a failure of that writeback is seen here.
-    public func flush(_ ctx: RequestContext, inode: UInt64, file: FileInfo, reply: consuming Reply<EmptyReply>) {
+    public func flush(_ ctx: RequestContext, inode: InodeNumber, file: FileInfo, reply: consuming Reply<EmptyReply>) {
         guard let n = node(inode) else { return reply.error(.notFound("inode \(inode)")) }
         guard case .host(let f) = n, let error = f.writebackError.takeAtClose(options.fidelity) else { return reply.complete(nil) }
         reply.error(error)
     }
 
-    public func lseek(_ ctx: RequestContext, inode: UInt64, offset: Int, whence: Int32, file: FileInfo, reply: consuming Reply<LseekReply>) {
+    public func lseek(_ ctx: RequestContext, inode: InodeNumber, offset: Int, whence: Int32, file: FileInfo, reply: consuming Reply<LseekReply>) {
         guard let n = node(inode) else { return reply.error(.notFound("inode \(inode)")) }
         guard let f = n.fileNode else { return reply.error(.isDirectory("inode \(inode)")) }
         do throws(GmemError) {

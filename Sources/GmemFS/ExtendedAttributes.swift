@@ -12,7 +12,7 @@ import SystemPackage
 ///                     `user.gmem.attributes:START-END`, `user.gmem.flags`, `user.gmem.stats`,
 ///                     `user.gmem.inject` (get).
 extension GmemFilesystem {
-    public func setxattr(_ ctx: RequestContext, inode: UInt64, name: String, value: UnsafeRawBufferPointer, flags: Int32, reply: consuming Reply<EmptyReply>) {
+    public func setxattr(_ ctx: RequestContext, inode: InodeNumber, name: String, value: UnsafeRawBufferPointer, flags: Int32, reply: consuming Reply<EmptyReply>) {
         guard let n = node(inode) else { return reply.error(.notFound("inode \(inode)")) }
         do throws(GmemError) {
             switch (n, name) {
@@ -61,7 +61,7 @@ extension GmemFilesystem {
         return "\"" + shown + (value.count > 128 ? "…" : "") + "\""
     }
 
-    public func getxattr(_ ctx: RequestContext, inode: UInt64, name: String, size: Int, reply: consuming Reply<XattrReply>) {
+    public func getxattr(_ ctx: RequestContext, inode: InodeNumber, name: String, size: Int, reply: consuming Reply<XattrReply>) {
         guard let n = node(inode) else { return reply.error(.notFound("inode \(inode)")) }
         do throws(GmemError) {
             let value = try xattrValue(of: n, name: name)
@@ -80,7 +80,7 @@ extension GmemFilesystem {
         }
     }
 
-    public func listxattr(_ ctx: RequestContext, inode: UInt64, size: Int, reply: consuming Reply<XattrReply>) {
+    public func listxattr(_ ctx: RequestContext, inode: InodeNumber, size: Int, reply: consuming Reply<XattrReply>) {
         guard let n = node(inode) else { return reply.error(.notFound("inode \(inode)")) }
         let names: [String]
         switch n {
@@ -92,7 +92,7 @@ extension GmemFilesystem {
         reply.value(bytes, requested: size)
     }
 
-    public func removexattr(_ ctx: RequestContext, inode: UInt64, name: String, reply: consuming Reply<EmptyReply>) {
+    public func removexattr(_ ctx: RequestContext, inode: InodeNumber, name: String, reply: consuming Reply<EmptyReply>) {
         reply.error(node(inode) == nil ? .notFound("inode \(inode)") : .notSupported("user.gmem.* xattrs cannot be removed"))
     }
 

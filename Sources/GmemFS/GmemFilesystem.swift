@@ -64,7 +64,7 @@ public final class GmemFilesystem: LowLevelFilesystem {
         self.logger = logger
         budget = MemoryBudget(limitBytes: options.maxMemory)
         populateGuard = PopulateGuard(logger: logger) { f, first, count in
-            let e = notifier.invalidate(inode: f.hostInode.rawValue, offset: Int(first << gmemPageShift), length: Int(count << gmemPageShift))
+            let e = notifier.invalidate(inode: f.hostInode, offset: Int(first << gmemPageShift), length: Int(count << gmemPageShift))
             if let e { logger.warning("dropping the zero pages answered for \(f.name) at offset \(first << gmemPageShift) failed: \(e)") }
         }
         traceFile = TraceFile(events: events)
@@ -93,8 +93,8 @@ public final class GmemFilesystem: LowLevelFilesystem {
         return node.file
     }
 
-    func node(_ inode: UInt64) -> Node? {
-        switch InodeNumber(inode).target {
+    func node(_ inode: InodeNumber) -> Node? {
+        switch inode.target {
         case .root: return .root
         case .guestDirectory: return options.guestView ? .guestDirectory : nil
         case .trace: return .trace
@@ -108,7 +108,7 @@ public final class GmemFilesystem: LowLevelFilesystem {
     /// The inode count `statfs` reports (files are limited by memory, not by inodes).
     static let inodeCapacity = 1 << 32
 
-    public func statfs(_ ctx: RequestContext, inode: UInt64, reply: consuming Reply<StatfsReply>) {
+    public func statfs(_ ctx: RequestContext, inode: InodeNumber, reply: consuming Reply<StatfsReply>) {
         let files = namespace.withLock { ns in Array(ns.byInode.values) }
         let total = budget.limitPages ?? files.reduce(0) { $0 + $1.file.pageCount }
         let used = budget.usedPages

@@ -1,14 +1,12 @@
-/// An inode number the daemon hands the kernel, and the one place its encoding lives (FuseKit
-/// passes bare numbers; the bridge wraps them here and unwraps them with ``rawValue``):
+import FuseKit
+
+/// The one place the daemon's inode numbering lives (FuseKit's ``InodeNumber`` carries the
+/// number; what it names is decided here):
 /// - 1 the root, 2 `.guest`, 3 `.maps`, 4 `.trace`;
 /// - each file a pair from ``firstFile``: its host view even, its guest view the odd number
 ///   after it (``guestView``); a file is keyed by its host number;
 /// - a file's `.maps/NAME`: its host number with bit 62 set (``mapFile``).
-struct InodeNumber: Hashable, Sendable, CustomStringConvertible {
-    let rawValue: UInt64
-    init(_ rawValue: UInt64) { self.rawValue = rawValue }
-
-    static let root = InodeNumber(1)
+extension InodeNumber {
     /// `MOUNTPOINT/.guest` (with `--guest-view`).
     static let guestDirectory = InodeNumber(2)
     /// `MOUNTPOINT/.maps` (docs/trace.md).
@@ -46,5 +44,4 @@ struct InodeNumber: Hashable, Sendable, CustomStringConvertible {
     /// The host number of the file created after this one.
     var nextFile: InodeNumber { InodeNumber(rawValue + 2) }
 
-    var description: String { String(rawValue) }
 }

@@ -10,9 +10,9 @@ import SystemPackage
 /// Inodes and their attributes: a node's `stat`, its entry and timeouts, getattr, setattr,
 /// and readdir of the root and `.guest`.
 extension GmemFilesystem {
-    func stat(of node: Node, inode: UInt64) -> stat {
+    func stat(of node: Node, inode: InodeNumber) -> stat {
         var st = Glibc.stat()
-        st.st_ino = UInt(inode)
+        st.st_ino = UInt(inode.rawValue)
         st.st_nlink = 1
         switch node {
         case .trace, .mapsDirectory, .map:
@@ -39,7 +39,7 @@ extension GmemFilesystem {
         return st
     }
 
-    func entry(_ node: Node, inode: UInt64) -> EntryParameters {
+    func entry(_ node: Node, inode: InodeNumber) -> EntryParameters {
         EntryParameters(inode: inode, attributes: stat(of: node, inode: inode),
                         attributeTimeout: Self.attributeTimeout(node), entryTimeout: Self.entryTimeout(node))
     }
@@ -64,12 +64,12 @@ extension GmemFilesystem {
     }
 
 
-    public func getattr(_ ctx: RequestContext, inode: UInt64, reply: consuming Reply<AttrReply>) {
+    public func getattr(_ ctx: RequestContext, inode: InodeNumber, reply: consuming Reply<AttrReply>) {
         guard let n = node(inode) else { return reply.error(.notFound("inode \(inode)")) }
         reply.attr(stat(of: n, inode: inode), timeout: Self.attributeTimeout(n))
     }
 
-    public func setattr(_ ctx: RequestContext, inode: UInt64, _ changes: SetAttributes, file: FileInfo?, reply: consuming Reply<AttrReply>) {
+    public func setattr(_ ctx: RequestContext, inode: InodeNumber, _ changes: SetAttributes, file: FileInfo?, reply: consuming Reply<AttrReply>) {
         guard let n = node(inode) else { return reply.error(.notFound("inode \(inode)")) }
         let ownerOrMode = changes.mode != nil || changes.uid != nil || changes.gid != nil
         do throws(GmemError) {
@@ -99,19 +99,19 @@ extension GmemFilesystem {
     /// Offsets are cookies that stay valid while names come and go: 1, 2 and 3 follow `.`, `..`
     /// and `.guest`; a file's is its host inode (creation order, never reused), so removing an
     /// entry already listed cannot make a continued listing skip one that was not.
-    public func readdir(_ ctx: RequestContext, inode: UInt64, offset: Int, size: Int, reply: consuming Reply<DirectoryReply>) {
+    public func readdir(_ ctx: RequestContext, inode: InodeNumber, offset: Int, size: Int, reply: consuming Reply<DirectoryReply>) {
         guard let n = node(inode) else { return reply.error(.notFound("inode \(inode)")) }
-        var entries: [(name: String, inode: UInt64, mode: mode_t, cookie: UInt64)] =
-            [(".", inode, S_IFDIR, 1), ("..", InodeNumber.root.rawValue, S_IFDIR, 2)]
+        var entries: [(name: String, inode: InodeNumber, mode: mode_t, cookie: UInt64)] =
+            [(".", inode, S_IFDIR, 1), ("..", .root, S_IFDIR, 2)]
         let files = namespace.withLock { $0.order }
         switch n {
         case .root:
-            if options.guestView { entries.append((GmemSpecialName.guest, InodeNumber.guestDirectory.rawValue, S_IFDIR, 3)) }
-            entries += files.map { ($0.name, $0.hostInode.rawValue, S_IFREG, $0.hostInode.rawValue) }
+            if options.guestView { entries.append((GmemSpecialName.guest, .guestDirectory, S_IFDIR, 3)) }
+            entries += files.map { ($0.name, $0.hostInode, S_IFREG, $0.hostInode.rawValue) }
         case .guestDirectory:
-            entries += files.map { ($0.name, $0.guestInode.rawValue, S_IFREG, $0.hostInode.rawValue) }
+            entries += files.map { ($0.name, $0.guestInode, S_IFREG, $0.hostInode.rawValue) }
         case .mapsDirectory:
-            entries += files.map { ($0.name, $0.hostInode.mapFile.rawValue, S_IFREG, $0.hostInode.rawValue) }
+            entries += files.map { ($0.name, $0.hostInode.mapFile, S_IFREG, $0.hostInode.rawValue) }
         default: return reply.error(.notDirectory("inode \(inode)"))
         }
         var buffer = reply.makeBuffer(capacity: size)

@@ -7,7 +7,7 @@ import SystemPackage
 /// The ioctls of a gmem file (docs/xattr-interface.md, "The ioctl"): KVM_SET_MEMORY_ATTRIBUTES2
 /// and gmemfs's page references; any other command is ENOTTY.
 extension GmemFilesystem {
-    public func ioctl(_ ctx: RequestContext, inode: UInt64, command: UInt32, input: UnsafeRawBufferPointer, outputSize: Int, file: FileInfo, reply: consuming Reply<IoctlReply>) {
+    public func ioctl(_ ctx: RequestContext, inode: InodeNumber, command: UInt32, input: UnsafeRawBufferPointer, outputSize: Int, file: FileInfo, reply: consuming Reply<IoctlReply>) {
         let n = node(inode)
         let name = Self.ioctlNames[command]
         do throws(GmemError) {

@@ -26,10 +26,10 @@ final class MapsDirectory: Sendable {
         init(_ text: [UInt8]) { self.text = text }
     }
 
-    private let snapshots = Mutex<(next: UInt64, byHandle: [UInt64: Snapshot])>((1, [:]))
+    private let snapshots = Mutex<(next: UInt64, byHandle: [FuseFileHandle: Snapshot])>((1, [:]))
 
     /// Snapshots the map of `file`; returns the handle.
-    func open(_ file: GuestMemFile) -> UInt64 {
+    func open(_ file: GuestMemFile) -> FuseFileHandle {
         var ranges: [(UInt64, UInt64, MemoryAttributes)] = []
         ranges.reserveCapacity(64)
         file.forEachAttributeRange { ranges.append(($0, $1, $2)) }
@@ -38,16 +38,16 @@ final class MapsDirectory: Sendable {
         for (s, e, a) in ranges { text += AttributeLine.format(start: s, end: e, attribute: a.attributeName).utf8 }
         let snapshot = Snapshot(text)
         return snapshots.withLock { s in
-            let h = s.next
+            let h = FuseFileHandle(s.next)
             s.next += 1
             s.byHandle[h] = snapshot
             return h
         }
     }
 
-    func release(handle: UInt64) { snapshots.withLock { _ = $0.byHandle.removeValue(forKey: handle) } }
+    func release(handle: FuseFileHandle) { snapshots.withLock { _ = $0.byHandle.removeValue(forKey: handle) } }
 
-    func read(handle: UInt64, offset: Int, size: Int, reply: consuming Reply<DataReply>) {
+    func read(handle: FuseFileHandle, offset: Int, size: Int, reply: consuming Reply<DataReply>) {
         guard let snapshot = snapshots.withLock({ $0.byHandle[handle] }) else { return reply.error(.badHandle("no map snapshot \(handle)")) }
         let start = min(max(0, offset), snapshot.text.count)
         let end = start + min(max(0, size), snapshot.text.count - start)

@@ -1,4 +1,5 @@
 import Glibc
+import FuseKit
 import GmemCore
 import Synchronization
 
@@ -37,7 +38,7 @@ final class FileNode: Sendable {
     let ghosts = Mutex<[UInt64: Int]>([:])
 
     /// The ghost pages in `pages`.
-    func ghostPages(in pages: ClosedRange<UInt64>) -> [UInt64] {
+    func ghostPages(in pages: PageRange) -> [UInt64] {
         ghosts.withLock { map in map.isEmpty ? [] : map.keys.filter { pages.contains($0) } }
     }
     /// Ranges each view wrote back (writepage WRITEs) since its last fsync (``WrittenBack``).

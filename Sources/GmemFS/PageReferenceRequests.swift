@@ -12,9 +12,9 @@ extension GmemFilesystem {
     /// Pins or unpins the range of a `struct gmem_page_reference` for the open file `handle`.
     /// Any open file may pin (no write access needed: pinning changes nothing). Nothing is
     /// copied back; the caller replies.
-    func reference(_ n: Node, _ f: FileNode, _ ctx: RequestContext, pin: Bool, input: UnsafeRawBufferPointer, handle: UInt64) throws(GmemError) {
+    func reference(_ n: Node, _ f: FileNode, _ ctx: RequestContext, pin: Bool, input: UnsafeRawBufferPointer, handle: FuseFileHandle) throws(GmemError) {
         var range: (offset: UInt64, length: UInt64) = (0, 0)
-        let pages: ClosedRange<UInt64>
+        let pages: PageRange
         do throws(GmemError) {
             let request = try GmemPageReference(bytes: input)
             pages = try request.pages(fileSize: f.file.size)
@@ -22,9 +22,9 @@ extension GmemFilesystem {
             let view: GuestMemFile.View
             if case .guest = n { view = .guest } else { view = .host }
             if pin {
-                try f.file.pin(pages, holder: handle, view: view)
+                try f.file.pin(pages, holder: handle.rawValue, view: view)
             } else {
-                try f.file.unpin(pages, holder: handle)
+                try f.file.unpin(pages, holder: handle.rawValue)
             }
             trace(pin ? .pin : .unpin, f, range.offset, range.length, .ok, ctx)
         } catch {
@@ -35,8 +35,8 @@ extension GmemFilesystem {
     }
 
     /// Drops the references of a released open file.
-    func releaseReferences(_ f: FileNode, handle: UInt64) {
-        let dropped = f.file.releaseReferences(holder: handle)
+    func releaseReferences(_ f: FileNode, handle: FuseFileHandle) {
+        let dropped = f.file.releaseReferences(holder: handle.rawValue)
         guard dropped > 0 else { return }
         trace(.unpin, f, 0, f.file.size, .ok, nil, detail: "on=close references=\(dropped)")
         logger.debug("\(f.name): released \(dropped) page reference(s) of handle \(handle)")

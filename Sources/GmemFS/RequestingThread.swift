@@ -1,4 +1,5 @@
 import Glibc
+import FuseKit
 import LinuxProc
 
 /// The thread behind a FUSE request, seen through proc(5) (the request's pid is the calling
@@ -10,11 +11,11 @@ struct RequestingThread {
 
     /// Whether the thread is reading the file `inode` under `mountpoint` with a read-family
     /// call (and not, say, faulting on a mapping of it while reading another file into it).
-    func isReading(inode: UInt64, under mountpoint: String) -> Bool {
+    func isReading(inode: InodeNumber, under mountpoint: String) -> Bool {
         guard case .blocked(let number, let arguments)? = ProcFiles.readSyscall(tid),
               let index = SyscallNumber.readFamily[number], index < arguments.count,
               let fd = Int32(exactly: arguments[index]),
-              ProcFiles.readFDInfo(tid, fd)?.inode == inode,
+              ProcFiles.readFDInfo(tid, fd)?.inode == inode.rawValue,
               let path = ProcFiles.readLink(ProcFiles.fd(tid, fd)) else { return false }
         return path.hasPrefix(mountpoint.hasSuffix("/") ? mountpoint : mountpoint + "/")
     }

@@ -11,13 +11,13 @@ import Synchronization
 /// `.guest` is with `--guest-view`, they are the file system's own names: gmem file names cannot
 /// start with `.`), so listings show only gmem files.
 extension GmemFilesystem {
-    func lookupSpecial(parent: UInt64, name: String, reply: consuming Reply<EntryReply>) {
+    func lookupSpecial(parent: InodeNumber, name: String, reply: consuming Reply<EntryReply>) {
         switch (parent, name) {
-        case (InodeNumber.root.rawValue, GmemSpecialName.trace): reply.entry(entry(.trace, inode: InodeNumber.trace.rawValue))
-        case (InodeNumber.root.rawValue, GmemSpecialName.maps): reply.entry(entry(.mapsDirectory, inode: InodeNumber.mapsDirectory.rawValue))
+        case (.root, GmemSpecialName.trace): reply.entry(entry(.trace, inode: .trace))
+        case (.root, GmemSpecialName.maps): reply.entry(entry(.mapsDirectory, inode: .mapsDirectory))
         default:
             guard let f = namespace.withLock({ $0[name] }) else { return reply.error(.notFound("file '\(name)'")) }
-            reply.entry(entry(.map(f), inode: f.hostInode.mapFile.rawValue))
+            reply.entry(entry(.map(f), inode: f.hostInode.mapFile))
         }
     }
 
@@ -61,10 +61,10 @@ extension GmemFilesystem {
     }
 
     /// Releases a special file's handle; false if `inode` is not a special file.
-    func releaseSpecial(inode: UInt64, file: FileInfo) -> Bool {
-        if inode == InodeNumber.trace.rawValue { traceFile.release(handle: file.handle); return true }
-        if case .map = InodeNumber(inode).target { maps.release(handle: file.handle); return true }
-        return inode == InodeNumber.mapsDirectory.rawValue
+    func releaseSpecial(inode: InodeNumber, file: FileInfo) -> Bool {
+        if inode == .trace { traceFile.release(handle: file.handle); return true }
+        if case .map = inode.target { maps.release(handle: file.handle); return true }
+        return inode == .mapsDirectory
     }
 }
 

@@ -51,7 +51,7 @@ final class TraceFile: Sendable {
     }
 
     struct Readers: ~Copyable {
-        var byHandle: [UInt64: Reader] = [:]
+        var byHandle: [FuseFileHandle: Reader] = [:]
         var nextHandle: UInt64 = 1
         var flusherRunning = false
         /// Interrupts that arrived before their READ was parked.
@@ -80,10 +80,10 @@ final class TraceFile: Sendable {
     // MARK: - Requests
 
     /// Subscribes a new reader; returns its handle.
-    func open() -> UInt64 {
+    func open() -> FuseFileHandle {
         let subscription = events.subscribe()
-        let (handle, startFlusher) = readers.withLock { r -> (UInt64, Bool) in
-            let h = r.nextHandle
+        let (handle, startFlusher) = readers.withLock { r -> (FuseFileHandle, Bool) in
+            let h = FuseFileHandle(r.nextHandle)
             r.nextHandle += 1
             r.byHandle[h] = Reader(subscription)
             defer { r.flusherRunning = true }
@@ -95,7 +95,7 @@ final class TraceFile: Sendable {
         return handle
     }
 
-    func release(handle: UInt64) {
+    func release(handle: FuseFileHandle) {
         let subscription = readers.withLock { r -> EventHub.Subscription? in
             guard let reader = r.byHandle.removeValue(forKey: handle) else { return nil }
             // The kernel releases only once every READ of the file has returned.
@@ -105,7 +105,7 @@ final class TraceFile: Sendable {
         if let subscription { events.unsubscribe(subscription) }
     }
 
-    func read(_ ctx: RequestContext, handle: UInt64, size: Int, reply: consuming Reply<DataReply>) {
+    func read(_ ctx: RequestContext, handle: FuseFileHandle, size: Int, reply: consuming Reply<DataReply>) {
         let id = reply.id
         readers.withLock { _ = $0.earlyInterrupts.remove(id) }   // a stale mark of a freed request
         reply.notifyInterrupt(to: interrupts)

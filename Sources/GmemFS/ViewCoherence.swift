@@ -64,7 +64,7 @@ enum ViewSide: String, Sendable {
 }
 
 extension FileNode {
-    func inode(_ side: ViewSide) -> UInt64 { (side == .host ? hostInode : guestInode).rawValue }
+    func inode(_ side: ViewSide) -> InodeNumber { side == .host ? hostInode : guestInode }
 }
 
 extension Node {
@@ -89,7 +89,7 @@ extension GmemFilesystem {
     func invalidate(_ side: ViewSide, _ f: FileNode, offset: UInt64, length: UInt64, for ctx: RequestContext? = nil) {
         if side == .host { return invalidateHost(f, offset: offset, length: length, for: ctx) }
         let start = events.start()
-        let e = notifier.invalidate(inode: f.guestInode.rawValue, offset: Int(offset), length: Int(length))
+        let e = notifier.invalidate(inode: f.guestInode, offset: Int(offset), length: Int(length))
         if let e { logger.warning("invalidating .guest/\(f.name) [\(offset), +\(length)) failed: \(e)") }
         trace(since: start, .invalidate, f, offset, length, e.map { .failed($0) } ?? .ok, ctx, detail: "view=guest")
     }

@@ -199,7 +199,7 @@ import Testing
             // Documented invariants of an accepted request.
             #expect(request.offset % 4096 == 0 && request.size % 4096 == 0 && request.size > 0)
             #expect(request.offset.addingReportingOverflow(request.size).overflow == false && request.offset + request.size <= fileSize)
-            #expect(request.pages.upperBound < fileSize / 4096 && request.pages.count == Int(request.size / 4096))
+            #expect(request.pages.last < fileSize / 4096 && request.pages.count == request.size / 4096)
             guard !other || fileSize == file.size else { continue }
             if try file.setAttributes(request) != .unchanged { changed += 1 }
             for p in request.pages { model[Int(p)] = request.attributes.isPrivate }
@@ -310,7 +310,7 @@ import Testing
         for p in stride(from: UInt64(0), to: 256, by: 3) {   // a fragmented map
             try file.setAttributes(try ConversionRequest(offset: p * 4096, size: 4096, attributes: 0, fileSize: file.size))
         }
-        guard let node = fs.node(InodeNumber.firstFile.rawValue) else { Issue.record("no node"); return }
+        guard let node = fs.node(InodeNumber.firstFile) else { Issue.record("no node"); return }
         let stats = file.stats
         var found = 0
         for _ in 0..<Self.count {

@@ -26,7 +26,7 @@ import Testing
             #expect((pages != nil) == valid, "words \(words) (\(bytes.count) bytes)")
             guard let pages else { continue }
             accepted += 1
-            #expect(pages.lowerBound == words[0] / 4096 && pages.count == Int(words[1] / 4096))
+            #expect(pages.first == words[0] / 4096 && pages.count == words[1] / 4096)
             let holder = UInt64(i % 3)
             try refs.pin(pages, holder: holder)
             if r.chance(2) { try refs.unpin(pages, holder: holder) }
@@ -53,7 +53,7 @@ import Testing
             armed += 1
             #expect(fault.remaining >= 1)
             if let o = fault.offset { #expect(fault.failure == .eagain && o % 4096 == 0 && o < size) }
-            if let p = fault.pages { #expect(fault.failure != .eagain && p.upperBound < 64) }
+            if let p = fault.pages { #expect(fault.failure != .eagain && p.last < 64) }
             // Its own description parses back to the same fault.
             let again = try? InjectionCommand(xattrValue: Array(fault.description.utf8), fileSize: size)
             #expect(again == .arm(fault), "\(fault.description)")

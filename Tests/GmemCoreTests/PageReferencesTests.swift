@@ -15,7 +15,7 @@ import Testing
         func total(_ p: Int) -> UInt64 { counts.values.reduce(0) { $0 + $1[p] } }
         var count: UInt64 { (0..<pageCount).reduce(0) { $0 + total($1) } }
         var referencedPages: UInt64 { UInt64((0..<pageCount).filter { total($0) > 0 }.count) }
-        func firstReferenced(_ r: ClosedRange<UInt64>) -> UInt64? { r.first { total(Int($0)) > 0 } }
+        func firstReferenced(_ r: PageRange) -> UInt64? { r.first { total(Int($0)) > 0 } }
     }
 
     @Test(arguments: [1, 2, 3, 4, 5, 6] as [UInt64])
@@ -27,7 +27,7 @@ import Testing
         for step in 0..<400 {
             let holder = rng.next(below: 4)
             let first = rng.next(below: UInt64(pageCount))
-            let pages = first...(first + rng.next(below: min(UInt64(pageCount) - first, 9)))
+            let pages = PageRange(first...(first + rng.next(below: min(UInt64(pageCount) - first, 9))))
             let what = "seed \(seed) step \(step) holder \(holder) pages \(pages)"
             switch rng.next(below: 10) {
             case 0..<5:
@@ -55,22 +55,22 @@ import Testing
             #expect(refs.referencedPages == model.referencedPages, "\(what) referencedPages")
             #expect(refs.holderCount == model.counts.count, "\(what) holders")
             let a = rng.next(below: UInt64(pageCount))
-            let window = a...(a + rng.next(below: UInt64(pageCount) - a))
+            let window = PageRange(a...(a + rng.next(below: UInt64(pageCount) - a)))
             #expect(refs.firstReferenced(in: window) == model.firstReferenced(window), "\(what) firstReferenced(\(window))")
             let probe = rng.next(below: UInt64(pageCount))
             #expect(refs.count(of: holder, page: probe) == model.counts[holder]?[Int(probe)] ?? 0, "\(what) count of page \(probe)")
         }
         for h in 0..<4 as Range<UInt64> { refs.release(holder: h) }
-        #expect(refs.count == 0 && refs.referencedPages == 0 && refs.firstReferenced(in: 0...UInt64(pageCount - 1)) == nil)
+        #expect(refs.count == 0 && refs.referencedPages == 0 && refs.firstReferenced(in: PageRange(0...UInt64(pageCount - 1))) == nil)
     }
 
     @Test func perPageLimitIsEnomemAndAllOrNothing() throws {
         var refs = PageReferences(pageCount: 4)
-        for _ in 0..<PageReferences.maximumPerPage { try refs.pin(1...1, holder: 7) }
-        #expect(throws: GmemError.self) { try refs.pin(0...2, holder: 7) }
+        for _ in 0..<PageReferences.maximumPerPage { try refs.pin(PageRange(1...1), holder: 7) }
+        #expect(throws: GmemError.self) { try refs.pin(PageRange(0...2), holder: 7) }
         #expect(refs.count(of: 7, page: 0) == 0 && refs.count(of: 7, page: 2) == 0)
         #expect(refs.count == PageReferences.maximumPerPage)
-        try refs.pin(0...2, holder: 8)   // another holder has its own limit
+        try refs.pin(PageRange(0...2), holder: 8)   // another holder has its own limit
         #expect(refs.count == PageReferences.maximumPerPage + 3)
     }
 
@@ -92,7 +92,7 @@ import Testing
 
     @Test func referencedPageRefusesToPrivateOnly() throws {
         let f = try file()
-        try f.pin(5...6, holder: 1, view: .host)
+        try f.pin(PageRange(5...6), holder: 1, view: .host)
         #expect(throws: GmemError.referenced(offset: 5 * pageSize)) { try f.setAttributes(try request(0, 16, .private, f)) }
         #expect(throws: GmemError.referenced(offset: 6 * pageSize)) { try f.setAttributes(try request(6, 4, .private, f)) }
         #expect(map(f) == "0-16 shared\n")
@@ -112,7 +112,7 @@ import Testing
     /// it (a guest-view pin), and consumes no armed fault.
     @Test func earlyReturnIgnoresReferencesAndArmedFaults() throws {
         let f = try file(shared: false)
-        try f.pin(2...3, holder: 1, view: .guest)
+        try f.pin(PageRange(2...3), holder: 1, view: .guest)
         try f.inject(try InjectionCommand(xattrValue: Array("enomem".utf8), fileSize: f.size))
         #expect(try f.setAttributes(try request(0, 16, .private, f)) == .unchanged)
         #expect(f.armedFaults.count == 1 && f.stats.referenceRefusals == 0 && f.stats.injectedFailures == 0)
@@ -122,11 +122,11 @@ import Testing
 
     @Test func hostViewCannotPinPrivatePages() throws {
         let f = try file(shared: false)
-        #expect(throws: GmemError.badAddress(offset: 0)) { try f.pin(0...1, holder: 1, view: .host) }
+        #expect(throws: GmemError.badAddress(offset: 0)) { try f.pin(PageRange(0...1), holder: 1, view: .host) }
         #expect(f.stats.references == 0)
         try f.setAttributes(try request(0, 1, .shared, f))
-        #expect(throws: GmemError.badAddress(offset: pageSize)) { try f.pin(0...1, holder: 1, view: .host) }
-        try f.pin(0...1, holder: 1, view: .guest)   // the guest view ignores attributes
+        #expect(throws: GmemError.badAddress(offset: pageSize)) { try f.pin(PageRange(0...1), holder: 1, view: .host) }
+        try f.pin(PageRange(0...1), holder: 1, view: .guest)   // the guest view ignores attributes
         #expect(f.stats.references == 2)
     }
 
@@ -160,7 +160,7 @@ import Testing
         #expect(try parse("clear") == .clear)
         #expect(try parse("CLEAR\n") == .clear)
         guard case .arm(let a) = try parse("eintr range 4K 8K count 3") else { Issue.record("not armed"); return }
-        #expect(a.failure == .eintr && a.remaining == 3 && a.pages == 1...2 && a.offset == nil)
+        #expect(a.failure == .eintr && a.remaining == 3 && a.pages == PageRange(1...2) && a.offset == nil)
         guard case .arm(let b) = try parse("eagain 0xf000") else { Issue.record("not armed"); return }
         #expect(b.failure == .eagain && b.offset == 15 * pageSize && b.remaining == 1)
         for bad in ["", "clear all", "enomem count 0", "enomem count", "enomem count 1 count 1", "enomem range 0 0",
@@ -173,8 +173,8 @@ import Testing
 
     @Test func pinRequestValidation() throws {
         let size = 16 * pageSize
-        func pages(_ r: GmemPageReference) throws(GmemError) -> ClosedRange<UInt64> { try r.pages(fileSize: size) }
-        #expect(try pages(GmemPageReference(offset: 4096, size: 8192)) == 1...2)
+        func pages(_ r: GmemPageReference) throws(GmemError) -> PageRange { try r.pages(fileSize: size) }
+        #expect(try pages(GmemPageReference(offset: 4096, size: 8192)) == PageRange(1...2))
         let bad: [GmemPageReference] = [
             GmemPageReference(offset: 0, size: 4096, flags: 1),
             GmemPageReference(offset: 0, size: 4096, reserved: [0, 0, 0, 0, 1]),

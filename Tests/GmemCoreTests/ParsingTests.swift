@@ -26,7 +26,7 @@ private func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
         let size: UInt64 = 1 << 20
         let r = try ConversionRequest(xattrValue: bytes("4096 8K private"), fileSize: size)
         #expect(r.offset == 4096 && r.size == 8192 && r.attributes == .private)
-        #expect(r.pages == 1...2)
+        #expect(r.pages == PageRange(1...2))
         #expect(try ConversionRequest(xattrValue: bytes("0x0\t4096  shared\n\0"), fileSize: size).attributes == .shared)
         #expect(try ConversionRequest(xattrValue: bytes("0 4096 8"), fileSize: size).attributes == .private)
         #expect(try ConversionRequest(xattrValue: bytes("0 1M 0"), fileSize: size).size == size)

@@ -24,16 +24,16 @@ import Testing
         return (fs, try fs.createFile(CreateRequest(name: "f", size: 8 * pageSize, flags: flags)))
     }
 
-    let host = InodeNumber.firstFile.rawValue, guest = InodeNumber.firstFile.guestView.rawValue
+    let host = InodeNumber.firstFile, guest = InodeNumber.firstFile.guestView
 
-    func handle(_ flags: Int32) -> FileInfo { FileInfo(handle: GmemFileHandle(access: AccessMode(openFlags: flags), serial: 1).rawValue, flags: flags) }
+    func handle(_ flags: Int32) -> FileInfo { FileInfo(handle: GmemFileHandle(access: AccessMode(openFlags: flags), serial: 1).fileHandle, flags: flags) }
 
     /// The access mode survives the round trip through the FUSE handle; the serial makes each
     /// open's handle its own.
     @Test func handlePacking() {
         for mode in [AccessMode.readOnly, .writeOnly, .readWrite, .noReadWrite] {
-            #expect(GmemFileHandle(GmemFileHandle(access: mode, serial: 0).rawValue).access == mode)
-            #expect(GmemFileHandle(GmemFileHandle(access: mode, serial: 12345).rawValue).access == mode)
+            #expect(GmemFileHandle(GmemFileHandle(access: mode, serial: 0).fileHandle).access == mode)
+            #expect(GmemFileHandle(GmemFileHandle(access: mode, serial: 12345).fileHandle).access == mode)
             #expect(GmemFileHandle(access: mode, serial: 5) != GmemFileHandle(access: mode, serial: 6))
         }
     }
@@ -82,7 +82,7 @@ import Testing
         let ok = answer { fs.fallocate(ctx, inode: host, mode: Int32(FALLOC_FL_KEEP_SIZE), offset: p, length: 2 * p, file: handle(O_RDWR), reply: $0) }
         guard case .success? = ok else { Issue.record("allocate: \(String(describing: ok))"); return }
         #expect(f.allocatedBytes == 2 * pageSize)
-        let dir = answer { fs.fallocate(ctx, inode: InodeNumber.root.rawValue, mode: Int32(FALLOC_FL_KEEP_SIZE), offset: 0, length: p, file: handle(O_RDWR), reply: $0) }
+        let dir = answer { fs.fallocate(ctx, inode: .root, mode: Int32(FALLOC_FL_KEEP_SIZE), offset: 0, length: p, file: handle(O_RDWR), reply: $0) }
         #expect(dir?.errno == .isDirectory)
     }
 
@@ -92,8 +92,8 @@ import Testing
         truncate.size = 0
         #expect(answer { fs.setattr(ctx, inode: host, truncate, file: nil, reply: $0) }?.errno == .invalidArgument)
         #expect(answer { fs.setattr(ctx, inode: guest, truncate, file: nil, reply: $0) }?.errno == .invalidArgument)
-        #expect(answer { fs.setattr(ctx, inode: InodeNumber.root.rawValue, truncate, file: nil, reply: $0) }?.errno == .isDirectory)
-        #expect(answer { fs.setattr(ctx, inode: 999, truncate, file: nil, reply: $0) }?.errno == .noSuchFileOrDirectory)
+        #expect(answer { fs.setattr(ctx, inode: .root, truncate, file: nil, reply: $0) }?.errno == .isDirectory)
+        #expect(answer { fs.setattr(ctx, inode: InodeNumber(999), truncate, file: nil, reply: $0) }?.errno == .noSuchFileOrDirectory)
         // chmod: kept by default (the answer is the new attributes), EINVAL in kernel mode,
         // EPERM on the guest view.
         var chmod = SetAttributes()
@@ -110,7 +110,7 @@ import Testing
     @Test func openDecodesFlagsIntoTheHandle() throws {
         let (fs, _) = try filesystem()
         #expect(answer { fs.open(ctx, inode: host, flags: O_RDWR | O_TRUNC, reply: $0) }?.errno == .invalidArgument)
-        #expect(answer { fs.open(ctx, inode: InodeNumber.root.rawValue, flags: O_RDONLY, reply: $0) }?.errno == .isDirectory)
+        #expect(answer { fs.open(ctx, inode: .root, flags: O_RDONLY, reply: $0) }?.errno == .isDirectory)
         guard case .open(let o)? = answer({ fs.open(ctx, inode: host, flags: O_WRONLY, reply: $0) }) else {
             Issue.record("open did not answer an open file"); return
         }
@@ -143,14 +143,14 @@ import Testing
         args[9] = 0x10   // size = 0x1000 (offset 0), attributes 8 = private
         args[16] = 8
         let convert = KVMMemoryAttributes2.ioctlNumber
-        func call(_ command: UInt32, _ inode: UInt64, _ flags: Int32) -> RecordedReply? {
+        func call(_ command: UInt32, _ inode: InodeNumber, _ flags: Int32) -> RecordedReply? {
             args.withUnsafeBytes { input in
                 answer { fs.ioctl(ctx, inode: inode, command: command, input: input, outputSize: 128, file: handle(flags), reply: $0) }
             }
         }
         #expect(call(convert, host, O_RDONLY)?.errno == .badFileDescriptor)
         #expect(call(convert &+ 1, host, O_RDWR)?.errno == .inappropriateIOCTLForDevice)
-        #expect(call(convert, InodeNumber.root.rawValue, O_RDWR)?.errno == .inappropriateIOCTLForDevice)
+        #expect(call(convert, InodeNumber.root, O_RDWR)?.errno == .inappropriateIOCTLForDevice)
         #expect(f.attributes(at: 0) == .shared)
         guard case .ioctl(0, let output)? = call(convert, host, O_WRONLY) else { Issue.record("conversion refused"); return }
         #expect(output.isEmpty)
@@ -221,7 +221,7 @@ import Testing
         try f.setAttributes(try ConversionRequest(offset: pageSize, size: pageSize, attributes: 8, fileSize: f.size))
         node.ghosts.withLock { $0[1] = 1 }
         let data = [UInt8](repeating: 0x5a, count: 3 * Int(pageSize))
-        let writeback = FileInfo(handle: GmemFileHandle(access: .readWrite, serial: 1).rawValue, flags: O_RDWR, isWritepage: true)
+        let writeback = FileInfo(handle: GmemFileHandle(access: .readWrite, serial: 1).fileHandle, flags: O_RDWR, isWritepage: true)
         let w = data.withUnsafeBytes { b in answer { fs.write(ctx, inode: host, offset: 0, data: b, file: writeback, reply: $0) } }
         guard case .written(let n)? = w else { Issue.record("writeback: \(String(describing: w))"); return }
         #expect(n == data.count)
@@ -296,21 +296,21 @@ import Testing
 
     @Test func namesComeOnlyFromTheCreateXattr() throws {
         let (fs, _) = try filesystem()
-        #expect(answer { fs.create(ctx, parent: InodeNumber.root.rawValue, name: "g", mode: 0o600, flags: O_CREAT | O_RDWR, reply: $0) }?.errno == .notPermitted)
-        #expect(answer { fs.mkdir(ctx, parent: InodeNumber.root.rawValue, name: "d", mode: 0o700, reply: $0) }?.errno == .notPermitted)
-        #expect(answer { fs.rename(ctx, parent: InodeNumber.root.rawValue, name: "f", newParent: InodeNumber.root.rawValue, newName: "g", reply: $0) }?.errno == .notPermitted)
-        #expect(answer { fs.unlink(ctx, parent: InodeNumber.guestDirectory.rawValue, name: "f", reply: $0) }?.errno == .notPermitted)
-        #expect(answer { fs.unlink(ctx, parent: InodeNumber.root.rawValue, name: "nope", reply: $0) }?.errno == .noSuchFileOrDirectory)
+        #expect(answer { fs.create(ctx, parent: InodeNumber.root, name: "g", mode: 0o600, flags: O_CREAT | O_RDWR, reply: $0) }?.errno == .notPermitted)
+        #expect(answer { fs.mkdir(ctx, parent: InodeNumber.root, name: "d", mode: 0o700, reply: $0) }?.errno == .notPermitted)
+        #expect(answer { fs.rename(ctx, parent: InodeNumber.root, name: "f", newParent: InodeNumber.root, newName: "g", reply: $0) }?.errno == .notPermitted)
+        #expect(answer { fs.unlink(ctx, parent: InodeNumber.guestDirectory, name: "f", reply: $0) }?.errno == .notPermitted)
+        #expect(answer { fs.unlink(ctx, parent: InodeNumber.root, name: "nope", reply: $0) }?.errno == .noSuchFileOrDirectory)
         #expect(answer { fs.lookup(ctx, parent: host, name: "f", reply: $0) }?.errno == .notDirectory)
-        guard case .entry(let e)? = answer({ fs.lookup(ctx, parent: InodeNumber.root.rawValue, name: "f", reply: $0) }) else {
+        guard case .entry(let e)? = answer({ fs.lookup(ctx, parent: InodeNumber.root, name: "f", reply: $0) }) else {
             Issue.record("lookup did not answer an entry"); return
         }
         #expect(e.inode == host && e.attributes.st_size == Int(8 * pageSize))
-        guard case .entries(let list)? = answer({ fs.readdir(ctx, inode: InodeNumber.root.rawValue, offset: 0, size: 4096, reply: $0) }) else {
+        guard case .entries(let list)? = answer({ fs.readdir(ctx, inode: .root, offset: 0, size: 4096, reply: $0) }) else {
             Issue.record("readdir did not answer entries"); return
         }
         #expect(list.map(\.name) == [".", "..", ".guest", "f"])
-        #expect(answer { fs.unlink(ctx, parent: InodeNumber.root.rawValue, name: "f", reply: $0) }.map { if case .success = $0 { true } else { false } } == true)
+        #expect(answer { fs.unlink(ctx, parent: InodeNumber.root, name: "f", reply: $0) }.map { if case .success = $0 { true } else { false } } == true)
         #expect(answer { fs.getattr(ctx, inode: host, reply: $0) }?.errno == .noSuchFileOrDirectory)
     }
 

@@ -11,7 +11,7 @@ import Testing
 /// ``ReplyRecorder``. The mount tests (`TraceTests`, `MapsTests`) cover what `cat` sees.
 @Suite struct SpecialFileHandlerTests {
     let ctx = RequestContext(uid: 0, gid: 0, pid: 0)
-    let host = InodeNumber.firstFile.rawValue
+    let host = InodeNumber.firstFile
 
     func filesystem() throws -> GmemFilesystem {
         let fs = GmemFilesystem(options: GmemOptions(), notifier: Notifier(), logger: Logger(label: "test"))
@@ -25,25 +25,25 @@ import Testing
         return r.only
     }
 
-    func setxattr(_ fs: GmemFilesystem, _ inode: UInt64, _ name: String, _ value: String) -> RecordedReply? {
+    func setxattr(_ fs: GmemFilesystem, _ inode: InodeNumber, _ name: String, _ value: String) -> RecordedReply? {
         let bytes = Array(value.utf8)
         return bytes.withUnsafeBytes { v in answer { fs.setxattr(ctx, inode: inode, name: name, value: v, flags: 0, reply: $0) } }
     }
 
-    func openHandle(_ fs: GmemFilesystem, _ inode: UInt64) -> OpenOptions? {
+    func openHandle(_ fs: GmemFilesystem, _ inode: InodeNumber) -> OpenOptions? {
         if case .open(let o)? = answer({ fs.open(ctx, inode: inode, flags: O_RDONLY, reply: $0) }) { return o }
         return nil
     }
 
     @Test func namesOpensAndRefusals() throws {
         let fs = try filesystem()
-        guard case .entry(let trace)? = answer({ fs.lookup(ctx, parent: InodeNumber.root.rawValue, name: GmemSpecialName.trace, reply: $0) }),
-              case .entry(let maps)? = answer({ fs.lookup(ctx, parent: InodeNumber.root.rawValue, name: GmemSpecialName.maps, reply: $0) }),
+        guard case .entry(let trace)? = answer({ fs.lookup(ctx, parent: InodeNumber.root, name: GmemSpecialName.trace, reply: $0) }),
+              case .entry(let maps)? = answer({ fs.lookup(ctx, parent: InodeNumber.root, name: GmemSpecialName.maps, reply: $0) }),
               case .entry(let map)? = answer({ fs.lookup(ctx, parent: maps.inode, name: "f", reply: $0) }) else {
             Issue.record("lookups did not answer entries"); return
         }
         #expect(trace.attributes.st_mode == S_IFREG | 0o400 && maps.attributes.st_mode == S_IFDIR | 0o555)
-        #expect(map.inode == InodeNumber(host).mapFile.rawValue && map.attributes.st_mode == S_IFREG | 0o400)
+        #expect(map.inode == host.mapFile && map.attributes.st_mode == S_IFREG | 0o400)
         #expect(answer { fs.lookup(ctx, parent: maps.inode, name: "nope", reply: $0) }?.errno == .noSuchFileOrDirectory)
         // Read-only even for root; a directory is not opened as a file.
         for inode in [trace.inode, map.inode] {
@@ -59,7 +59,7 @@ import Testing
                                       outputSize: 0, file: FileInfo(handle: m.handle, flags: O_RDWR), reply: $0) }
         #expect(ioctl?.errno == .inappropriateIOCTLForDevice)
         // A handle the daemon never gave out.
-        #expect(answer { fs.read(ctx, inode: map.inode, offset: 0, size: 10, file: FileInfo(handle: 999, flags: O_RDONLY), reply: $0) }?.errno == .badFileDescriptor)
+        #expect(answer { fs.read(ctx, inode: map.inode, offset: 0, size: 10, file: FileInfo(handle: FuseFileHandle(999), flags: O_RDONLY), reply: $0) }?.errno == .badFileDescriptor)
         fs.release(inode: trace.inode, file: FileInfo(handle: t.handle, flags: O_RDONLY))
         fs.release(inode: map.inode, file: FileInfo(handle: m.handle, flags: O_RDONLY))
     }
@@ -67,7 +67,7 @@ import Testing
     /// A map reads the one attribute-line printer's text, snapshotted at open.
     @Test func mapIsTheAttributeLinesAtOpen() throws {
         let fs = try filesystem()
-        let inode = InodeNumber(host).mapFile.rawValue
+        let inode = host.mapFile
         #expect(setxattr(fs, host, GmemXattr.setAttributes, "4096 4096 private").map { if case .success = $0 { true } else { false } } == true)
         let h = try #require(openHandle(fs, inode))
         _ = setxattr(fs, host, GmemXattr.setAttributes, "0 4096 private")   // after the open: not in this snapshot
@@ -86,13 +86,13 @@ import Testing
     /// interface's line format; a parked READ is answered EINTR when its file is released.
     @Test func conversionsReachAnOpenTrace() throws {
         let fs = try filesystem()
-        let h = try #require(openHandle(fs, InodeNumber.trace.rawValue))
+        let h = try #require(openHandle(fs, InodeNumber.trace))
         let file = FileInfo(handle: h.handle, flags: O_RDONLY)
         #expect(setxattr(fs, host, GmemXattr.setAttributes, "1 4096 private")?.errno == .invalidArgument)
         _ = setxattr(fs, host, GmemXattr.setAttributes, "0 4096 private")
         // Few events: the READ is parked and answered by the flusher within milliseconds.
         let r = ReplyRecorder()
-        fs.read(ctx, inode: InodeNumber.trace.rawValue, offset: 0, size: 65536, file: file, reply: Reply(recordingInto: r))
+        fs.read(ctx, inode: .trace, offset: 0, size: 65536, file: file, reply: Reply(recordingInto: r))
         var waited = 0
         while r.all.isEmpty && waited < 5000 { usleep(1000); waited += 1 }
         guard case .data(let bytes)? = r.only else { Issue.record("\(r.all)"); return }
@@ -104,9 +104,9 @@ import Testing
         #expect(events.first?.detail.map { $0.0 + "=" + $0.1 } == ["via=xattr"])
         // Nothing new: this READ parks, and the release answers it.
         let parked = ReplyRecorder()
-        fs.read(ctx, inode: InodeNumber.trace.rawValue, offset: 0, size: 65536, file: file, reply: Reply(recordingInto: parked))
+        fs.read(ctx, inode: .trace, offset: 0, size: 65536, file: file, reply: Reply(recordingInto: parked))
         #expect(parked.all.isEmpty)
-        fs.release(inode: InodeNumber.trace.rawValue, file: file)
+        fs.release(inode: .trace, file: file)
         #expect(parked.only?.errno == .interrupted)
     }
 }

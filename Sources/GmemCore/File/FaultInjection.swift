@@ -20,7 +20,7 @@ public struct InjectedFault: Equatable, Sendable {
     /// The page an `eagain` names (byte offset).
     public let offset: UInt64?
     /// Pages a request must overlap (`range`), nil for any.
-    public let pages: ClosedRange<UInt64>?
+    public let pages: PageRange?
     /// Failures still to inject (≥ 1 while armed).
     public internal(set) var remaining: UInt64
 
@@ -48,7 +48,7 @@ public struct InjectedFault: Equatable, Sendable {
             i += 1
         }
         var count: UInt64?
-        var pages: ClosedRange<UInt64>?
+        var pages: PageRange?
         while i < f.count {
             switch f[i].lowercased() {
             case "count" where count == nil:
@@ -71,7 +71,7 @@ public struct InjectedFault: Equatable, Sendable {
     }
 
     /// Whether a valid conversion of `pages` (to private if `toPrivate`) triggers this fault.
-    func matches(_ request: ClosedRange<UInt64>, toPrivate: Bool) -> Bool {
+    func matches(_ request: PageRange, toPrivate: Bool) -> Bool {
         switch failure {
         case .eagain: return toPrivate && request.contains(offset! >> pageShift)
         case .enomem, .eintr: return pages.map { $0.overlaps(request) } ?? true
@@ -84,8 +84,8 @@ public struct InjectedFault: Equatable, Sendable {
         if let offset { s += " 0x" + String(offset, radix: 16) }
         s += " count \(remaining)"
         if let pages {
-            s += " range 0x" + String(pages.lowerBound << pageShift, radix: 16)
-            s += " 0x" + String((pages.upperBound - pages.lowerBound + 1) << pageShift, radix: 16)
+            s += " range 0x" + String(pages.offset, radix: 16)
+            s += " 0x" + String(pages.size, radix: 16)
         }
         return s
     }

@@ -27,7 +27,7 @@ extension GuestMemFile {
     /// page must be shared (EFAULT at the first private one: get_user_pages cannot reach a
     /// private page); the guest view may pin any page. ENOMEM past
     /// ``PageReferences/maximumPerPage``. All or nothing.
-    public func pin(_ pages: ClosedRange<UInt64>, holder: UInt64, view: View) throws(GmemError) {
+    public func pin(_ pages: PageRange, holder: UInt64, view: View) throws(GmemError) {
         if view == .guest { return try references.withLock { (r: inout PageReferences) throws(GmemError) in try r.pin(pages, holder: holder) } }
         try withFirstPrivatePage(in: pages) { (p: UInt64?) throws(GmemError) in
             if let p { throw .badAddress(offset: p << pageShift) }
@@ -37,7 +37,7 @@ extension GuestMemFile {
 
     /// Drops one of `holder`'s references on each page of `pages`; ENOENT (nothing dropped) if
     /// it lacks one anywhere.
-    public func unpin(_ pages: ClosedRange<UInt64>, holder: UInt64) throws(GmemError) {
+    public func unpin(_ pages: PageRange, holder: UInt64) throws(GmemError) {
         try references.withLock { (r: inout PageReferences) throws(GmemError) in try r.unpin(pages, holder: holder) }
     }
 

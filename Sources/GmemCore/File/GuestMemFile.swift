@@ -56,7 +56,7 @@ public final class GuestMemFile: Sendable {
     deinit {
         // Return the memory before the budget, so that whoever sees the budget drop also sees
         // the memory gone (the mapping itself is unmapped right after, with the store).
-        if pageCount > 0 { store.discard(pages: 0...(pageCount - 1)) }
+        if pageCount > 0 { store.discard(pages: PageRange(first: 0, last: pageCount - 1)) }
         budget.release(allocation.withLock { $0.allocatedPages })
     }
 
@@ -70,7 +70,7 @@ public final class GuestMemFile: Sendable {
     /// True if any page overlapping `[offset, offset + count)` (clipped to the file) is shared.
     public func hasSharedPage(offset: UInt64, count: Int) -> Bool {
         guard let pages = pages(offset: offset, count: UInt64(count)) else { return false }
-        return attributes.withReadLock { !$0.holds(pages, MemoryAttributes.private.rawValue) }
+        return attributes.withReadLock { !$0.holds(pages.indices, MemoryAttributes.private.rawValue) }
     }
 
     public var allocatedBytes: UInt64 { allocation.withLock { $0.allocatedPages } << pageShift }
@@ -112,10 +112,10 @@ public final class GuestMemFile: Sendable {
     }
 
     /// Pages overlapping `[offset, offset + count)` clipped to the file; nil if empty.
-    private func pages(offset: UInt64, count: UInt64) -> ClosedRange<UInt64>? {
+    private func pages(offset: UInt64, count: UInt64) -> PageRange? {
         guard count > 0, offset < size else { return nil }
         let end = min(size, offset &+ count < offset ? size : offset + count)
-        return (offset >> pageShift)...((end - 1) >> pageShift)
+        return PageRange(coveringOffset: offset, size: end - offset)
     }
 
     // MARK: - Data
@@ -140,15 +140,15 @@ public final class GuestMemFile: Sendable {
                         _ body: (UnsafeRawBufferPointer) -> R) throws(GmemError) -> R {
         guard let pages = pages(offset: offset, count: UInt64(count)) else { return body(UnsafeRawBufferPointer(start: nil, count: 0)) }
         return try attributes.withReadLock { (tree) throws(GmemError) -> R in
-            var end = min(size, (pages.upperBound + 1) << pageShift, offset + UInt64(count))
-            if view == .host, let p = tree.firstIndex(in: pages, notEqualTo: MemoryAttributes.shared.rawValue) {
+            var end = min(size, (pages.last + 1) << pageShift, offset + UInt64(count))
+            if view == .host, let p = tree.firstIndex(in: pages.indices, notEqualTo: MemoryAttributes.shared.rawValue) {
                 let boundary = p << pageShift
                 guard allowShort, boundary > offset else { throw .privatePage(offset: max(boundary, offset)) }
                 end = boundary
             }
             if allocating {
                 try allocation.withLock { (a: inout AllocationMap) throws(GmemError) in
-                    let returned = (offset >> pageShift)...((end - 1) >> pageShift)
+                    let returned = PageRange(coveringOffset: offset, size: end - offset)
                     let holes = a.holes(in: returned)
                     guard holes <= 1 else { throw .noSpace("a read would allocate \(holes) pages at once (readahead)") }
                     try a.allocate(returned, budget: budget)
@@ -170,11 +170,11 @@ public final class GuestMemFile: Sendable {
                                      _ body: (UnsafeRawBufferPointer, [UInt64]) -> R) -> R? {
         guard let pages = pages(offset: offset, count: UInt64(count)) else { return body(UnsafeRawBufferPointer(start: nil, count: 0), []) }
         return attributes.withReadLock { (tree) -> R? in
-            let end = min(size, (pages.upperBound + 1) << pageShift, offset + UInt64(count))
+            let end = min(size, (pages.last + 1) << pageShift, offset + UInt64(count))
             var hidden: [UInt64] = []
-            var sharedPages: [ClosedRange<UInt64>] = []
-            tree.forEachRange(overlapping: pages) { r, v in
-                let clipped = max(r.lowerBound, pages.lowerBound)...min(r.upperBound, pages.upperBound)
+            var sharedPages: [PageRange] = []
+            tree.forEachRange(overlapping: pages.indices) { r, v in
+                let clipped = PageRange(first: max(r.lowerBound, pages.first), last: min(r.upperBound, pages.last))
                 if v == MemoryAttributes.shared.rawValue { sharedPages.append(clipped) } else { hidden += Array(clipped) }
                 return true
             }
@@ -182,7 +182,7 @@ public final class GuestMemFile: Sendable {
             // Zeros, then the shared ranges copied in: a private byte is never read.
             var bytes = [UInt8](repeating: 0, count: Int(end - offset))
             for r in sharedPages {
-                let from = max(r.lowerBound << pageShift, offset), to = min((r.upperBound + 1) << pageShift, end)
+                let from = max(r.offset, offset), to = min(r.offset + r.size, end)
                 guard from < to else { continue }
                 bytes.withUnsafeMutableBytes { b in
                     b.baseAddress!.advanced(by: Int(from - offset)).copyMemory(from: store.bytes(at: from, count: Int(to - from)).baseAddress!, byteCount: Int(to - from))
@@ -208,14 +208,14 @@ public final class GuestMemFile: Sendable {
         return try attributes.withReadLock { (tree) throws(GmemError) -> Int in
             var end = min(size, offset + UInt64(data.count))
             if view == .host, !writepage,
-               let p = tree.firstIndex(in: pages, notEqualTo: MemoryAttributes.shared.rawValue) {
+               let p = tree.firstIndex(in: pages.indices, notEqualTo: MemoryAttributes.shared.rawValue) {
                 let boundary = p << pageShift
                 guard boundary > offset else { throw .privatePage(offset: offset) }
                 end = boundary
             }
             let n = Int(end - offset)
             try allocation.withLock { (a: inout AllocationMap) throws(GmemError) in
-                try a.allocate((offset >> pageShift)...((end - 1) >> pageShift), budget: budget)
+                try a.allocate(PageRange(coveringOffset: offset, size: end - offset), budget: budget)
             }
             store.bytes(at: offset, count: n).copyMemory(from: UnsafeRawBufferPointer(rebasing: data[..<n]))
             return n
@@ -292,9 +292,9 @@ public final class GuestMemFile: Sendable {
 
     /// Runs `body` with the lock held shared, passing the first private page of `pages` (nil if
     /// every page is shared).
-    func withFirstPrivatePage<R, E>(in pages: ClosedRange<UInt64>, _ body: (UInt64?) throws(E) -> R) throws(E) -> R {
+    func withFirstPrivatePage<R, E>(in pages: PageRange, _ body: (UInt64?) throws(E) -> R) throws(E) -> R {
         try attributes.withReadLock { (tree: borrowing AttributeTree) throws(E) -> R in
-            try body(tree.firstIndex(in: pages, notEqualTo: MemoryAttributes.shared.rawValue))
+            try body(tree.firstIndex(in: pages.indices, notEqualTo: MemoryAttributes.shared.rawValue))
         }
     }
 
@@ -322,9 +322,9 @@ public final class GuestMemFile: Sendable {
         precondition(request.offset + request.size <= size, "request made for another file")
         return try attributes.withWriteLock { (tree: inout AttributeTree) throws(GmemError) -> ConversionOutcome in
             let value = request.attributes.rawValue
-            if tree.holds(request.pages, value) { return .unchanged }
+            if tree.holds(request.pages.indices, value) { return .unchanged }
             try checkFailures(request)
-            tree.store(request.pages, value)
+            tree.store(request.pages.indices, value)
             conversionCount.add(1, ordering: .relaxed)
             return request.attributes.isPrivate ? .becamePrivate : .becameShared
         }
@@ -340,30 +340,30 @@ struct AllocationMap: ~Copyable {
 
     init(pageCount: UInt64) { map = AttributeTree(pageCount: pageCount, value: Self.hole) }
 
-    private func count(_ pages: ClosedRange<UInt64>, _ value: UInt64) -> UInt64 {
+    private func count(_ pages: PageRange, _ value: UInt64) -> UInt64 {
         var n: UInt64 = 0
-        map.forEachRange(overlapping: pages) { r, v in
-            if v == value { n += min(r.upperBound, pages.upperBound) - max(r.lowerBound, pages.lowerBound) + 1 }
+        map.forEachRange(overlapping: pages.indices) { r, v in
+            if v == value { n += min(r.upperBound, pages.last) - max(r.lowerBound, pages.first) + 1 }
             return true
         }
         return n
     }
 
     /// Unallocated pages in `pages`.
-    func holes(in pages: ClosedRange<UInt64>) -> UInt64 { count(pages, Self.hole) }
+    func holes(in pages: PageRange) -> UInt64 { count(pages, Self.hole) }
 
-    mutating func allocate(_ pages: ClosedRange<UInt64>, budget: MemoryBudget) throws(GmemError) {
-        if map.holds(pages, Self.allocated) { return }
+    mutating func allocate(_ pages: PageRange, budget: MemoryBudget) throws(GmemError) {
+        if map.holds(pages.indices, Self.allocated) { return }
         let new = count(pages, Self.hole)
         try budget.reserve(new)
-        map.store(pages, Self.allocated)
+        map.store(pages.indices, Self.allocated)
         allocatedPages += new
     }
 
-    mutating func free(_ pages: ClosedRange<UInt64>, budget: MemoryBudget) {
-        if map.holds(pages, Self.hole) { return }
+    mutating func free(_ pages: PageRange, budget: MemoryBudget) {
+        if map.holds(pages.indices, Self.hole) { return }
         let old = count(pages, Self.allocated)
-        map.store(pages, Self.hole)
+        map.store(pages.indices, Self.hole)
         allocatedPages -= old
         budget.release(old)
     }

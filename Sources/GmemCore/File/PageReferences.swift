@@ -48,8 +48,8 @@ public struct PageReferences: Sendable {
 
     /// The first page of `pages` with any reference, or nil. A conversion's `error_offset` is this
     /// page's offset (it is never below the request's start: `max(start, page)` in the kernel).
-    public func firstReferenced(in pages: ClosedRange<UInt64>) -> UInt64? {
-        total?.firstIndex(in: pages, notEqualTo: 0)
+    public func firstReferenced(in pages: PageRange) -> UInt64? {
+        total?.firstIndex(in: pages.indices, notEqualTo: 0)
     }
 
     /// References `holder` keeps on `page`.
@@ -60,34 +60,34 @@ public struct PageReferences: Sendable {
     /// Takes one reference on each page of `pages` for `holder`. All or nothing: ENOMEM
     /// (``GmemError/outOfMemory(_:)``) if a page already carries ``maximumPerPage`` of the
     /// holder's references, and nothing is taken.
-    public mutating func pin(_ pages: ClosedRange<UInt64>, holder: UInt64) throws(GmemError) {
-        precondition(pages.upperBound < pageCount)
+    public mutating func pin(_ pages: PageRange, holder: UInt64) throws(GmemError) {
+        precondition(pages.last < pageCount)
         var mine = byHolder[holder] ?? AttributeTree(pageCount: pageCount, value: 0)
-        if Self.segments(mine, pages).contains(where: { $0.value >= Self.maximumPerPage }) {
+        if Self.segments(mine, pages.indices).contains(where: { $0.value >= Self.maximumPerPage }) {
             throw .outOfMemory("a page already carries \(Self.maximumPerPage) references of this open file")
         }
-        Self.add(&mine, pages, 1)
+        Self.add(&mine, pages.indices, 1)
         var all = total ?? AttributeTree(pageCount: pageCount, value: 0)
-        Self.add(&all, pages, 1)
+        Self.add(&all, pages.indices, 1)
         byHolder[holder] = mine
         total = all
-        count += UInt64(pages.count)
+        count += pages.count
     }
 
     /// Drops one of `holder`'s references on each page of `pages`. All or nothing: if `holder`
     /// lacks a reference on any page, ENOENT (``GmemError/notReferenced(_:)``) and nothing is
     /// dropped.
-    public mutating func unpin(_ pages: ClosedRange<UInt64>, holder: UInt64) throws(GmemError) {
-        precondition(pages.upperBound < pageCount)
-        guard var mine = byHolder[holder], !Self.segments(mine, pages).contains(where: { $0.value == 0 }) else {
+    public mutating func unpin(_ pages: PageRange, holder: UInt64) throws(GmemError) {
+        precondition(pages.last < pageCount)
+        guard var mine = byHolder[holder], !Self.segments(mine, pages.indices).contains(where: { $0.value == 0 }) else {
             throw .notReferenced("this open file holds no reference on part of the range")
         }
-        Self.add(&mine, pages, -1)
+        Self.add(&mine, pages.indices, -1)
         byHolder[holder] = mine.holds(0...(pageCount - 1), 0) ? nil : mine
         var all = total!
-        Self.add(&all, pages, -1)
+        Self.add(&all, pages.indices, -1)
         total = byHolder.isEmpty ? nil : all
-        count -= UInt64(pages.count)
+        count -= pages.count
     }
 
     /// Drops every reference of `holder` (its open file was released). Returns how many page

@@ -30,10 +30,10 @@ final class PageStore: @unchecked Sendable {
         UnsafeMutableRawBufferPointer(start: base + Int(offset), count: count)
     }
 
-    /// Frees the memory of `pages` (inclusive page indices); they read as zeros afterwards.
-    func discard(pages: ClosedRange<UInt64>) {
-        let start = Int(pages.lowerBound << pageShift)
-        let length = Int((pages.upperBound - pages.lowerBound + 1) << pageShift)
+    /// Frees the memory of `pages`; they read as zeros afterwards.
+    func discard(pages: PageRange) {
+        let start = Int(pages.offset)
+        let length = Int(pages.size)
         madvise(base + start, length, MADV_DONTNEED)
     }
 }

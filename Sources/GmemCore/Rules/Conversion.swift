@@ -6,8 +6,8 @@ public struct ConversionRequest: Equatable, Sendable {
     public let size: UInt64
     public let attributes: MemoryAttributes
 
-    /// The pages the request covers, inclusive.
-    public var pages: ClosedRange<UInt64> { (offset >> pageShift)...((offset + size - 1) >> pageShift) }
+    /// The pages the request covers (``offset`` and ``size`` stay bytes).
+    public var pages: PageRange { PageRange(coveringOffset: offset, size: size) }
 
     /// Validates in the kernel's order (`kvm_gmem_set_attributes`): unknown attribute bits,
     /// size 0 or `offset + size` overflow, misalignment, then bounds (`offset >= fileSize` or
@@ -37,7 +37,7 @@ extension KVMMemoryAttributes2 {
 extension GmemPageReference {
     /// Validates: flags ≠ 0 or a reserved word ≠ 0, then size 0, overflow, misalignment or a range
     /// not inside the file (the checks of ``ConversionRequest``) → EINVAL. Returns the pages.
-    public func pages(fileSize: UInt64) throws(GmemError) -> ClosedRange<UInt64> {
+    public func pages(fileSize: UInt64) throws(GmemError) -> PageRange {
         guard flags == 0 else { throw .invalidArgument("flags must be 0") }
         guard reserved.allSatisfy({ $0 == 0 }) else { throw .invalidArgument("reserved words must be 0") }
         return try ConversionRequest(offset: offset, size: size, attributes: 0, fileSize: fileSize).pages
