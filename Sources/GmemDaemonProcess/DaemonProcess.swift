@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -28,6 +29,15 @@ public final class DaemonProcess: @unchecked Sendable {
     public let process: Process
     public let mountpoint: String
     private var stopped = false
+    /// The exit status as a shell reports it (128 + N for signal N), set by the termination
+    /// handler. Foundation's `terminationReason` traps when read between `isRunning` turning
+    /// false and its own bookkeeping finishing (seen on a loaded machine), so it is read only
+    /// inside the handler, which runs after both.
+    private let exitStatus = StatusBox()
+
+    final class StatusBox: Sendable {
+        let status = Mutex<Int32?>(nil)
+    }
 
     /// `started` runs with the daemon's pid as soon as it is spawned, before the wait for the
     /// mount (a signal handler that must stop the daemon needs it from then on).
@@ -43,14 +53,19 @@ public final class DaemonProcess: @unchecked Sendable {
         process.standardOutput = log
         process.standardError = log
         process.standardInput = FileHandle.nullDevice
+        let exitStatus = self.exitStatus
+        process.terminationHandler = { p in
+            let status = p.terminationReason == .uncaughtSignal ? 128 + p.terminationStatus : p.terminationStatus
+            exitStatus.status.withLock { $0 = status }
+        }
         try process.run()
         started?(process.processIdentifier)
         let deadline = Date().addingTimeInterval(timeout)
         while !Self.isMounted(mountpoint) {
             guard process.isRunning else {
                 process.waitUntilExit()
-                stop()
-                throw StartError.exited(status: process.terminationStatus)
+                let status = stop()
+                throw StartError.exited(status: status >= 128 ? status - 128 : status)
             }
             guard Date() < deadline else { stop(); throw StartError.timedOut(timeout) }
             usleep(10_000)
@@ -82,8 +97,18 @@ public final class DaemonProcess: @unchecked Sendable {
             }
             if Self.isMounted(mountpoint) { Self.lazyUnmount(mountpoint) }
         }
-        if process.isRunning { return -1 }
-        return process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus
+        return recordedStatus()
+    }
+
+    /// The status the termination handler recorded, waited for at most 5 s (it runs just after
+    /// the child is reaped); -1 if the daemon is still running or none was recorded.
+    private func recordedStatus() -> Int32 {
+        let deadline = Date().addingTimeInterval(5)
+        while true {
+            if let status = exitStatus.status.withLock({ $0 }) { return status }
+            if process.isRunning || Date() >= deadline { return -1 }
+            usleep(1_000)
+        }
     }
 
     /// `fusermount3 -u -z PATH`, waited for at most 10 s.
