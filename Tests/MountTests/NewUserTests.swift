@@ -26,20 +26,13 @@ struct NewUserTests {
 
     /// A daemon-mode mount that works prints nothing (as sshfs and squashfuse).
     @Test func daemonModeSuccessIsSilent() throws {
-        let dir = try makeTemporaryDirectory("gmemfs-mnt")
-        let mnt = dir + "/mnt"
-        try FileManager.default.createDirectory(atPath: mnt, withIntermediateDirectories: true)
-        defer {
-            while GmemMount.isMounted(mnt) {
-                guard (try? run(["fusermount3", "-u", mnt], timeout: 10))?.succeeded == true else { break }
-            }
-            try? FileManager.default.removeItem(atPath: dir)
+        try MountpointTests.withDirectory { dir, mnt in
+            // system(3): a daemonizing command outlives Process's view of it (see LifecycleTests).
+            let status = system("timeout -s KILL 20 '\(binDirectory())/gmemfs' --file f:4K '\(mnt)' >'\(dir)/out' 2>&1 </dev/null")
+            #expect(status == 0 && GmemMount.isMounted(mnt))
+            let out = (try? String(contentsOfFile: dir + "/out", encoding: .utf8)) ?? "?"
+            #expect(out.isEmpty, "printed: \(out)")
         }
-        // system(3): a daemonizing command outlives Process's view of it (see LifecycleTests).
-        let status = system("timeout -s KILL 20 '\(binDirectory())/gmemfs' --file f:4K '\(mnt)' >'\(dir)/out' 2>&1 </dev/null")
-        #expect(status == 0 && GmemMount.isMounted(mnt))
-        let out = (try? String(contentsOfFile: dir + "/out", encoding: .utf8)) ?? "?"
-        #expect(out.isEmpty, "printed: \(out)")
     }
 
     /// gmemctl takes what the xattr takes, says what is wrong with the value given, and its
@@ -62,22 +55,15 @@ struct NewUserTests {
 
     /// On a dead mount gmemctl names the mount point to unmount, not a placeholder.
     @Test func gmemctlNamesTheDeadMount() throws {
-        let dir = try makeTemporaryDirectory("gmemfs-mnt")
-        let mnt = dir + "/mnt"
-        try FileManager.default.createDirectory(atPath: mnt, withIntermediateDirectories: true)
-        defer {
-            while GmemMount.isMounted(mnt) {
-                guard (try? run(["fusermount3", "-u", "-z", mnt], timeout: 10))?.succeeded == true else { break }
-            }
-            try? FileManager.default.removeItem(atPath: dir)
+        try MountpointTests.withDirectory { dir, mnt in
+            // No auto_unmount: a SIGKILL leaves the mount dead behind it.
+            let p = try startForegroundGmemfs(["-o", "noauto_unmount", "--file", "f:64K", mnt])
+            #expect(LifecycleTests.eventually(10) { GmemMount.isMounted(mnt) })
+            kill(p.processIdentifier, SIGKILL)
+            p.waitUntilExit()
+            let r = try run([binDirectory() + "/gmemctl", "stats", mnt + "/f"])
+            #expect(r.status == 1 && r.stderr.contains("fusermount3 -u \(mnt))") && !r.stderr.contains("MOUNTPOINT"), "\(r)")
         }
-        // No auto_unmount: a SIGKILL leaves the mount dead behind it.
-        let p = try startForegroundGmemfs(["-o", "noauto_unmount", "--file", "f:64K", mnt])
-        #expect(LifecycleTests.eventually(10) { GmemMount.isMounted(mnt) })
-        kill(p.processIdentifier, SIGKILL)
-        p.waitUntilExit()
-        let r = try run([binDirectory() + "/gmemctl", "stats", mnt + "/f"])
-        #expect(r.status == 1 && r.stderr.contains("fusermount3 -u \(mnt))") && !r.stderr.contains("MOUNTPOINT"), "\(r)")
     }
 
     /// An unmount ends `gmemctl watch` cleanly (it reported the file as missing).
@@ -100,29 +86,24 @@ struct NewUserTests {
 
     /// Input mistakes get a message about that input, before anything is mounted.
     @Test func inputMistakesAreNamed() throws {
-        let dir = try makeTemporaryDirectory("gmemfs-mnt")
-        defer {
-            while GmemMount.isMounted(dir) {
-                guard (try? run(["fusermount3", "-u", "-z", dir], timeout: 10))?.succeeded == true else { break }
+        try MountpointTests.withDirectory { _, mnt in
+            let cases: [([String], String)] = [
+                (["--threads", "-1"], "-1"),
+                (["--read-ahead-kb", "-1"], "--read-ahead-kb must be between 0 and 1048576"),
+                (["--max-memory", "5"], "less than one page"),
+                (["--max-memory", "-1"], "'-1' is not a size"),
+                (["--pid-file", "/nonexistent/p"], "--pid-file /nonexistent/p: cannot write in /nonexistent"),
+                (["-o", "pid_file=/nonexistent/p"], "cannot write in /nonexistent"),
+                (["--file", "a:4K", "--file", "a:8K"], "--file a is given twice"),
+                (["--bogus"], "Unknown option '--bogus'"),
+            ]
+            for (arguments, message) in cases {
+                let r = try Self.gmemfs(arguments + [mnt])
+                #expect(r.status == 64 && r.stderr.contains(message) && !r.stderr.contains("Missing value"), "\(arguments): \(r)")
+                // One line, not the whole usage, and nothing created.
+                #expect(r.stderr.split(separator: "\n").count == 1 && !r.stderr.contains("created"), "\(arguments): \(r.stderr)")
+                #expect(!GmemMount.isMounted(mnt), "\(arguments) mounted")
             }
-            try? FileManager.default.removeItem(atPath: dir)
-        }
-        let cases: [([String], String)] = [
-            (["--threads", "-1"], "-1"),
-            (["--read-ahead-kb", "-1"], "--read-ahead-kb must be between 0 and 1048576"),
-            (["--max-memory", "5"], "less than one page"),
-            (["--max-memory", "-1"], "'-1' is not a size"),
-            (["--pid-file", "/nonexistent/p"], "--pid-file /nonexistent/p: cannot write in /nonexistent"),
-            (["-o", "pid_file=/nonexistent/p"], "cannot write in /nonexistent"),
-            (["--file", "a:4K", "--file", "a:8K"], "--file a is given twice"),
-            (["--bogus"], "Unknown option '--bogus'"),
-        ]
-        for (arguments, message) in cases {
-            let r = try Self.gmemfs(arguments + [dir])
-            #expect(r.status == 64 && r.stderr.contains(message) && !r.stderr.contains("Missing value"), "\(arguments): \(r)")
-            // One line, not the whole usage, and nothing created.
-            #expect(r.stderr.split(separator: "\n").count == 1 && !r.stderr.contains("created"), "\(arguments): \(r.stderr)")
-            #expect(!GmemMount.isMounted(dir), "\(arguments) mounted")
         }
     }
 }
