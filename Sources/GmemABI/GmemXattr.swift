@@ -153,6 +153,26 @@ public let gmemPageSize: UInt64 = GMEM_PAGE_SIZE
 /// log2 of ``gmemPageSize``.
 public let gmemPageShift: UInt64 = GMEM_PAGE_SHIFT
 
+/// The rule for a file's size, KVM_CREATE_GUEST_MEMFD's (`size <= 0 || !PAGE_ALIGNED(size)` is
+/// EINVAL, with size a `loff_t`): a positive multiple of the page size below 2^63. The daemon
+/// (`user.gmem.create`, `--file`) and `gmemctl run` (the ioctl itself) both apply it.
+public enum GmemFileSize {
+    /// Why a size is refused.
+    public enum Problem: Equatable, Sendable {
+        /// Zero, or not a multiple of the page size.
+        case notPositivePageMultiple
+        /// 2^63 or more: negative as a `loff_t`.
+        case tooLarge
+    }
+
+    /// What is wrong with `size`, nil when it is a valid size.
+    public static func problem(_ size: UInt64) -> Problem? {
+        guard size > 0, size % gmemPageSize == 0 else { return .notPositivePageMultiple }
+        guard size <= UInt64(Int64.max) else { return .tooLarge }
+        return nil
+    }
+}
+
 /// The rule for a gmem file's name (`user.gmem.create`'s NAME), checked by the daemon and by
 /// gmemctl alike: 1-255 bytes of UTF-8; no `/`, space (the value's word separator), C0 or C1
 /// control character or DEL; no leading `.` (the file system's own names: ``GmemSpecialName``).

@@ -23,7 +23,7 @@ public struct GuestMemfdCreation: Equatable, Sendable {
         guard bytes.count >= structSize else { return .failure(RunErrno(EFAULT)) }
         let size = littleEndianWord(bytes, at: 0), flags = littleEndianWord(bytes, at: 8)
         guard flags & ~GmemCreateFlag.allBits == 0 else { return .failure(RunErrno(EINVAL)) }
-        guard Int64(bitPattern: size) > 0, size % gmemPageSize == 0 else { return .failure(RunErrno(EINVAL)) }
+        guard GmemFileSize.problem(size) == nil else { return .failure(RunErrno(EINVAL)) }
         return .success(GuestMemfdCreation(size: size, flags: flags))
     }
 

@@ -56,6 +56,13 @@ import Testing
         #expect(GmemCreateFlag.word([]) == "none" && GmemCreateFlag.word([.mmap, .initShared]) == "mmap,init-shared")
     }
 
+    @Test func fileSizeRule() {
+        #expect(GmemFileSize.problem(4096) == nil && GmemFileSize.problem(UInt64(Int64.max) - 4095) == nil)
+        #expect(GmemFileSize.problem(0) == .notPositivePageMultiple)
+        #expect(GmemFileSize.problem(4095) == .notPositivePageMultiple && GmemFileSize.problem(4097) == .notPositivePageMultiple)
+        #expect(GmemFileSize.problem(1 << 63) == .tooLarge && GmemFileSize.problem(UInt64.max - 4095) == .tooLarge)
+    }
+
     @Test func fileNameRule() {
         #expect(GmemFileName.problem("vm-0_a.b") == nil)
         #expect(GmemFileName.problem(String(repeating: "x", count: 255)) == nil)

@@ -21,8 +21,11 @@ public struct CreateRequest: Equatable, Sendable {
     /// (KVM_CREATE_GUEST_MEMFD's rule: `size <= 0 || !PAGE_ALIGNED(size)` is EINVAL, with size a
     /// `loff_t`, so any size with bit 63 set is EINVAL too).
     public static func validate(size: UInt64) throws(GmemError) {
-        guard size > 0, size % pageSize == 0 else { throw .invalidArgument("size must be a positive multiple of 4096") }
-        guard size <= UInt64(Int64.max) else { throw .invalidArgument("size must be below 2^63") }
+        switch GmemFileSize.problem(size) {
+        case nil: return
+        case .notPositivePageMultiple?: throw .invalidArgument("size must be a positive multiple of 4096")
+        case .tooLarge?: throw .invalidArgument("size must be below 2^63")
+        }
     }
 
     public init(name: String, size: UInt64, flags: GmemFlags) throws(GmemError) {
