@@ -15,11 +15,7 @@ final class RunMount {
     private var daemonPID: pid_t = 0
 
     init(options: [String], kernelCompat: Bool, janitor: Janitor) throws {
-        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        let executable = (exe as NSString).deletingLastPathComponent + "/gmemfs"
-        guard access(executable, X_OK) == 0 else {
-            throw Failure("cannot find gmemfs beside gmemctl (looked for \(executable)); give --mount MOUNTPOINT of a running gmemfs instead")
-        }
+        let executable = try Executables.gmemfs(otherwise: "give --mount MOUNTPOINT of a running gmemfs instead")
         var template = Array("/tmp/gmemctl-run.XXXXXX".utf8CString)
         guard let dir = mkdtemp(&template) else { throw SystemError("mkdtemp /tmp/gmemctl-run.XXXXXX") }
         directory = String(cString: dir)

@@ -44,9 +44,8 @@ struct Tour {
         }
         name = FileManager.default.fileExists(atPath: mountpoint + "/demo") ? "demo-\(getpid())" : "demo"
         // Child shells find this gmemctl first on PATH, and see MNT.
-        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         var env = ProcessInfo.processInfo.environment
-        env["PATH"] = (exe as NSString).deletingLastPathComponent + ":" + (env["PATH"] ?? "/usr/bin:/bin")
+        env["PATH"] = Executables.directory + ":" + (env["PATH"] ?? "/usr/bin:/bin")
         env["MNT"] = mountpoint
         env["LC_ALL"] = "C"
         shell = Shell(environment: env)

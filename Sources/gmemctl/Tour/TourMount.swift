@@ -13,9 +13,7 @@ final class TourMount {
     private var daemon: DaemonProcess?
 
     init() throws {
-        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        let executable = (exe as NSString).deletingLastPathComponent + "/gmemfs"
-        guard access(executable, X_OK) == 0 else { throw Failure("cannot find gmemfs beside gmemctl (looked for \(executable)); give a MOUNTPOINT of a running gmemfs --guest-view instead") }
+        let executable = try Executables.gmemfs(otherwise: "give a MOUNTPOINT of a running gmemfs --guest-view instead")
         var template = Array("/tmp/gmemctl-tour.XXXXXX".utf8CString)
         guard let dir = mkdtemp(&template) else { throw SystemError("mkdtemp /tmp/gmemctl-tour.XXXXXX") }
         directory = String(cString: dir)
