@@ -16,8 +16,15 @@ public enum CProgram {
     /// and returns `binary`. A compiler failure throws with its diagnostics.
     @discardableResult
     public static func compile(_ source: String, to binary: String, flags: [String], timeout: TimeInterval = 120) throws -> String {
-        let path = sourceDirectory + "/" + source
-        let cc = try run(["cc"] + flags + ["-I", abiIncludeDirectory, "-o", binary, path], timeout: timeout)
+        try compile(path: sourceDirectory + "/" + source, to: binary, flags: flags + ["-I", abiIncludeDirectory], timeout: timeout)
+    }
+
+    /// Compiles the C file at `path` with `cc <flags>` (no include path added: the examples in
+    /// docs/ use only the kernel's uAPI) into `binary` and returns `binary`. A compiler failure
+    /// throws with its diagnostics.
+    @discardableResult
+    public static func compile(path: String, to binary: String, flags: [String], timeout: TimeInterval = 120) throws -> String {
+        let cc = try run(["cc"] + flags + ["-o", binary, path], timeout: timeout)
         guard cc.succeeded else { throw HarnessError("cc \(path) failed: \(cc.stderr)") }
         return binary
     }

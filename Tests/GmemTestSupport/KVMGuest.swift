@@ -10,35 +10,26 @@ import Glibc
 public enum KVMGuest {
     /// `docs/examples/confidential_vm.c`.
     public static let exampleSource = CProgram.packageRoot + "/docs/examples/confidential_vm.c"
-
     /// The compiled example, or why it could not be built.
-    public static let example: Result<String, HarnessError> = {
-        do {
-            let dir = try makeTemporaryDirectory("gmem-vm")
-            let binary = dir + "/confidential_vm"
-            let cc = try run(["cc", "-std=gnu11", "-Wall", "-Wextra", "-Werror", "-o", binary, exampleSource], timeout: 120)
-            guard cc.succeeded else { return .failure(HarnessError("cc \(exampleSource) failed: \(cc.stderr)")) }
-            return .success(binary)
-        } catch {
-            return .failure(HarnessError("\(error)"))
-        }
-    }()
+    public static let example = compiled(exampleSource)
 
     /// `docs/examples/confidential_vm_gmem.c`: the same VM in guest_memfd mode (kernel uAPI only).
     public static let guestMemfdExampleSource = CProgram.packageRoot + "/docs/examples/confidential_vm_gmem.c"
-
     /// The compiled guest_memfd-mode example, or why it could not be built.
-    public static let guestMemfdExample: Result<String, HarnessError> = {
+    public static let guestMemfdExample = compiled(guestMemfdExampleSource)
+
+    /// `source` compiled warning-free into a fresh directory, or why it could not be.
+    static func compiled(_ source: String) -> Result<String, HarnessError> {
         do {
-            let dir = try makeTemporaryDirectory("gmem-vm-gmem")
-            let binary = dir + "/confidential_vm_gmem"
-            let cc = try run(["cc", "-std=gnu11", "-Wall", "-Wextra", "-Werror", "-o", binary, guestMemfdExampleSource], timeout: 120)
-            guard cc.succeeded else { return .failure(HarnessError("cc \(guestMemfdExampleSource) failed: \(cc.stderr)")) }
-            return .success(binary)
+            let name = ((source as NSString).lastPathComponent as NSString).deletingPathExtension
+            let binary = try makeTemporaryDirectory("gmem-vm") + "/" + name
+            return .success(try CProgram.compile(path: source, to: binary, flags: ["-std=gnu11", "-Wall", "-Wextra", "-Werror"]))
+        } catch let e as HarnessError {
+            return .failure(e)
         } catch {
             return .failure(HarnessError("\(error)"))
         }
-    }()
+    }
 
     /// nil where a guest ran and halted; otherwise why not (no /dev/kvm, KVM refused, ...).
     public static let unavailableReason: String? = {
